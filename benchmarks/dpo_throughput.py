@@ -60,7 +60,7 @@ def main() -> None:
     t0 = time.perf_counter()
     r = train_dpo(pairs, DPOConfig(model=model_path, max_steps=args.steps, batch_size=args.batch,
                                    lr=5e-4, max_length=256, use_gpu=gpu, cpus_per_worker=1.0,
-                                   save_steps=10**6),
+                                   save_steps=10**6, eval_fraction=0.0),
                   str(tmp / "pdray"), echo=lambda *_: None)
     t_e2e = time.perf_counter() - t0
     t_pd = r.metrics["train_seconds"]

@@ -2,7 +2,7 @@
 
 Compares pdray's in-memory path (``pdray.selection.select``) with a straightforward pandas
 implementation of the same math measured in the same run, and checks both pick the same ids.
-Prints a table (seconds, peak RSS growth, ratio). Usage: python benchmarks/select_scale.py [N]
+Prints a table (seconds, peak RSS growth, ratio). Usage: python benchmarks/select_scale.py [N] [--record]  (--record appends to RESULTS.md)
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import resource
 import sys
 import threading
 import time
@@ -88,19 +87,19 @@ def main(n: int) -> str:
              "", "| implementation | seconds | peak RSS growth (GiB) | time ratio vs pandas |",
              "|---|---|---|---|",
              f"| pandas (baseline) | {t_pandas:.2f} | {m2.delta / 2**30:.2f} | 1.00 |",
-             f"| pdray `select` | {t_pdray:.2f} | {m1.delta / 2**30:.2f} | "
-             f"{t_pdray / t_pandas:.2f} ({t_pandas / t_pdray:.1f}× faster) |",
-             "", f"same ids: {same}; target ≤ 5 s and ≤ 2 GiB for the selection: "
-             f"{'met' if t_pdray <= 5 and m1.delta <= 2 * 2**30 else 'NOT met'}", ""]
+             (f"| pdray `select` | {t_pdray:.2f} | {m1.delta / 2**30:.2f} | "
+              f"{t_pdray / t_pandas:.2f} ({t_pandas / t_pdray:.1f}× faster) |"),
+             "", (f"same ids: {same}; target ≤ 5 s and ≤ 2 GiB for the selection: "
+                  f"{'met' if t_pdray <= 5 and m1.delta <= 2 * 2**30 else 'NOT met'}"), ""]
     table = "\n".join(lines)
     print(table)
     return table
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
+    nums = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(nums[0]) if nums else 10_000_000
     table = main(n)
     if "--record" in sys.argv:
         with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "a") as f:
             f.write(table + "\n")
-    del resource

@@ -36,3 +36,25 @@ def format_location(file: str | None, row: int | None, field: str | None) -> str
     if loc:
         parts.append(", ".join(loc))
     return (": ".join(parts) + ": ") if parts else ""
+
+
+class StorageError(PdrayError):
+    """Reading or writing a file failed for a reason outside the data (a folder that is a file,
+    permissions, a full disk): one line naming the path, ``out/pairs.parquet: cannot write: No
+    space left on device``."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path, self.reason = path, message
+        super().__init__(format_location(path, None, None) + message)
+
+
+def os_reason(e: BaseException) -> str:
+    """A one-line reason for an ``OSError`` (pyarrow's carry a "Detail: …" tail)."""
+    if isinstance(e, OSError) and e.strerror and not str(e.strerror).startswith(("Cannot", "Failed")):
+        return str(e.strerror)
+    msg = str(e)
+    if "Detail:" in msg:
+        msg = msg.split("Detail:")[-1].strip()
+        if msg.startswith("[errno"):
+            msg = msg.split("]", 1)[-1].strip() or msg
+    return " ".join(msg.split()) or type(e).__name__

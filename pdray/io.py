@@ -3,17 +3,19 @@
 Local paths and pyarrow filesystem URIs (``s3://bucket/key``, ``gs://…``, ``file://…``) both work;
 credentials come from the environment as pyarrow resolves them. Writes are atomic: a file is
 written under a temporary name and renamed, so a crashed writer never leaves half a file.
-JSONL is parsed line by line so a bad line is reported with its file and row number.
+JSONL is parsed line by line so a bad line is reported with its file and row number; every read
+or write failure is a one-line :class:`~pdray.errors.PdrayError` naming the path.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
+import re
 import uuid
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -21,8 +23,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pdray.errors import DataError
-from pdray.schema import conform, pairs_from_rows, validate_pairs
+from pdray.errors import DataError, StorageError, os_reason
+from pdray.schema import conform, pairs_from_rows
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
@@ -55,86 +57,241 @@ def exists(path: str | os.PathLike) -> bool:
     return fs.get_file_info(inner).type != pafs.FileType.NotFound
 
 
-def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (row, object) for each non-empty line; bad bytes or JSON raise with the row."""
+def output_format(path: str | os.PathLike) -> str:
+    """"parquet" or "jsonl" from an output name; any other extension is refused (never guessed)."""
+    low = str(path).lower()
+    if low.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if low.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    ext = os.path.splitext(low)[1] or "none"
+    raise DataError(f"unsupported output extension {ext!r} (use "
+                    f"{', '.join(PARQUET_SUFFIXES + JSONL_SUFFIXES)})", file=str(path))
+
+
+def check_output(path: str | os.PathLike, *, table: bool = True) -> None:
+    """Fail early (before any work) when ``path`` cannot be written: unsupported extension
+    (``table``), an existing folder in its place, a regular file among its parents, or a
+    parent folder that is not writable. URIs are only checked for their extension."""
+    if table:
+        output_format(path)
+    if "://" in str(path):
+        return
+    p = Path(os.path.abspath(path))
+    if p.is_dir():
+        raise StorageError("cannot write: a folder is in the way", path=str(path))
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StorageError(f"cannot write: {parent} is a file, not a folder", path=str(path))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write: folder {parent} is not writable", path=str(path))
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a file (gunzipped for ``.gz``); every failure is a one-line error."""
     fs, inner = resolve(path)
-    if fs.get_file_info(inner).type == pafs.FileType.NotFound:
+    kind = fs.get_file_info(inner).type
+    if kind == pafs.FileType.NotFound:
         raise DataError("file does not exist", file=str(path))
-    with fs.open_input_stream(inner, compression=None) as raw:
-        data = raw.read()
+    if kind == pafs.FileType.Directory:
+        raise DataError("is a folder, expected a file", file=str(path))
+    try:
+        with fs.open_input_stream(inner, compression=None) as raw:
+            data = raw.read()
+    except OSError as e:
+        raise StorageError(f"cannot read: {os_reason(e)}", path=str(path)) from None
     if str(path).lower().endswith(".gz"):
-        data = gzip.decompress(data)
-    if str(path).lower().endswith((".json", ".json.gz")) and data.lstrip()[:1] == b"[":
+        try:
+            data = gzip.decompress(data)
+        except EOFError:
+            raise DataError("truncated gzip file (the compressed data ends early)",
+                            file=str(path)) from None
+        except (OSError, zlib.error) as e:
+            raise DataError(f"not a readable gzip file: {os_reason(e)}", file=str(path)) from None
+    return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(obj) -> str | None:
+    """The top-level key whose text (or key) holds a lone UTF-16 surrogate, or ``None``."""
+    for key, top in (obj.items() if isinstance(obj, dict) else [("<line>", obj)]):
+        stack = [key, top]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, str):
+                if not v.isascii() and any("\ud800" <= c <= "\udfff" for c in v):
+                    return key
+            elif isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            elif isinstance(v, list):
+                stack.extend(v)
+    return None
+
+
+def _non_utf8_field(line: bytes) -> str:
+    """The top-level field whose text holds the undecodable bytes (or ``<line>``)."""
+    try:
+        obj = json.loads(line.decode("utf-8", errors="surrogateescape"))
+    except (json.JSONDecodeError, RecursionError):
+        return "<line>"
+    return (_lone_surrogate(obj) or "<line>") if isinstance(obj, dict) else "<line>"
+
+
+def _parse_line(line: bytes) -> tuple[dict | None, str, str]:
+    """(object, field, reason): the object, or ``None`` with where and why it is unreadable."""
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return None, _non_utf8_field(line), f"not UTF-8 (byte {e.start} of the line)"
+    except json.JSONDecodeError as e:
+        return None, "<line>", f"not valid JSON: {e.msg} (column {e.colno})"
+    except RecursionError:
+        return None, "<line>", "JSON nested too deeply"
+    return _check_object(obj, line)
+
+
+def _check_object(obj, raw) -> tuple[dict | None, str, str]:
+    if not isinstance(obj, dict):
+        return None, "<line>", f"expected a JSON object, got {type(obj).__name__}"
+    if raw is None or _SURROGATE_ESCAPE.search(raw):
+        bad = _lone_surrogate(obj)
+        if bad is not None:
+            return None, bad, "lone surrogate escape (\\ud800-\\udfff without its pair) is not text"
+    return obj, "", ""
+
+
+def iter_json_rows(path: str | os.PathLike, on_bad=None) -> Iterator[tuple[int, dict | None]]:
+    """Yield (row, object) per non-empty JSON line, or per element of a top-level JSON array
+    (``.json``). A row that cannot be read (not UTF-8, not JSON, nested too deeply, a lone
+    surrogate escape, not an object) goes to ``on_bad(row, field, reason, raw)`` and is yielded
+    as ``(row, None)``; without ``on_bad`` it raises :class:`DataError` with file and row."""
+    file = str(path)
+
+    def bad(row, field, reason, raw):
+        if on_bad is None:  # read_table's messages name the row only (pinned by its tests)
+            raise DataError(reason, file=file, row=row,
+                            field=None if field == "<line>" or "UTF-8" in reason else field)
+        on_bad(row, field, reason, raw)
+
+    data = read_bytes(path)
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not data
+        data = data[3:]
+    if file.lower().endswith((".json", ".json.gz")) and data.lstrip()[:1] == b"[":
         try:
             rows = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError as e:
-            raise DataError(f"not UTF-8 at byte {e.start}", file=str(path)) from None
+            raise DataError(f"not UTF-8 at byte {e.start}", file=file) from None
         except json.JSONDecodeError as e:
-            raise DataError(f"not valid JSON: {e.msg} (line {e.lineno})", file=str(path)) from None
+            raise DataError(f"not valid JSON: {e.msg} (line {e.lineno})", file=file) from None
+        except RecursionError:
+            raise DataError("JSON nested too deeply", file=file) from None
         for i, obj in enumerate(rows):
-            if not isinstance(obj, dict):
-                raise DataError("expected a JSON object", file=str(path), row=i)
+            obj, field, reason = _check_object(obj, None)
+            if obj is None:
+                bad(i, field, reason, rows[i])
             yield i, obj
         return
     row = 0
-    for line in io.BytesIO(data):
+    for line in data.splitlines():
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise DataError(f"not UTF-8 (byte {e.start} of the line)", file=str(path), row=row) from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"not valid JSON: {e.msg}", file=str(path), row=row) from None
-        if not isinstance(obj, dict):
-            raise DataError("expected a JSON object per line", file=str(path), row=row)
+        obj, field, reason = _parse_line(line)
+        if obj is None:
+            bad(row, field, reason, line)
         yield row, obj
         row += 1
 
 
+def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield (row, object) for each non-empty line; a bad row raises with file and row."""
+    yield from iter_json_rows(path)
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """Read any table (Parquet file or directory of shards, or JSONL) without schema checks."""
+    """Read any table (Parquet file or directory of shards, or JSONL) without schema checks.
+
+    JSON columns are the union of every row's keys; canonical pair columns get their canonical
+    types; a value that does not fit its column is a :class:`DataError` naming file, row, field."""
     fmt = detect_format(str(path))
     if fmt == "parquet":
         fs, inner = resolve(path)
         if fs.get_file_info(inner).type == pafs.FileType.NotFound:
             raise DataError("file does not exist", file=str(path))
         try:
-            return pq.read_table(inner, filesystem=fs, columns=columns)
-        except pa.ArrowInvalid as e:
-            raise DataError(f"not a readable Parquet file: {e}", file=str(path)) from None
-    rows = [obj for _, obj in iter_json_lines(path)]
-    table = pairs_from_rows(rows) if rows and "id" in rows[0] else pa.Table.from_pylist(rows)
-    return table.select(columns) if columns else table
+            table = pq.read_table(inner, filesystem=fs, columns=columns)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise DataError(f"not a readable Parquet file: {_one_line(e)}", file=str(path)) from None
+        except OSError as e:
+            raise DataError(f"not a readable Parquet file: {os_reason(e)}", file=str(path)) from None
+    else:
+        rows = [obj for _, obj in iter_json_rows(path)]
+        table = rows_to_table(rows, str(path))
+    if columns:
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise DataError("required column is missing", file=str(path), field=missing[0])
+        table = table.select(columns)
+    return table
+
+
+def rows_to_table(rows: list[dict], file: str | None = None) -> pa.Table:
+    """JSON rows -> a table (columns: union of keys; canonical ones canonically typed)."""
+    if not rows:
+        return pa.table({})
+    table = pairs_from_rows(rows, file)
+    keys = dict.fromkeys(k for r in rows for k in r)
+    return table.select([k for k in keys if k in table.column_names])
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]
 
 
 def read_pairs(path: str | os.PathLike, *, validate: bool = True, min_aspects: int = 1) -> pa.Table:
-    """Read a canonical pair table (Parquet or JSONL) and check it against the contract."""
-    table = read_table(path)
+    """Read a canonical pair table (Parquet or JSONL) and check it against the contract
+    (row by row for JSON: :func:`pdray.data.loaders.load_pairs`)."""
     if validate:
-        return validate_pairs(table, str(path), min_aspects=min_aspects)
-    return conform(table, str(path))
+        from pdray.data.loaders import load_pairs
+
+        return load_pairs(str(path), min_aspects=min_aspects).table
+    return conform(read_table(path), str(path))
 
 
 def write_table(table: pa.Table, path: str | os.PathLike) -> str:
-    """Write atomically as Parquet or JSONL (by suffix); returns the path written."""
+    """Write atomically as Parquet or JSONL (by suffix; others refused); returns the path."""
+    fmt = output_format(path)
     fs, inner = resolve(path)
-    parent = os.path.dirname(inner)
-    if parent:
-        fs.create_dir(parent, recursive=True)
     tmp = f"{inner}.tmp-{uuid.uuid4().hex[:8]}"
-    fmt = "jsonl" if str(path).lower().endswith(JSONL_SUFFIXES) else "parquet"
-    if fmt == "parquet":
-        pq.write_table(table, tmp, filesystem=fs)
-    else:
-        with fs.open_output_stream(tmp, compression=None) as out:
-            payload = "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n"
-                              for r in table.to_pylist()).encode("utf-8")
-            if str(path).lower().endswith(".gz"):
-                payload = gzip.compress(payload)
-            out.write(payload)
-    fs.move(tmp, inner)
+    try:
+        parent = os.path.dirname(inner)
+        if parent:
+            fs.create_dir(parent, recursive=True)
+        if fmt == "parquet":
+            pq.write_table(table, tmp, filesystem=fs)
+        else:
+            with fs.open_output_stream(tmp, compression=None) as out:
+                payload = "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n"
+                                  for r in table.to_pylist()).encode("utf-8")
+                if str(path).lower().endswith(".gz"):
+                    payload = gzip.compress(payload)
+                out.write(payload)
+        fs.move(tmp, inner)
+    except OSError as e:
+        _discard(fs, tmp)
+        raise StorageError(f"cannot write: {os_reason(e)}", path=str(path)) from None
     return str(path)
+
+
+def _discard(fs, tmp: str) -> None:
+    try:
+        fs.delete_file(tmp)
+    except OSError:
+        pass
 
 
 write_pairs = write_table
@@ -152,13 +309,17 @@ def _jsonable(row: dict) -> dict:
 def write_json(obj, path: str | os.PathLike) -> str:
     """Write a JSON document atomically (manifests, metrics)."""
     fs, inner = resolve(path)
-    parent = os.path.dirname(inner)
-    if parent:
-        fs.create_dir(parent, recursive=True)
     tmp = f"{inner}.tmp-{uuid.uuid4().hex[:8]}"
-    with fs.open_output_stream(tmp, compression=None) as out:
-        out.write((json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
-    fs.move(tmp, inner)
+    try:
+        parent = os.path.dirname(inner)
+        if parent:
+            fs.create_dir(parent, recursive=True)
+        with fs.open_output_stream(tmp, compression=None) as out:
+            out.write((json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+        fs.move(tmp, inner)
+    except OSError as e:
+        _discard(fs, tmp)
+        raise StorageError(f"cannot write: {os_reason(e)}", path=str(path)) from None
     return str(path)
 
 

@@ -13,7 +13,8 @@ Layout of a reward-model directory ``RM_DIR``::
 
 Every folder loads with plain ``AutoModelForSequenceClassification.from_pretrained`` (safetensors)
 and its tokenizer with ``AutoTokenizer.from_pretrained``. Inputs are built with
-:func:`pdray.models.formatting.pair_text`.
+:func:`pdray.models.formatting.encode_reward_inputs` (prompt cut from the left first) and scored
+with :func:`pdray.models.reward.reward_forward` (the pooling saved in each folder's config).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Literal
 from pdray.errors import PdrayError
 
 Mode = Literal["separate", "all_in_one", "multi_head"]
-LengthDebias = Literal["penalty", "poe", "none"]
+LengthDebias = Literal["learned", "penalty", "poe", "none"]
 MANIFEST = "rm_set.json"
 HOLISTIC = "holistic"
 
@@ -42,6 +43,7 @@ class RewardModelSet:
     rho: float = 0.0
     length_debias: LengthDebias = "penalty"
     max_length: int = 1024
+    response_share: float = 0.75
     holistic_path: str | None = None
     extra: dict = field(default_factory=dict)
 

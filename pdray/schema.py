@@ -70,8 +70,16 @@ def empty_pairs() -> pa.Table:
     return PAIR_SCHEMA.empty_table()
 
 
-def pairs_from_rows(rows: list[dict]) -> pa.Table:
-    """Build a canonical table from python dicts (ratings given as plain dicts)."""
+def pairs_from_rows(rows: list[dict], file: str | None = None,
+                    row_ids: list[int] | None = None) -> pa.Table:
+    """Build a canonical table from python dicts (ratings given as plain dicts).
+
+    Columns are the union of every row's keys (a key missing from row 0 is not dropped); a value
+    Arrow cannot convert raises :class:`DataError` naming ``file``, the row (``row_ids[i]``, or
+    the list position) and the field. Check JSON rows with :class:`RowChecker` first to report
+    every type problem the same way, row by row."""
+    if not rows:
+        return empty_pairs()
     cols: dict[str, list] = {f.name: [] for f in PAIR_SCHEMA}
     extra: dict[str, list] = {}
     for i, r in enumerate(rows):
@@ -85,13 +93,115 @@ def pairs_from_rows(rows: list[dict]) -> pa.Table:
                 extra.setdefault(k, [None] * i)
         for k in extra:
             extra[k].append(r.get(k))
-    arrays = {name: pa.array(vals, type=PAIR_SCHEMA.field(name).type) for name, vals in cols.items()}
+    arrays = {name: _array(vals, PAIR_SCHEMA.field(name).type, file, name, row_ids)
+              for name, vals in cols.items()}
     present = {n: a for n, a in arrays.items()
                if n in REQUIRED_NAMES or a.null_count < len(a)}
     table = pa.table(present)
     for k, vals in extra.items():
-        table = table.append_column(k, pa.array(vals))
+        table = table.append_column(k, _array(vals, None, file, k, row_ids))
     return table
+
+
+_CONVERT_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _array(vals: list, typ, file, name, row_ids) -> pa.Array:
+    """``pa.array`` that names the first row it cannot convert (found by bisecting prefixes)."""
+    try:
+        return pa.array(vals, type=typ)
+    except _CONVERT_ERRORS as e:
+        err = e
+    lo, hi = 0, len(vals) - 1  # the shortest failing prefix ends at the bad row
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            pa.array(vals[:mid + 1], type=typ)
+            lo = mid + 1
+        except _CONVERT_ERRORS as e:
+            hi, err = mid, e
+    reason = " ".join(str(err).split()) or type(err).__name__
+    raise DataError(f"cannot convert {type_name(vals[lo])} value: {reason[:200]}", file=file,
+                    row=row_ids[lo] if row_ids is not None else lo, field=name) from None
+
+
+def type_name(v) -> str:
+    """The JSON name of a python value's type."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    return {str: "text", list: "list", dict: "object"}.get(type(v), type(v).__name__)
+
+
+def _show(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class RowChecker:
+    """Type checks of pair rows given as python objects (JSON), one row at a time, *before*
+    Arrow conversion: required fields present and text, ratings objects of aspect -> number,
+    overall scores numbers, ``source`` text, and each extra column one JSON type throughout
+    (the first row that sets it wins). ``check`` returns ``(field, reason)`` or ``None``."""
+
+    def __init__(self):
+        self.kinds: dict[str, tuple[str, int]] = {}  # extra column -> (type, first row)
+
+    def check(self, row: int, obj: dict) -> tuple[str, str] | None:
+        for name in REQUIRED_NAMES:
+            if name not in obj:
+                return name, "missing field"
+            v = obj[name]
+            if not isinstance(v, str):
+                return name, ("null" if v is None else
+                              f"expected text, got {type_name(v)} {_show(v)}")
+        for name in ("chosen_ratings", "rejected_ratings"):
+            v = obj.get(name)
+            if v is None:
+                continue
+            if not isinstance(v, dict):
+                return name, f"expected an object of aspect -> number, got {type_name(v)} {_show(v)}"
+            for k, x in v.items():
+                if x is not None and not _is_number(x):
+                    return name, (f"rating for aspect {k!r} must be a number, got "
+                                  f"{type_name(x)} {_show(x)}")
+        for name in ("chosen_overall", "rejected_overall"):
+            v = obj.get(name)
+            if v is not None and not _is_number(v):
+                return name, f"expected a number, got {type_name(v)} {_show(v)}"
+        v = obj.get("source")
+        if v is not None and not isinstance(v, str):
+            return "source", f"expected text, got {type_name(v)} {_show(v)}"
+        for k, v in obj.items():
+            if v is None or k in PAIR_SCHEMA.names:
+                continue
+            kind = type_name(v)
+            seen = self.kinds.setdefault(k, (kind, row))
+            if seen[0] != kind:
+                return k, f"mixed types in one column: {kind} here, {seen[0]} in row {seen[1]}"
+        return None
+
+
+ASPECT_MAX_CHARS = 128
+
+
+def aspect_problem(name) -> str | None:
+    """Why ``name`` cannot be an aspect (aspects name files and folders), or ``None``."""
+    if not isinstance(name, str) or not name.strip():
+        return "empty aspect name"
+    if ("/" in name or "\\" in name or name.startswith(".") or name != name.strip()
+            or len(name) > ASPECT_MAX_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        return (f"unsafe aspect name {_show(name)} (aspects name files and folders: no '/', "
+                f"'\\', control characters, leading '.' or surrounding spaces, at most "
+                f"{ASPECT_MAX_CHARS} characters)")
+    return None
 
 
 def conform(table: pa.Table, file: str | None = None) -> pa.Table:
@@ -117,17 +227,38 @@ def conform(table: pa.Table, file: str | None = None) -> pa.Table:
 
 
 def _cast(col: pa.ChunkedArray, want: pa.DataType, file, name) -> pa.ChunkedArray:
-    if pa.types.is_map(want) and pa.types.is_struct(col.type):
-        keys = [col.type.field(i).name for i in range(col.type.num_fields)]
+    """Only lossless, meaning-preserving casts (e.g. int64 -> text is refused, not "0", "1")."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_null(t):
+        return pa.chunked_array([pa.nulls(len(col), type=want)])
+    ok, what = True, str(want)
+    if pa.types.is_string(want):
+        ok = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+        what = "text"
+    elif pa.types.is_floating(want):
+        ok = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+        what = "numbers"
+    elif pa.types.is_map(want):
+        if pa.types.is_struct(t):
+            ok = all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+                     or pa.types.is_null(f.type) for f in t)
+        else:
+            ok = pa.types.is_map(t) and (pa.types.is_integer(t.item_type)
+                                         or pa.types.is_floating(t.item_type))
+        what = "an aspect -> number map"
+    if not ok:
+        valid = pc.indices_nonzero(pc.is_valid(col))
+        row = valid[0].as_py() if len(valid) else None
+        raise DataError(f"expected {what}, got a column of {col.type}", file=file, row=row,
+                        field=name)
+    if pa.types.is_map(want) and pa.types.is_struct(t):
+        keys = [t.field(i).name for i in range(t.num_fields)]
         out = []
         for v in col.to_pylist():
             out.append(None if v is None else [(k, v[k]) for k in keys if v.get(k) is not None])
-        try:
-            return pa.chunked_array([pa.array(out, type=want)])
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-            raise DataError(f"cannot read as aspect->number ratings: {e}", file=file, field=name) from None
-    if pa.types.is_null(col.type):
-        return pa.chunked_array([pa.nulls(len(col), type=want)])
+        return pa.chunked_array([pa.array(out, type=want)])
     try:
         return col.cast(want)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
@@ -137,8 +268,8 @@ def _cast(col: pa.ChunkedArray, want: pa.DataType, file, name) -> pa.ChunkedArra
 def find_problems(table: pa.Table, known_aspects: set[str] | None = None) -> list[RowProblem]:
     """Every contract violation of a conformed table, in row order (vectorised where possible).
 
-    Checks: null or empty id/aspect/texts, duplicate ids, aspects outside ``known_aspects``,
-    non-finite ratings.
+    Checks: null or empty id/aspect/texts, duplicate ids, chosen identical to rejected, unsafe
+    aspect names (:func:`aspect_problem`), aspects outside ``known_aspects``, non-finite ratings.
     """
     problems: list[RowProblem] = []
     for name in REQUIRED_NAMES:
@@ -158,6 +289,16 @@ def find_problems(table: pa.Table, known_aspects: set[str] | None = None) -> lis
                     if v in seen:
                         problems.append(RowProblem(i, "id", f"duplicate id {v!r}"))
                     seen.add(v)
+    same = pc.equal(table["chosen"], table["rejected"]).fill_null(False)
+    for i in pc.indices_nonzero(same).to_pylist():
+        problems.append(RowProblem(i, "rejected", "identical to chosen (a pair needs two "
+                                   "different responses)"))
+    unsafe = {a: r for a in pc.unique(table["aspect"]).to_pylist()
+              if a is not None and a.strip() and (r := aspect_problem(a))}
+    if unsafe:
+        mask = pc.is_in(table["aspect"], value_set=pa.array(sorted(unsafe), type=pa.string()))
+        for i in pc.indices_nonzero(mask.fill_null(False)).to_pylist():
+            problems.append(RowProblem(i, "aspect", unsafe[table["aspect"][i].as_py()]))
     if known_aspects is not None:
         mask = pc.invert(pc.is_in(table["aspect"], value_set=pa.array(sorted(known_aspects))))
         for i in pc.indices_nonzero(mask.fill_null(False)).to_pylist():

@@ -22,7 +22,8 @@ class DPOConfig(StrictModel):
     grad_accum: int = Field(1, ge=1)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     scheduler: str = "cosine"
-    max_length: int = Field(1024, ge=8)
+    max_length: int = Field(1024, ge=8, description="prompt + response tokens (TRL truncates)")
+    max_prompt_length: int | None = Field(None, ge=1, description="keep the last N prompt tokens")
     num_workers: int = Field(1, ge=1)
     cpus_per_worker: float = Field(0.5, gt=0)
     use_gpu: bool = False
@@ -32,6 +33,10 @@ class DPOConfig(StrictModel):
     precompute_ref_log_probs: bool = False
     gradient_checkpointing: bool = False
     seed: int = 0
+    eval_fraction: float = Field(0.05, ge=0, lt=1, description="held-out pairs for the built-in "
+                                 "implicit-reward accuracy (0: none)")
+    eval_sample_prompts: int = Field(4, ge=0, description="greedy samples for mean length")
+    eval_max_new_tokens: int = Field(64, ge=1)
     save_steps: int = Field(50, ge=1)
     trust_remote_code: bool = False
     storage_path: str | None = None
@@ -40,16 +45,17 @@ class DPOConfig(StrictModel):
     fail_once_at_step: int | None = Field(None, description="testing: crash once at this step")
 
     @classmethod
-    def paper(cls, **kw) -> "DPOConfig":
+    def paper(cls, **kw) -> DPOConfig:
         """App. B.3: 1 epoch, lr 5e-7, batch 32, warmup 0.1, cosine, β 0.1."""
         return cls(**{"epochs": 1, "lr": 5e-7, "batch_size": 32, "warmup_ratio": 0.1,
                       "scheduler": "cosine", "beta": 0.1, "max_length": 4096, **kw})
 
     @classmethod
-    def tiny(cls, **kw) -> "DPOConfig":
+    def tiny(cls, **kw) -> DPOConfig:
         """Tiny from-config models on CPU: a few fast steps."""
         return cls(**{"model": "tiny", "lr": 5e-4, "batch_size": 4, "max_length": 256,
-                      "max_steps": 4, "cpus_per_worker": 0.5, **kw})
+                      "max_steps": 4, "cpus_per_worker": 0.5,
+                      "eval_sample_prompts": 2, "eval_max_new_tokens": 16, **kw})
 
 
 def deepspeed_config(spec) -> dict | None:

@@ -18,13 +18,19 @@ from pdray.align.logprobs import completion_logps
 
 
 def dpo_margin(pc, pr, rc, rr, beta: float) -> torch.Tensor:
-    """M_θ(z) = β·[(π_c − ref_c) − (π_r − ref_r)] (log-probs)."""
+    """DPO's margin M_θ(z) = β·[(log π_θ(y_w|x) − log π_ref(y_w|x)) − (log π_θ(y_l|x) −
+    log π_ref(y_l|x))] (Eq. 2–3), from per-pair sequence log-probs."""
     return beta * ((pc - rc) - (pr - rr))
 
 
 def dmpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
               pd, beta: float, kappa: int) -> torch.Tensor:
-    """Per-pair DMPO loss −log σ(κ·M_θ(z) + PD(z)) (Eq. 39 with Δφ_k ≈ PD)."""
+    """Per-pair DMPO loss ℓ(z) = −log σ(κ·M_θ(z) + Δφ_k(z)) (paper Eq. 39; Eq. 2–5 give DPO's
+    M_θ), with the aspect-conflict offset Δφ_k(z) estimated by the normalised PD(z) (Eq. 15).
+
+    All log-prob arguments are per-pair sums over response tokens (shape ``[B]``); ``pd`` is
+    ``[B]``; gradients flow through the policy terms. κ = 1, PD = 0 gives DPO's −log σ(M_θ).
+    """
     m = dpo_margin(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
                    ref_rejected_logps, beta)
     return -F.logsigmoid(kappa * m + pd)
@@ -57,25 +63,25 @@ class DMPOTrainer(DPOTrainer):
             self._signature_columns = list(self._signature_columns) + ["pd"]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        pd = inputs["pd"]
+        """Policy log-probs on [chosen; rejected], reference log-probs from the precomputed
+        columns or TRL's own reference pass (frozen copy, or the PEFT model with its adapter
+        disabled), then the mean of :func:`dmpo_loss` over the batch."""
+        inputs = dict(inputs)
+        pd = inputs.pop("pd")
         ids, att, comp = inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]
         logps = completion_logps(model, ids, att, comp)
         pc, pr = logps.chunk(2)
         if "ref_chosen_logps" in inputs:
             rc, rr = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
         else:
-            with torch.no_grad():
-                ref = self.ref_model if self.ref_model is not None else None
-                if ref is None:
-                    raise RuntimeError("DMPO needs a reference model or precomputed reference "
-                                       "log-probs (precompute_ref_log_probs=true)")
-                rc, rr = completion_logps(ref, ids, att, comp).chunk(2)
-        losses = dmpo_loss(pc, pr, rc.to(pc.dtype), rr.to(pc.dtype), pd.to(pc.dtype),
-                           self.beta, self.kappa)
+            rc, rr = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
+        rc, rr = rc.detach().to(pc.device, pc.dtype), rr.detach().to(pc.device, pc.dtype)
+        losses = dmpo_loss(pc, pr, rc, rr, pd.to(pc.device, pc.dtype), self.beta, self.kappa)
         loss = losses.mean()
         mode = "train" if model.training else "eval"
         with torch.no_grad():
             m = dpo_margin(pc, pr, rc, rr, self.beta)
             self._metrics[mode]["rewards/accuracies"].append((m > 0).float().mean().item())
             self._metrics[mode]["rewards/margins"].append(m.mean().item())
+            self._metrics[mode]["dmpo/pd_mean"].append(pd.float().mean().item())
         return (loss, None) if return_outputs else loss

@@ -7,7 +7,7 @@ after their common prefix; without one, prompt and response are concatenated as 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

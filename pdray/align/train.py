@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pdray.align.config import DPOConfig, deepspeed_config
-from pdray.align.data import to_dpo_rows
-from pdray.errors import PdrayError
+from pdray.align.data import check_rows, split_eval, to_dpo_rows
+from pdray.errors import ConfigError, PdrayError
 from pdray.io import read_table, table_hash
 
 
@@ -45,6 +45,32 @@ def resolve_policy(name: str, workdir: Path, texts=()) -> str:
     return name
 
 
+def infer_kappa(table: pa.Table, selection: dict | None) -> int:
+    """κ = number of aspects of D: the selector's per-aspect quantiles q_k when the selection
+    manifest has them (a subset may miss an aspect), else the aspects present in the pairs."""
+    q = (selection or {}).get("q")
+    if isinstance(q, dict) and q:
+        return len(q)
+    return len(pc.unique(table["aspect"])) if "aspect" in table.column_names else 1
+
+
+def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig, *, echo=print) -> dict:
+    """Held-out implicit-reward accuracy (by aspect, conflicting / not) and sample length."""
+    from pdray.align.evaluate import implicit_reward_accuracy, sample_lengths
+
+    t0 = time.time()
+    ev = implicit_reward_accuracy(model_dir, ref_dir, eval_table, beta=cfg.beta,
+                                  max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code)
+    prompts = eval_table["prompt"].to_pylist()[: cfg.eval_sample_prompts]
+    if prompts:
+        ev["mean_sample_tokens"] = sample_lengths(model_dir, prompts,
+                                                  max_new_tokens=cfg.eval_max_new_tokens,
+                                                  trust_remote_code=cfg.trust_remote_code)
+    echo(f"[dpo] held-out implicit-reward accuracy {ev['accuracy']:.3f} on {ev['n']} pairs "
+         f"({time.time() - t0:.1f}s)")
+    return ev
+
+
 def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=print) -> DPOResult:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -53,6 +79,10 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
     from pdray.align.worker import train_dpo_worker
     from pdray.raysetup import init_ray
 
+    ds = deepspeed_config(cfg.deepspeed)
+    if cfg.lora and ds and ds.get("zero_optimization", {}).get("stage") == 3:
+        raise ConfigError("lora with DeepSpeed ZeRO-3 is not supported (the adapter is merged on "
+                          "rank 0, which needs unsharded weights): use deepspeed=zero2")
     init_ray()
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -60,14 +90,21 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
     table = read_table(pairs) if src else pairs
     if table.num_rows == 0:
         raise PdrayError(f"{src or 'pairs'}: no pairs to train on")
+    full = table
+    check_rows(full, need_pd=cfg.loss == "dmpo", file=src)  # row numbers of the input file
+    table, eval_table = split_eval(full, cfg.eval_fraction, cfg.seed)
     texts = table["prompt"].to_pylist()[:1000] + table["chosen"].to_pylist()[:1000]
     model = resolve_policy(cfg.model, out.parent / "_base", texts)
     ref = resolve_policy(cfg.ref_model, out.parent / "_base", texts) if cfg.ref_model else None
     tok = AutoTokenizer.from_pretrained(model, trust_remote_code=cfg.trust_remote_code)
-    kappa = cfg.kappa or (len(pc.unique(table["aspect"])) if "aspect" in table.column_names else 1)
-    rows = to_dpo_rows(table, tok, need_pd=cfg.loss == "dmpo")
-    data_hash = table_hash(table.select([c for c in ("id", "prompt", "chosen", "rejected")
-                                         if c in table.column_names]))
+    sel_manifest = None
+    if src and "://" not in src and (Path(src).parent / "manifest.json").exists():
+        sel_manifest = json.loads((Path(src).parent / "manifest.json").read_text())
+    kappa = cfg.kappa or infer_kappa(full, sel_manifest)
+    rows = to_dpo_rows(table, tok, need_pd=cfg.loss == "dmpo", file=src,
+                       max_prompt_length=cfg.max_prompt_length)
+    data_hash = table_hash(full.select([c for c in ("id", "prompt", "chosen", "rejected")
+                                        if c in full.column_names]))
     name = cfg.name or f"dpo-{data_hash.split(':')[1][:8]}"
     from pdray.rm.train import _storage
 
@@ -78,7 +115,7 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
             "lr": cfg.lr, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
             "warmup_ratio": cfg.warmup_ratio, "scheduler": cfg.scheduler,
             "max_length": cfg.max_length, "use_gpu": cfg.use_gpu, "bf16": bf16,
-            "deepspeed": deepspeed_config(cfg.deepspeed), "lora": cfg.lora,
+            "deepspeed": ds, "lora": cfg.lora,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "gradient_checkpointing": cfg.gradient_checkpointing, "seed": cfg.seed,
             "save_steps": cfg.save_steps, "trust_remote_code": cfg.trust_remote_code,
@@ -92,7 +129,8 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
         run_config=RunConfig(name=name, storage_path=storage,
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)))
-    echo(f"[dpo:{name}] {cfg.loss} on {table.num_rows} pairs, {cfg.num_workers} worker(s), "
+    echo(f"[dpo:{name}] {cfg.loss} on {table.num_rows} pairs ({full.num_rows - table.num_rows} "
+         f"held out), {cfg.num_workers} worker(s), "
          f"model {cfg.model}{', DeepSpeed ' + str(cfg.deepspeed) if cfg.deepspeed else ''}")
     t0 = time.time()
     result = trainer.fit()
@@ -103,10 +141,13 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
         shutil.rmtree(model_dir)
     result.checkpoint.to_directory(str(model_dir))
     metrics = {k: v for k, v in (result.metrics or {}).items() if k != "final"}
-    sel_manifest = None
-    if src and (Path(src).parent / "manifest.json").exists():
-        sel_manifest = json.loads((Path(src).parent / "manifest.json").read_text())
-    manifest = {"data_hash": data_hash, "pairs": src, "rows": table.num_rows,
+    evaluation = None
+    if eval_table is not None:
+        evaluation = evaluate_policy(model_dir, ref or model, eval_table, cfg, echo=echo)
+        metrics["eval_implicit_reward_accuracy"] = evaluation["accuracy"]
+    manifest = {"data_hash": data_hash, "pairs": src, "rows": full.num_rows,
+                "train_rows": table.num_rows, "eval_rows": 0 if eval_table is None
+                else eval_table.num_rows, "evaluation": evaluation,
                 "selection": sel_manifest, "config": cfg.model_dump(mode="json"),
                 "model": model, "ref_model_dir": ref or model, "kappa": kappa,
                 "metrics": metrics, "wall_seconds": round(time.time() - t0, 2),

@@ -67,7 +67,7 @@ def train_dpo_worker(spec: dict) -> None:
         bf16=spec["bf16"], max_length=spec["max_length"],
         precompute_ref_log_probs=spec["precompute_ref_log_probs"],
         gradient_checkpointing=spec["gradient_checkpointing"], deepspeed=spec["deepspeed"],
-        disable_tqdm=True, dataloader_num_workers=0)
+        disable_tqdm=True, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding")
     kwargs = dict(model=model, ref_model=ref, args=args, train_dataset=ds, processing_class=tok,
                   peft_config=peft_config)
     trainer = (DMPOTrainer(**kwargs, kappa=spec["kappa"]) if spec["loss"] == "dmpo"
@@ -97,11 +97,12 @@ def train_dpo_worker(spec: dict) -> None:
         trainer.save_model(final)  # every rank: ZeRO-3 gathers the weights
     if ctx.get_world_rank() == 0:
         tok.save_pretrained(final)
-    n_tok = float(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    n_tok = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)  # all workers
     ray.train.report({"final": 1, "train_loss": float(result.training_loss),
                       "steps": int(trainer.state.global_step), "resumed": resumed,
                       "train_seconds": seconds, "start": start, "end": time.time(),
-                      "world_size": ctx.get_world_size()},
+                      "world_size": ctx.get_world_size(), "tokens_seen": n_tok,
+                      "tokens_per_second": (n_tok - getattr(trainer, "_initial_num_input_tokens_seen",
+                                                            0)) / seconds if seconds > 0 else 0.0},
                      checkpoint=ray.train.Checkpoint.from_directory(final)
                      if ctx.get_world_rank() == 0 else None)
-    del n_tok

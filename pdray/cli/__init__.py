@@ -1,7 +1,8 @@
 """The ``pdray`` command. Each stage registers its subcommands from ``pdray/cli/<stage>.py``.
 
 A stage module exposes ``register(app: typer.Typer) -> None``. Errors pdray raises on purpose
-(:class:`pdray.errors.PdrayError`) are printed as one line without a traceback, exit code 2.
+(:class:`pdray.errors.PdrayError`) and ``OSError`` (disk full, read-only folder) are printed as
+one line without a traceback, exit code 2.
 """
 
 from __future__ import annotations
@@ -56,8 +57,16 @@ _register_stages()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The error boundary: pdray's own errors and infrastructure faults (a read-only or full
+    disk, a file where a folder should be) are one ``error: …`` line naming the path, exit 2."""
     try:
         app(args=argv, standalone_mode=True)
     except PdrayError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        from pdray.errors import os_reason
+
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        typer.echo(f"error: {where}{os_reason(e)}", err=True)
         sys.exit(2)

@@ -7,14 +7,18 @@ from pathlib import Path
 
 import typer
 
-from pdray.errors import PdrayError
+from pdray.errors import DataError, PdrayError
 
 data_app = typer.Typer(help="Load, build, inspect and validate preference data.",
                        no_args_is_help=True)
 MAX_LISTED = 20
 
 
-def _fail(e: PdrayError):
+def _fail(e: BaseException):
+    if isinstance(e, OSError):  # an infrastructure fault io did not wrap: still one line
+        from pdray.errors import StorageError, os_reason
+
+        e = StorageError(os_reason(e), path=e.filename)
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(2)
 
@@ -88,21 +92,17 @@ def build_cmd(args: list[str] | None = typer.Argument(
     try:
         _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, report, config,
                option, overrides)
-    except PdrayError as e:
+    except (PdrayError, OSError) as e:
         _fail(e)
 
 
 def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, report, config,
            option, overrides) -> None:
-    import pyarrow as pa
-
-    QUARANTINE_SCHEMA = pa.schema([("file", pa.string()), ("row", pa.int64()),
-                                   ("field", pa.string()), ("reason", pa.string()),
-                                   ("raw", pa.string())])
     from pdray.config import deep_merge, load_config, parse_override, read_yaml
     from pdray.data import build_conflict_dataset, describe, load_source
     from pdray.data.config import DataBuildConfig
-    from pdray.io import write_json, write_table
+    from pdray.data.result import quarantine_table
+    from pdray.io import check_output, write_json, write_table
 
     base: dict = {}
     for k, v in {"source": source, "format": fmt, "output": output, "conflict": conflict,
@@ -118,6 +118,9 @@ def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, re
     if config is not None:
         base = deep_merge(read_yaml(config), base)
     cfg = load_config(DataBuildConfig, None, overrides or [], base=base)
+    for out, is_table in ((cfg.output, True), (cfg.quarantine, True), (cfg.report, False)):
+        if out:
+            check_output(out, table=is_table)
     res = load_source(cfg.source, cfg.format, min_aspects=cfg.min_aspects, **cfg.loader_options())
     typer.echo(f"read {cfg.source}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
     _list_dropped(res.dropped, "input rows")
@@ -134,11 +137,16 @@ def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, re
             typer.echo(f"warning: target conflict {cfg.conflict} cannot be reached with this "
                        f"data; closest achievable is {s['achieved_conflict']:.3f}", err=True)
         _list_dropped(build.dropped, "prompts")
-    write_table(table, cfg.output)
     if cfg.quarantine:
         rows = res.quarantined
-        write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), cfg.quarantine)
+        write_table(quarantine_table(rows), cfg.quarantine)
         typer.echo(f"quarantined {len(rows)} bad rows -> {cfg.quarantine}")
+        for q in rows[:MAX_LISTED]:
+            typer.echo(f"  quarantined: row {q['row']}, field '{q['field']}': {q['reason']}")
+    if not table.num_rows:
+        raise DataError("no valid pairs to write (every row was quarantined or dropped)",
+                        file=cfg.source)
+    write_table(table, cfg.output)
     info = describe(table) if table.num_rows else {"rows": 0}
     typer.echo(f"wrote {table.num_rows} pairs -> {cfg.output}")
     typer.echo("per aspect: " + json.dumps(info.get("aspects", {})))
@@ -162,7 +170,7 @@ def inspect_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet
 
     try:
         info = describe(read_pairs(pairs))
-    except PdrayError as e:
+    except (PdrayError, OSError) as e:
         _fail(e)
     typer.echo(f"{pairs}: {info['rows']} pairs, {len(info['aspects'])} aspects")
     for a, n in info["aspects"].items():
@@ -187,25 +195,31 @@ def validate_cmd(pairs: str = typer.Argument(...),
                                                            "the good ones to --output."),
                  output: Path | None = typer.Option(None)):
     """Check a pair file against the canonical schema; exit 2 with file/row/field on error."""
-    from pdray.io import read_table, write_table
-    from pdray.schema import check_aspect_count, split_valid, validate_pairs
+    from pdray.data.loaders import load_pairs
+    from pdray.data.result import quarantine_table
+    from pdray.io import check_output, write_table
 
-    ka = set(known_aspects.split(",")) if known_aspects else None
+    ka = [a for a in known_aspects.split(",") if a] if known_aspects else None
     try:
-        table = read_table(pairs)
+        for out in (quarantine, output):
+            if out:
+                check_output(out)
+        res = load_pairs(str(pairs), quarantine=bool(quarantine), known_aspects=ka,
+                         min_aspects=min_aspects)
         if quarantine:
-            good, bad = split_valid(table, str(pairs), known_aspects=ka)
-            check_aspect_count(good, str(pairs), min_aspects)
-            write_table(bad, quarantine)
-            if output:
-                write_table(good, output)
-            typer.echo(f"{pairs}: {good.num_rows} valid, {bad.num_rows} quarantined -> "
-                       f"{quarantine}")
-            return
-        t = validate_pairs(table, str(pairs), known_aspects=ka, min_aspects=min_aspects)
-    except PdrayError as e:
+            write_table(quarantine_table(res.quarantined), quarantine)
+        if output:
+            write_table(res.table, output)
+    except (PdrayError, OSError) as e:
         _fail(e)
-    typer.echo(f"{pairs}: OK ({t.num_rows} pairs)")
+    if quarantine:
+        typer.echo(f"{pairs}: {res.table.num_rows} valid, {len(res.quarantined)} quarantined -> "
+                   f"{quarantine}")
+        for q in res.quarantined[:MAX_LISTED]:
+            typer.echo(f"  quarantined: row {q['row']}, field '{q['field']}': {q['reason']}")
+    else:
+        typer.echo(f"{pairs}: OK ({res.table.num_rows} pairs)"
+                   + (f" -> {output}" if output else ""))
 
 
 @data_app.command("synth")

@@ -36,5 +36,25 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(PipelineConfig, None, extra + list(overrides or []),
                           base=load_preset(preset))
         res = run_pipeline(cfg, echo=typer.echo)
+        for line in rm_quality_lines(res.stages.get("rm")):
+            typer.echo(line)
         if res.report_html:
             typer.echo(f"report: {res.report_html}")
+
+
+def rm_quality_lines(rm: dict | None) -> list[str]:
+    """The reward models' held-out accuracy (95 % CI, length-only beside it) and warnings, to
+    print beside the demo's table: PD is only as good as these models."""
+    import json
+
+    if not rm or not (Path(rm["dir"]) / "metrics.json").is_file():
+        return []
+    m = json.loads((Path(rm["dir"]) / "metrics.json").read_text(encoding="utf-8"))
+    lines = ["", "reward models (held-out pairs):"]
+    for k, v in (m.get("own") or {}).items():
+        lo, hi = [float("nan") if x is None else x
+                  for x in (v.get("accuracy_ci95") or (None, None))]
+        lines.append(f"  {k:24s} accuracy {v['heldout_accuracy']:.3f} (95% CI {lo:.2f}–{hi:.2f}, "
+                     f"n={v['n']}), length-only {v.get('length_only_accuracy', float('nan')):.3f}")
+    lines += [f"  warning: {w}" for w in m.get("warnings", [])]
+    return lines

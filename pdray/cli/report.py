@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Optional
 
 import typer
+
+from pdray.errors import PdrayError
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
-    def report_cmd(scores: str = typer.Argument(...),
-                   strategies: str = typer.Option("pd,random,high,mid"),
+    def report_cmd(scores: str = typer.Argument(..., help="Scores table or directory of shards."),
+                   strategies: str = typer.Option("pd,random,high,mid",
+                                                  help="Comma-separated strategies to compare."),
                    budget: float = typer.Option(0.3), gamma: float = typer.Option(0.95),
-                   rho: float = typer.Option(0.0), seed: int = typer.Option(0),
-                   data: Optional[str] = typer.Option(None, help="Pairs with ground truth "
+                   rho: float | None = typer.Option(None, help="default: the scores manifest's"),
+                   length_debias: str | None = typer.Option(
+                       None, help="learned | penalty | poe | none (default: the scores "
+                       "manifest's)"),
+                   seed: int = typer.Option(0),
+                   data: str | None = typer.Option(None, help="Pairs with ground truth "
                                                       "(enables CP, conflict rate, budget curve)."),
                    output: Path = typer.Option(..., "--output", "-o")):
         """Compare strategies on the same scores: HTML page, PNG plots and metrics.json."""
@@ -23,15 +30,28 @@ def register(app: typer.Typer) -> None:
         from pdray.selection import select
         from pdray.selection.scores import read_scores
 
-        table = read_scores(scores)
-        pairs = read_pairs(data) if data else None
-        sels = {s: select(table, s, budget=budget, gamma=gamma, rho=rho, seed=seed, pairs=pairs)
-                for s in strategies.split(",")}
-        page = build_report(table, sels, output, pairs=pairs, gamma=gamma, rho=rho)
-        import json
+        from pdray.selection.scores import length_term, rm_metrics_for
 
-        m = json.loads((output / "metrics.json").read_text())
+        try:
+            rho, length_debias = length_term(scores, rho, length_debias)
+            table = read_scores(scores)
+            pairs = read_pairs(data) if data else None
+            sels = {s: select(table, s, budget=budget, gamma=gamma, rho=rho, seed=seed,
+                              length_debias=length_debias, pairs=pairs, source=scores)
+                    for s in (x.strip() for x in strategies.split(",")) if s}
+            page = build_report(table, sels, output, pairs=pairs, gamma=gamma, rho=rho,
+                                length_debias=length_debias, rm_metrics=rm_metrics_for(scores))
+        except PdrayError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2)
+        m = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
+        for line in m.get("verdict", []):
+            typer.echo(line)
         for s, v in m["strategies"].items():
-            typer.echo(f"{s:10s} kept {v['kept']:6d}  CP {v.get('cp', float('nan')):.3f}  "
-                       f"conflict {v.get('conflict', float('nan')):.3f}  Δlen {v['mean_dlen']:+.2f}")
+            typer.echo(f"{s:12s} kept {v['kept']:7d}  CP {v.get('cp', float('nan')):.3f}  "
+                       f"conflict {v.get('conflict', float('nan')):.3f}  "
+                       f"ties {v.get('ties', float('nan')):.3f}  "
+                       f"Δlen {v['mean_dlen']:+.2f}")
+        if "true_pd_ceiling_cp" in m:
+            typer.echo(f"CP ceiling (true_pd): {m['true_pd_ceiling_cp']:.3f}")
         typer.echo(f"report: {page}")

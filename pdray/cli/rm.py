@@ -1,7 +1,8 @@
-"""``pdray rm train PAIRS --output RM_DIR [key=value ...]``."""
+"""``pdray rm train PAIRS --output RM_DIR [key=value ...]`` and ``pdray rm eval RM_DIR PAIRS``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,33 @@ def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
     init_ray()
     s = train_reward_models(pairs, cfg, str(output), echo=typer.echo)
     typer.echo(f"reward-model set ({s.mode}, aspects {', '.join(s.aspects)}) -> {output}")
+
+
+@rm_app.command("eval")
+def eval_cmd(rm_dir: Path = typer.Argument(..., help="A reward-model set (rm_set.json)."),
+             pairs: str = typer.Argument(..., help="Held-out canonical pairs (.parquet/.jsonl)."),
+             output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                   help="Write the metrics JSON here."),
+             max_length: Optional[int] = typer.Option(None, help="Default: the set's."),
+             trust_remote_code: bool = typer.Option(False, help="Allow custom model code.")):
+    """Pairwise accuracy of every aspect's model on its own pairs, the cross-aspect accuracy and
+    conflict matrices (paper Fig. B.3) and the margin~Δlen correlation."""
+    from pdray.io import read_pairs
+    from pdray.rm.metrics import evaluate_set
+
+    table = read_pairs(pairs, min_aspects=1)
+    m = evaluate_set(rm_dir, table, max_length=max_length, trust_remote_code=trust_remote_code,
+                     echo=typer.echo, write=False)
+    aspects = list(m.get("cross_accuracy", {}))
+    if aspects:
+        cols = list(m["cross_accuracy"][aspects[0]])
+        typer.echo("accuracy (row: model, column: data) " + " ".join(f"{c[:12]:>12}" for c in cols))
+        for k in aspects:
+            typer.echo(f"{k[:36]:<36} " + " ".join(f"{m['cross_accuracy'][k][c]:>12.3f}"
+                                                     for c in cols))
+    if output:
+        output.write_text(json.dumps(m, indent=2))
+        typer.echo(f"metrics -> {output}")
 
 
 def register(app: typer.Typer) -> None:

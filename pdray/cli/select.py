@@ -1,56 +1,96 @@
-"""``pdray select SCORES --strategy pd --budget 0.3 --gamma 0.95 --output DIR [--data PAIRS]``."""
+"""``pdray select SCORES --strategy pd --budget 0.3 --gamma 0.95 --output DIR [--data PAIRS]``.
+
+Settings: ``--config`` YAML (a :class:`pdray.selection.config.SelectConfig`) < the options
+given on the command line < ``key.sub=value`` overrides after SCORES.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
+
+from pdray.errors import PdrayError
+
+
+def _fail(e: Exception):
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("select")
     def select_cmd(scores: str = typer.Argument(..., help="Scores table (.parquet) or a "
-                                                "`pdray score` output directory."),
-                   strategy: str = typer.Option("pd", help="pd | random | high | mid | holistic | "
-                                                "no_debias | true_pd | band | lossdiff_irm | "
-                                                "pd_irm | oracle | overall | all"),
-                   budget: float = typer.Option(0.3, help="λ = |D̃|/|D|."),
-                   gamma: float = typer.Option(0.95, help="γ of the quantile scale (Eq. 13)."),
-                   rho: float = typer.Option(0.0, help="ρ of the length term (Eq. 18), per token."),
-                   length_debias: str = typer.Option("penalty", help="penalty | poe | none"),
-                   seed: int = typer.Option(0),
+                                                "directory of Parquet shards."),
+                   overrides: list[str] | None = typer.Argument(
+                       None, help="Overrides key.sub=value, e.g. options.low=0.25."),
+                   strategy: str | None = typer.Option(
+                       None, help="pd | random | high | mid | holistic | no_debias | true_pd | "
+                       "band | lossdiff_irm | pd_irm | oracle | overall | all (default pd)"),
+                   budget: float | None = typer.Option(None, help="λ = |D̃|/|D| (default 0.3)."),
+                   gamma: float | None = typer.Option(None, help="γ of q_k, Eq. 13 (0.95)."),
+                   rho: float | None = typer.Option(None, help="ρ per token, Eq. 18 (default: "
+                                                    "the scores manifest's)."),
+                   length_debias: str | None = typer.Option(
+                       None, help="learned | penalty | poe | none (default: the scores "
+                       "manifest's)"),
+                   seed: int | None = typer.Option(None),
                    output: Path = typer.Option(..., "--output", "-o"),
-                   data: Optional[str] = typer.Option(None, help="Canonical pairs: write the full "
+                   data: str | None = typer.Option(None, help="Canonical pairs: write the full "
                                                       "selected pairs (ready for DPO)."),
-                   option: Optional[list[str]] = typer.Option(None, help="Strategy option "
+                   config: Path | None = typer.Option(None, "--config", "-c",
+                                                         help="YAML SelectConfig."),
+                   option: list[str] | None = typer.Option(None, help="Strategy option "
                                                               "key=value, e.g. low=0.2."),
-                   weight: Optional[list[str]] = typer.Option(None, help="Aspect weight "
+                   weight: list[str] | None = typer.Option(None, help="Aspect weight "
                                                               "aspect=w for PD (default 1)."),
                    report: bool = typer.Option(False, "--report", help="Also write an HTML "
                                                "report to OUTPUT/report.")):
         """Select pairs with one strategy; writes OUTPUT/selected.parquet and manifest.json."""
-        from pdray.config import parse_override
-        from pdray.io import read_pairs
-        from pdray.selection import select, write_selection
-        from pdray.selection.scores import read_scores
+        try:
+            _run(scores, overrides, strategy, budget, gamma, rho, length_debias, seed, output,
+                 data, config, option, weight, report)
+        except PdrayError as e:
+            _fail(e)
 
-        table = read_scores(scores)
-        pairs = read_pairs(data) if data else None
-        opts = {".".join(k): v for k, v in (parse_override(o) for o in option or [])}
-        weights = {".".join(k): float(v) for k, v in (parse_override(w) for w in weight or [])}
-        res = select(table, strategy, budget=budget, gamma=gamma, rho=rho,
-                     length_debias=length_debias, seed=seed, pairs=pairs,
-                     aspect_weights=weights or None, **opts)
-        write_selection(res, output)
-        c = res.manifest["counts"]
-        typer.echo(f"{strategy}: selected {c['selected']} of {c['in']} pairs "
-                   f"({c['not_selected']} not selected, {c['dropped']} dropped) -> {output}")
-        if res.manifest["q"]:
-            typer.echo("q_k: " + ", ".join(f"{k}={v:.4g}" for k, v in res.manifest["q"].items()))
-        if report:
-            from pdray.report import build_report
 
-            page = build_report(table, {strategy: res}, output / "report", pairs=pairs,
-                                gamma=gamma, rho=rho, length_debias=length_debias)
-            typer.echo(f"report: {page}")
+def _run(scores, overrides, strategy, budget, gamma, rho, length_debias, seed, output, data,
+         config, option, weight, report) -> None:
+    from pdray.config import deep_merge, load_config, parse_override, read_yaml
+    from pdray.io import read_pairs
+    from pdray.selection import select, write_selection
+    from pdray.selection.config import SelectConfig
+    from pdray.selection.scores import read_scores
+
+    base = read_yaml(config) if config is not None else {}
+    given = {k: v for k, v in {"strategy": strategy, "budget": budget, "gamma": gamma, "rho": rho,
+                               "length_debias": length_debias, "seed": seed}.items()
+             if v is not None}
+    if report:
+        given["report"] = True
+    for o in option or []:
+        k, v = parse_override(o)
+        given.setdefault("options", {})[".".join(k)] = v
+    for w in weight or []:
+        k, v = parse_override(w)
+        given.setdefault("aspect_weights", {})[".".join(k)] = v
+    cfg = load_config(SelectConfig, None, overrides or [], base=deep_merge(base, given))
+    table = read_scores(scores)
+    pairs = read_pairs(data) if data else None
+    kw = cfg.select_kwargs(scores)
+    res = select(table, cfg.strategy, pairs=pairs, source=str(scores), **kw)
+    res.manifest["inputs"] = {"scores": str(scores), "pairs": data}
+    write_selection(res, output)
+    c = res.manifest["counts"]
+    typer.echo(f"{cfg.strategy}: selected {c['selected']} of {c['in']} pairs "
+               f"({c['not_selected']} not selected, {c['dropped']} dropped) -> {output}")
+    if res.manifest["q"]:
+        typer.echo("q_k: " + ", ".join(f"{k}={v:.4g}" for k, v in res.manifest["q"].items()))
+    if res.manifest["info"].get("keep_rate") is not None:
+        typer.echo(f"keep rate: {res.manifest['info']['keep_rate']:.3f}")
+    if cfg.report:
+        from pdray.report import build_report
+
+        page = build_report(table, {cfg.strategy: res}, Path(output) / "report", pairs=pairs,
+                            gamma=cfg.gamma, rho=kw["rho"], length_debias=kw["length_debias"])
+        typer.echo(f"report: {page}")

@@ -149,7 +149,7 @@ def build_conflict_dataset(responses: pa.Table, target_conflict: float | None = 
                      "rejected_ratings": {a: l["ratings"][a] for a in asp},
                      "chosen_overall": w.get("overall"), "rejected_overall": l.get("overall"),
                      "source": w.get("source")})
-    table = pairs_from_rows(rows) if rows else pa.table({})
+    table = pairs_from_rows(rows)
     n_conf = sum(1 for i, c in enumerate(cands)
                  if (not c[3]) or (n_conf_flex is not None and i in conflict_set)
                  or (n_conf_flex is None and rows[i]["aspect"] in c[4]))

@@ -5,10 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-import pyarrow as pa
-
 from pdray.data.loaders import SourceRows
-from pdray.data.result import LoadResult, RowIssues, require_text, stable_id
+from pdray.data.result import (
+    LoadResult,
+    RowIssues,
+    aspect_value_problem,
+    id_problem,
+    require_text,
+    stable_id,
+)
 from pdray.io import exists
 from pdray.schema import pairs_from_rows
 
@@ -82,6 +87,13 @@ def load_generic(path: str, *, columns: dict[str, str] | None = None, aspect: st
             if not a:
                 issues.bad(i, cols["aspect"], "no aspect column and no constant aspect given", obj)
                 continue
+            rid = obj.get(cols["id"])
+            if aspect_value_problem(a):
+                issues.bad(i, cols["aspect"], aspect_value_problem(a), obj)
+                continue
+            if id_problem(rid):
+                issues.bad(i, cols["id"], id_problem(rid), obj)
+                continue
             for canon in ("chosen_overall", "rejected_overall"):
                 v = obj.get(cols[canon])
                 if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
@@ -90,13 +102,12 @@ def load_generic(path: str, *, columns: dict[str, str] | None = None, aspect: st
                     break
                 rec[canon] = None if v is None else float(v)
             else:
-                rid = obj.get(cols["id"])
                 rec["id"] = (str(rid) if rid is not None else
                              f"row-{i:08d}-{stable_id(rec['prompt'], rec['chosen'], rec['rejected'], n=8)}")
                 rec["aspect"] = str(a)
                 rec["source"] = obj.get(cols["source"]) or str(path)
                 if issues.check_pair(i, rec, obj, id_field=cols["id"], aspect_field=cols["aspect"]):
                     out.append(rec)
-    table = pairs_from_rows(out) if out else pa.table({})
+    table = pairs_from_rows(out)
     return LoadResult(table, issues.dropped, issues.quarantined,
                       issues.counts(reader.n, len(out), pairs_out=len(out)))

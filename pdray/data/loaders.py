@@ -10,18 +10,26 @@ always holds (:meth:`LoadResult.check_accounting`).
 
 from __future__ import annotations
 
-import gzip
+import bisect
 import json
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 
+import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pdray.data.result import LoadResult, RowIssues
-from pdray.errors import ConfigError, DataError
-from pdray.io import detect_format, iter_json_lines, resolve
+from pdray.errors import ConfigError, DataError, os_reason
+from pdray.io import detect_format, iter_json_rows, read_table, resolve
+from pdray.schema import (
+    RowChecker,
+    check_aspect_count,
+    pairs_from_rows,
+    split_valid,
+    validate_pairs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +38,11 @@ FORMATS = ("pairs", "ultrafeedback_raw", "ultrafeedback_binarized", "trl", "help
 PROGRESS_EVERY = 100_000
 
 
-def _non_utf8_field(line: bytes) -> str:
-    """The top-level field whose text holds the undecodable bytes (or ``<line>``)."""
-    try:
-        obj = json.loads(line.decode("utf-8", errors="surrogateescape"))
-    except json.JSONDecodeError:
-        return "<line>"
-
-    def has_bad(v: Any) -> bool:
-        if isinstance(v, str):
-            return any("\udc80" <= ch <= "\udcff" for ch in v)
-        if isinstance(v, dict):
-            return any(has_bad(k) or has_bad(x) for k, x in v.items())
-        if isinstance(v, list):
-            return any(has_bad(x) for x in v)
-        return False
-
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if has_bad(k) or has_bad(v):
-                return k
-    return "<line>"
-
-
 class SourceRows:
     """Iterate ``(row, dict)`` over a JSONL / JSONL.gz / JSON-array / Parquet file.
 
-    Undecodable lines (non-UTF-8 bytes, broken JSON, not an object) go through ``issues``
+    Unreadable rows (non-UTF-8 bytes, broken JSON, too deep, lone surrogates, not an object;
+    :func:`pdray.io.iter_json_rows`) go through ``issues``
     (raise, or quarantine and skip). ``n`` counts every row seen, bad ones included. Logs
     progress every :data:`PROGRESS_EVERY` rows.
     """
@@ -75,69 +61,82 @@ class SourceRows:
                 yield i, obj
 
     def _raw(self) -> Iterator[tuple[int, dict | None]]:
-        if detect_format(self.path) == "parquet":
-            fs, inner = resolve(self.path)
-            try:
-                f = pq.ParquetFile(fs.open_input_file(inner))
-            except FileNotFoundError:
-                raise DataError("file does not exist", file=self.path) from None
-            i = 0
-            for batch in f.iter_batches(batch_size=10_000):
-                for obj in batch.to_pylist():
-                    yield i, obj
-                    i += 1
-            return
-        if self.path.lower().endswith((".json", ".json.gz")):
-            yield from iter_json_lines(self.path)  # a JSON array or JSON lines
+        if detect_format(self.path) != "parquet":
+            yield from iter_json_rows(self.path, on_bad=self.issues.bad)
             return
         fs, inner = resolve(self.path)
-        try:
-            with fs.open_input_stream(inner, compression=None) as raw:
-                data = raw.read()
-        except FileNotFoundError:
-            raise DataError("file does not exist", file=self.path) from None
-        if self.path.lower().endswith(".gz"):
-            data = gzip.decompress(data)
-        row = 0
-        for line in data.splitlines():
-            if not line.strip():
-                continue
-            obj = None
+        info = fs.get_file_info(inner)
+        if info.type == pafs.FileType.NotFound:
+            raise DataError("file does not exist", file=self.path)
+        if info.type == pafs.FileType.Directory:
+            batches = read_table(self.path).to_batches(max_chunksize=10_000)
+        else:
             try:
-                obj = json.loads(line.decode("utf-8"))
-                if not isinstance(obj, dict):
-                    self.issues.bad(row, "<line>", "expected a JSON object per line", line)
-                    obj = None
-            except UnicodeDecodeError as e:
-                self.issues.bad(row, _non_utf8_field(line),
-                                f"not UTF-8 (byte {e.start} of the line)", line)
-            except json.JSONDecodeError as e:
-                self.issues.bad(row, "<line>", f"not valid JSON: {e.msg}", line)
-            yield row, obj
-            row += 1
+                batches = pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=10_000)
+            except (pa.ArrowException, OSError) as e:
+                raise DataError(f"not a readable Parquet file: {os_reason(e)}",
+                                file=self.path) from None
+        i = 0
+        for batch in batches:
+            for obj in batch.to_pylist():
+                yield i, obj
+                i += 1
 
 
 def load_pairs(path: str, *, quarantine: bool = False, known_aspects: list[str] | None = None,
                min_aspects: int = 1) -> LoadResult:
-    """A file already in the canonical pair schema (checked: :func:`pdray.schema.find_problems`)."""
-    from pdray.io import read_table
-    from pdray.schema import check_aspect_count, split_valid, validate_pairs
-
-    table = read_table(path)
+    """A file already in the canonical pair schema. JSON rows are type-checked one by one
+    (:class:`pdray.schema.RowChecker`) before Arrow conversion, then the table is checked as a
+    whole (:func:`pdray.schema.find_problems`); Parquet columns must have the canonical types
+    (a wrong column type is an error even with ``quarantine``). An empty file is an error."""
+    path = str(path)
     ka = set(known_aspects) if known_aspects else None
-    if not quarantine:
-        good = validate_pairs(table, str(path), known_aspects=ka, min_aspects=min_aspects)
-        bad_rows: list[dict] = []
+    issues = RowIssues(path, quarantine)
+    if detect_format(path) == "parquet":
+        table, rows = read_table(path), None
+        n_in = table.num_rows
     else:
-        good, bad = split_valid(table, str(path), known_aspects=ka)
-        check_aspect_count(good, str(path), min_aspects)
-        bad_rows = [{"file": str(path), "row": r["_row"], "field": r["_field"],
-                     "reason": r["_error"], "raw": json.dumps(
-                         {k: v for k, v in r.items() if not k.startswith("_")}, default=str)[:2000]}
-                    for r in bad.to_pylist()]
-    counts = {"rows_in": table.num_rows, "rows_out": good.num_rows,
-              "quarantined": len(bad_rows), "dropped": 0, "pairs_out": good.num_rows}
-    return LoadResult(good, [], bad_rows, counts).check_accounting()
+        reader, checker = SourceRows(path, issues), RowChecker()
+        objs, rows = [], []
+        for i, obj in reader:
+            problem = checker.check(i, obj)
+            if problem:
+                issues.bad(i, *problem, json.dumps(obj, ensure_ascii=False, default=str))
+            else:
+                objs.append(obj)
+                rows.append(i)
+        n_in = reader.n
+        table = _to_table(objs, rows, issues)
+    if n_in == 0:
+        raise DataError("no rows (the file is empty)", file=path)
+    if not quarantine:
+        good = validate_pairs(table, path, known_aspects=ka, min_aspects=min_aspects)
+    else:
+        good, bad = split_valid(table, path, known_aspects=ka)
+        for r in bad.to_pylist():
+            src = rows[r["_row"]] if rows is not None else r["_row"]
+            issues.bad(src, r["_field"], r["_error"], json.dumps(
+                {k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False,
+                default=str))
+        if good.num_rows:  # none left: the caller reports that, with the quarantine count
+            check_aspect_count(good, path, min_aspects)
+    return LoadResult(good, [], issues.quarantined,
+                      issues.counts(n_in, good.num_rows, pairs_out=good.num_rows)).check_accounting()
+
+
+def _to_table(objs: list[dict], rows: list[int], issues: RowIssues) -> pa.Table:
+    """Checked rows -> Arrow; a value Arrow still refuses (e.g. nested types that differ
+    between rows) is raised, or its row quarantined and the rest converted again."""
+    while True:
+        try:
+            return pairs_from_rows(objs, issues.file, rows)
+        except DataError as e:
+            if not issues.quarantine or e.row is None:
+                raise
+            k = bisect.bisect_left(rows, e.row)
+            issues.bad(e.row, e.field, e.reason, json.dumps(objs[k], ensure_ascii=False,
+                                                            default=str))
+            del objs[k], rows[k]
 
 
 def load_source(path: str, fmt: str = "pairs", *, min_aspects: int = 1, **options) -> LoadResult:
@@ -153,8 +152,6 @@ def load_source(path: str, fmt: str = "pairs", *, min_aspects: int = 1, **option
     from pdray.data.helpsteer import load_helpsteer
     from pdray.data.pku import load_pku_saferlhf
     from pdray.data.ultrafeedback import load_binarized, load_hh_rlhf, load_ultrafeedback_raw
-    from pdray.schema import check_aspect_count
-
     loaders = {"pairs": load_pairs, "ultrafeedback_raw": load_ultrafeedback_raw,
                "ultrafeedback_binarized": load_binarized, "trl": load_binarized,
                "helpsteer2": load_helpsteer, "pku_saferlhf": load_pku_saferlhf,
@@ -170,6 +167,8 @@ def load_source(path: str, fmt: str = "pairs", *, min_aspects: int = 1, **option
             raise ConfigError(f"format {fmt!r}: {e}") from None
         raise
     res.check_accounting()
+    if res.counts.get("rows_in", 1) == 0:
+        raise DataError("no rows (the file is empty)", file=str(path))
     if res.kind == "pairs" and res.table.num_rows and min_aspects > 1:
         check_aspect_count(res.table, str(path), min_aspects)
     log.info("%s (%s): %s", path, fmt, res.counts)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import random
 
-import pyarrow as pa
-
 from pdray.data.loaders import SourceRows
 from pdray.data.result import LoadResult, RowIssues, require_text, stable_id
 from pdray.errors import ConfigError
@@ -46,6 +44,10 @@ def load_pku_saferlhf(path: str, *, aspect_assignment: str = "both", seed: int =
             labels[aspect] = v
         if prompt is None or r0 is None or r1 is None or labels is None:
             continue
+        if r0 == r1:
+            issues.bad(i, "response_1", "identical to response_0 (a pair needs two different "
+                       "responses)", obj)
+            continue
         rows_out += 1
         disagree += labels["helpfulness"] != labels["harmlessness"]
         base = f"pku-{i:06d}-{stable_id(prompt, r0, r1, n=8)}"
@@ -58,7 +60,7 @@ def load_pku_saferlhf(path: str, *, aspect_assignment: str = "both", seed: int =
                         "chosen": resp[w], "rejected": resp[1 - w],
                         "chosen_ratings": ratings[w], "rejected_ratings": ratings[1 - w],
                         "source": "pku_saferlhf"})
-    table = pairs_from_rows(out) if out else pa.table({})
+    table = pairs_from_rows(out)
     return LoadResult(table, issues.dropped, issues.quarantined,
                       issues.counts(reader.n, rows_out, pairs_out=len(out),
                                     aspect_disagreements=disagree))

@@ -9,12 +9,21 @@ from typing import Any
 import pyarrow as pa
 
 from pdray.errors import DataError, PdrayError
+from pdray.schema import aspect_problem, type_name
 
 RESPONSE_SCHEMA = pa.schema([
     ("prompt_id", pa.string()), ("prompt", pa.string()), ("response", pa.string()),
     ("ratings", pa.map_(pa.string(), pa.float64())), ("overall", pa.float64()),
     ("source", pa.string()),
 ])
+
+QUARANTINE_SCHEMA = pa.schema([("file", pa.string()), ("row", pa.int64()), ("field", pa.string()),
+                               ("reason", pa.string()), ("raw", pa.string())])
+
+
+def quarantine_table(records: list[dict]) -> pa.Table:
+    """Quarantined rows (``LoadResult.quarantined``) as a table in :data:`QUARANTINE_SCHEMA`."""
+    return pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA)
 
 
 @dataclass
@@ -77,11 +86,24 @@ class RowIssues:
         return unit in self._bad
 
     def check_pair(self, row: int, rec: dict, obj: Any = None, *, id_field: str = "id",
-                   aspect_field: str = "aspect") -> bool:
-        """Duplicate id and unknown aspect checks for one output pair of source row ``row``."""
+                   aspect_field: str = "aspect", identical: str = "bad") -> bool:
+        """Checks of one output pair of source row ``row``: a safe and known aspect, chosen
+        different from rejected (``identical="drop"``: left out and counted, for sources
+        known to hold such pairs) and a unique id."""
+        problem = aspect_problem(rec["aspect"])
+        if problem:
+            self.bad(row, aspect_field, problem, obj)
+            return False
         if self.known_aspects is not None and rec["aspect"] not in self.known_aspects:
             self.bad(row, aspect_field, f"unknown aspect {rec['aspect']!r} (known: "
                      f"{', '.join(sorted(self.known_aspects))})", obj)
+            return False
+        if rec["chosen"] == rec["rejected"]:
+            if identical == "drop":
+                self.drop(row, "rejected", "identical responses")
+            else:
+                self.bad(row, "rejected", "identical to chosen (a pair needs two different "
+                         "responses)", obj)
             return False
         if rec["id"] in self._ids:
             self.bad(row, id_field, f"duplicate id {rec['id']!r}", obj)
@@ -116,3 +138,19 @@ def require_text(obj: dict, key: str, row: int, issues: RowIssues, *, field: str
 def stable_id(*parts: str, n: int = 12) -> str:
     h = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return h[:n]
+
+
+def id_problem(value) -> str | None:
+    """Why a source id cannot be a pair id (text or an integer, kept as its decimal text)."""
+    if value is None or isinstance(value, str) or (isinstance(value, int)
+                                                   and not isinstance(value, bool)):
+        return None
+    return f"expected text or an integer id, got {type_name(value)} {value!r:.40}"
+
+
+def aspect_value_problem(value) -> str | None:
+    """Why a source aspect value is not an aspect name (text only, never ``str(x)``)."""
+    if isinstance(value, str):
+        return None
+    return f"expected text, got {type_name(value)} {value!r:.40}"
+

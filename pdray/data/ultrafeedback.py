@@ -15,7 +15,15 @@ import math
 import pyarrow as pa
 
 from pdray.data.loaders import SourceRows
-from pdray.data.result import RESPONSE_SCHEMA, LoadResult, RowIssues, require_text, stable_id
+from pdray.data.result import (
+    RESPONSE_SCHEMA,
+    LoadResult,
+    RowIssues,
+    aspect_value_problem,
+    id_problem,
+    require_text,
+    stable_id,
+)
 from pdray.schema import pairs_from_rows
 
 UF_ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
@@ -182,12 +190,16 @@ def load_binarized(path: str, *, aspect: str = "overall", aspect_column: str | N
         a = obj.get(aspect_column) if aspect_column and obj.get(aspect_column) else aspect
         rid = obj.get(id_column) if id_column and obj.get(id_column) is not None else (
             f"{source}-{i:07d}-{stable_id(prompt, chosen, rejected, n=8)}")
+        if aspect_value_problem(a) or id_problem(rid):
+            issues.bad(i, *((aspect_column, aspect_value_problem(a)) if aspect_value_problem(a)
+                            else (id_column, id_problem(rid))), obj)
+            continue
         rec = {"id": str(rid), "aspect": str(a), **row, "chosen_overall": _score(sc),
                "rejected_overall": _score(sr), "source": meta.get("source") or source}
         if issues.check_pair(i, rec, obj, id_field=id_column or "id",
-                             aspect_field=aspect_column or "aspect"):
+                             aspect_field=aspect_column or "aspect", identical="drop"):
             out.append(rec)
-    table = pairs_from_rows(out) if out else pa.table({})
+    table = pairs_from_rows(out)
     return LoadResult(table, issues.dropped, issues.quarantined,
                       issues.counts(reader.n, len(out), pairs_out=len(out)))
 

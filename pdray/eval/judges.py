@@ -116,6 +116,9 @@ class RewardModelJudge(Judge):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=trust_remote_code).to(self.device).eval()
+        from pdray.models.reward import install_forward, saved_pooling
+
+        install_forward(self.model, saved_pooling(self.model))
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.temperature, self.max_length, self.batch_size = temperature, max_length, batch_size
@@ -125,21 +128,16 @@ class RewardModelJudge(Judge):
         self.name = f"rm:{model_fingerprint(path)}:h{head}:T{temperature}:L{max_length}"
 
     def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-        import torch
+        """r(x, y) per response, encoded (prompt cut from the left) and pooled exactly as the
+        reward model was trained (:func:`pdray.models.reward.reward_logits_ids`)."""
+        from pdray.models.formatting import encode_reward_inputs
+        from pdray.models.reward import reward_logits_ids
 
-        from pdray.models.formatting import pair_text
-
-        texts = [pair_text(self.tokenizer, p, r, self.system_prompt)
-                 for p, r in zip(prompts, responses)]
-        out: list[float] = []
-        for s in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(texts[s:s + self.batch_size], truncation=True,
-                                 max_length=self.max_length, padding=True,
-                                 return_tensors="pt").to(self.device)
-            with torch.no_grad():
-                logits = self.model(**enc).logits
-            out += logits[:, self.head].float().cpu().tolist()
-        return out
+        enc, _ = encode_reward_inputs(self.tokenizer, list(prompts), list(responses),
+                                      self.system_prompt, max_length=self.max_length)
+        logits = reward_logits_ids(self.model, self.tokenizer.pad_token_id, enc,
+                                   batch_tokens=self.batch_size * self.max_length)
+        return [float(x) for x in logits[:, self.head]]
 
     def score(self, reward: float) -> float:
         """Map a reward to the judge's 1-10 scale: ``1 + 9·σ(r/T)`` (2 decimals)."""

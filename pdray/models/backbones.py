@@ -52,28 +52,69 @@ def fix_pad_token(tokenizer, echo=log.warning) -> None:
         echo(f"tokenizer had no pad token; using {tok!r}")
 
 
-def load_reward_backbone(path: str, num_labels: int = 1, *, trust_remote_code: bool = False,
-                         torch_dtype=None, id2label: dict | None = None):
-    """(model, tokenizer) for a sequence-classification reward model with ``num_labels`` heads."""
+def check_classification_head(config, path: str, trust_remote_code: bool = False) -> None:
+    """Raise a clear error if ``config``'s model type has no sequence-classification class."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    if type(config) in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
+        return
+    auto_map = getattr(config, "auto_map", None) or {}
+    if trust_remote_code and "AutoModelForSequenceClassification" in auto_map:
+        return
+    raise PdrayError(f"{path}: model type {config.model_type!r} ({type(config).__name__}) cannot "
+                     f"take a sequence-classification head; pick a backbone with a "
+                     f"*ForSequenceClassification class (e.g. Llama, Qwen2, BERT, MiniLM)")
+
+
+def load_reward_backbone(path: str, num_labels: int | None = 1, *, trust_remote_code: bool = False,
+                         torch_dtype=None, id2label: dict | None = None, echo=log.warning,
+                         fresh_head: str | None = None):
+    """(model, tokenizer) for a sequence-classification reward model with ``num_labels`` heads
+    (``None``: as saved in the folder's config). ``fresh_head="zeros"``: a head that the folder
+    does not hold (a backbone, not a trained reward model) starts at zero, so every reward
+    starts at 0 (loss ln 2) and the first steps fit the head before they move the backbone."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise PdrayError(f"cannot load a model config from {path!r}: {e}") from None
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    fix_pad_token(tok)
-    kwargs = {"num_labels": num_labels, "trust_remote_code": trust_remote_code}
+    check_classification_head(config, path, trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise PdrayError(f"cannot load a tokenizer from {path!r}: {e}") from None
+    fix_pad_token(tok, echo=echo)
+    kwargs = {"trust_remote_code": trust_remote_code}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
     if id2label:
         kwargs["id2label"] = id2label
         kwargs["label2id"] = {v: k for k, v in id2label.items()}
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, output_loading_info=True, **kwargs)
     except ValueError as e:
         raise PdrayError(f"{path}: {type(config).__name__} cannot take a sequence-classification "
                          f"head ({e}); pick a backbone with a *ForSequenceClassification class")
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
+    from pdray.models.reward import install_forward, saved_pooling
+
+    install_forward(model, saved_pooling(model))
+    if fresh_head == "zeros":
+        from pdray.models.reward import head_parameter_names
+
+        missing = set(info.get("missing_keys") or [])
+        head = head_parameter_names(model)
+        if head & missing or any(k.split(".")[-1] in ("weight", "bias") and
+                                 k.split(".")[0] in ("classifier", "score") for k in missing):
+            import torch
+
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    if n in head:
+                        p.zero_()
     return model, tok

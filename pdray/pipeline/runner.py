@@ -3,11 +3,17 @@
 Every stage's output is keyed by a hash of its inputs and config (:mod:`pdray.pipeline.cache`),
 so a re-run skips finished stages and an interrupted run resumes at the stage it was in. Runs
 on a local Ray started for the user, or on a cluster (``run.ray_address: auto``).
+
+The tracking run ends ``FINISHED`` only when the pipeline returns; an exception, Ctrl-C or
+SIGTERM (turned into :class:`Terminated` while the run is in progress) ends it ``FAILED``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +26,31 @@ from pdray.pipeline import stages as S
 from pdray.pipeline.summary import summarize, format_summary
 from pdray.pipeline.tracking import make_tracker
 from pdray.raysetup import init_ray
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received during ``pdray run`` (raised so that cleanup and tracking run)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While inside, SIGTERM raises :class:`Terminated` (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"terminated by signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # not allowed here (embedded interpreter): leave it alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -41,9 +72,21 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     init_ray(cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
-    cache = StageCache(out / "stages")
+    cache = StageCache(out / "stages", echo=echo)
     tracker = make_tracker(cfg.run.tracking, str(out), cfg.run.experiment, cfg.name,
                            cfg.run.tracking_uri, echo=echo)
+    guard = _sigterm_raises() if cfg.run.tracking != "none" else contextlib.nullcontext()
+    with guard:
+        status = "FAILED"
+        try:
+            res = _run_stages(cfg, built, cache, tracker, echo, upto, out)
+            status = "FINISHED"
+            return res
+        finally:
+            tracker.close(status=status)
+
+
+def _run_stages(cfg, built, cache, tracker, echo, upto, out) -> PipelineResult:
     want = set(cfg.run.stages)
     res = PipelineResult(out)
     info: dict = {}
@@ -57,31 +100,28 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
         tracker.log_metrics(name, r.get("metrics", {}) if isinstance(r, dict) else {})
         return r
 
-    try:
-        data = timed("data", S.run_data, cfg, cache, echo)
-        if upto == "data":
-            return _finish(res, info, cfg, tracker, echo)
-        rm = timed("rm", S.run_rm, cfg, built["rm"], data, cache, echo) if "rm" in want else None
-        if upto == "rm":
-            return _finish(res, info, cfg, tracker, echo)
-        score = (timed("score", S.run_score, cfg, built["score"], data, rm, cache, echo)
-                 if "score" in want else None)
-        if upto == "score":
-            return _finish(res, info, cfg, tracker, echo)
-        if score is None:
-            raise RuntimeError("the select stage needs the score stage (run.stages)")
-        sel = timed("select", S.run_select, cfg, data, rm, score, cache, echo)
-        if upto == "select":
-            return _finish(res, info, cfg, tracker, echo)
-        dpo = (timed("dpo", S.run_dpo, cfg, built["dpo"], data, score, sel, rm, cache, echo)
-               if "dpo" in want else None)
-        if "eval" in want and dpo:
-            timed("eval", S.run_eval, cfg, built["eval"], dpo, cache, echo)
-        if "report" in want:
-            timed("report", S.run_report, cfg, data, score, sel, dpo, cache, echo)
+    data = timed("data", S.run_data, cfg, cache, echo)
+    if upto == "data":
         return _finish(res, info, cfg, tracker, echo)
-    finally:
-        tracker.close()
+    rm = timed("rm", S.run_rm, cfg, built["rm"], data, cache, echo) if "rm" in want else None
+    if upto == "rm":
+        return _finish(res, info, cfg, tracker, echo)
+    score = (timed("score", S.run_score, cfg, built["score"], data, rm, cache, echo)
+             if "score" in want else None)
+    if upto == "score":
+        return _finish(res, info, cfg, tracker, echo)
+    if score is None:
+        raise RuntimeError("the select stage needs the score stage (run.stages)")
+    sel = timed("select", S.run_select, cfg, data, rm, score, cache, echo)
+    if upto == "select":
+        return _finish(res, info, cfg, tracker, echo)
+    dpo = (timed("dpo", S.run_dpo, cfg, built["dpo"], data, score, sel, rm, cache, echo)
+           if "dpo" in want else None)
+    if "eval" in want and dpo:
+        timed("eval", S.run_eval, cfg, built["eval"], dpo, cache, echo)
+    if "report" in want:
+        timed("report", S.run_report, cfg, data, score, sel, dpo, cache, echo)
+    return _finish(res, info, cfg, tracker, echo)
 
 
 def _params_of(cfg: PipelineConfig, stage: str) -> dict:

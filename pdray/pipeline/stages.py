@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pdray.io import read_table, write_table
-from pdray.pipeline.cache import StageCache, stage_key
+from pdray.pipeline.cache import StageCache, content_hash, file_fingerprint, stage_key
 from pdray.pipeline.config import PipelineConfig
 from pdray.selection.scores import read_scores
 
@@ -37,8 +37,20 @@ def split_holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table
 
 
 def run_data(cfg: PipelineConfig, cache: StageCache, echo) -> dict:
+    """Load D, split it, write the stage's Parquet files.
+
+    The key covers the config *and the source's content*: for a local or remote file (or a
+    folder of files) its size, ``mtime_ns`` and content hash (:func:`file_fingerprint`: XXH3 of
+    the whole file under 64 MiB, else of its edges and 16 sampled blocks), so a source edited in
+    place is reloaded. A hub id (no such file) is keyed by its name and ``data.options`` (pin a
+    revision there). Later stages key on the content of the files written here.
+    """
     d = cfg.data
-    key = stage_key("data", d.model_dump())
+    source = None
+    if d.source != "synthetic":
+        fp = file_fingerprint(d.source)
+        source = dict(fp, file=d.source) if fp is not None else None
+    key = stage_key("data", {"cfg": d.model_dump(), "source": source})
     done = cache.finished("data", key)
     if done:
         echo(f"[data] cached: {done['train_rows']} train / {done['test_rows']} test pairs")
@@ -47,6 +59,10 @@ def run_data(cfg: PipelineConfig, cache: StageCache, echo) -> dict:
         if (done := cache.finished("data", key)):
             return done
         table, info = load_pairs_for_pipeline(cfg)
+        if source is not None and file_fingerprint(d.source) != fp:
+            from pdray.errors import PdrayError
+
+            raise PdrayError(f"[data] {d.source} changed while it was being read: run again")
         if d.limit:
             table = table.slice(0, d.limit)
         train, test = split_holdout(table, d.test_fraction, d.seed)
@@ -94,7 +110,8 @@ def run_rm(cfg: PipelineConfig, rm_cfg, data: dict, cache: StageCache, echo) -> 
     rm_cfg = rm_cfg.model_copy(update={
         "train_holistic": rm_cfg.train_holistic or "holistic" in strategies,
         "train_no_debias": rm_cfg.train_no_debias or "no_debias" in strategies})
-    key = stage_key("rm", {"cfg": rm_cfg.model_dump(mode="json"), "data": data["key"]})
+    key = stage_key("rm", {"cfg": rm_cfg.model_dump(mode="json"),
+                           "data": content_hash(data["train"])})
     done = cache.finished("rm", key)
     if done:
         echo(f"[rm] cached: {done['dir']}")
@@ -115,8 +132,8 @@ def run_score(cfg: PipelineConfig, score_cfg, data: dict, rm: dict, cache: Stage
               echo) -> dict:
     from pdray.scoring import score_pairs
 
-    key = stage_key("score", {"cfg": score_cfg.model_dump(mode="json"), "data": data["key"],
-                              "rm": rm["key"]})
+    key = stage_key("score", {"cfg": score_cfg.model_dump(mode="json"),
+                              "data": content_hash(data["train"]), "rm": content_hash(rm["dir"])})
     done = cache.finished("score", key)
     if done:
         echo(f"[score] cached: {done['scores']}")
@@ -139,9 +156,13 @@ def run_select(cfg: PipelineConfig, data: dict, rm: dict | None, score: dict,
                cache: StageCache, echo) -> dict:
     from pdray.selection import select, write_selection
 
+    from pdray.selection.scores import length_term
+
     s = cfg.select
-    rho = rm["rho"] if rm and rm.get("length_debias") == "penalty" else 0.0
-    key = stage_key("select", {"cfg": s.model_dump(), "score": score["key"], "rho": rho})
+    rho, mode = length_term(score["scores"])  # as the scores manifest records: = `pdray select`
+    key = stage_key("select", {"cfg": s.model_dump(), "score": content_hash(score["dir"]),
+                               "data": content_hash(data["train"]), "rho": rho,
+                               "length_debias": mode})
     done = cache.finished("select", key)
     if done:
         echo(f"[select] cached: {', '.join(done['strategies'])}")
@@ -153,20 +174,22 @@ def run_select(cfg: PipelineConfig, data: dict, rm: dict | None, score: dict,
         pairs = read_table(data["train"])
         dirs, counts = {}, {}
         for strategy in s.strategies:
-            table, name, srho = scores, strategy, rho
+            table, name, srho, smode = scores, strategy, rho, mode
             if strategy == "no_debias":
                 if not score.get("scores_no_debias"):
                     raise RuntimeError("no_debias needs the no-mitigation reward models")
-                table, srho = read_scores(score["scores_no_debias"]), 0.0
+                table = read_scores(score["scores_no_debias"])
+                srho, smode = length_term(score["scores_no_debias"])
             opts = dict(s.options.get(strategy, {}))
-            res = select(table, name, budget=s.budget, gamma=s.gamma, rho=srho, seed=s.seed,
-                         pairs=pairs, **opts)
+            res = select(table, name, budget=s.budget, gamma=s.gamma, rho=srho,
+                         length_debias=smode, seed=s.seed, pairs=pairs, **opts)
             write_selection(res, out / strategy)
             dirs[strategy] = str(out / strategy)
             counts[strategy] = len(res.selected_ids)
             echo(f"[select] {strategy}: kept {counts[strategy]} of {pairs.num_rows}")
         return cache.mark("select", key, {"dir": str(out), "strategies": list(s.strategies),
-                                          "selections": dirs, "counts": counts, "rho": rho})
+                                          "selections": dirs, "counts": counts, "rho": rho,
+                                          "length_debias": mode})
 
 
 def run_dpo(cfg: PipelineConfig, dpo_cfg, data: dict, score: dict | None, select_info: dict,
@@ -175,8 +198,10 @@ def run_dpo(cfg: PipelineConfig, dpo_cfg, data: dict, score: dict | None, select
     from pdray.align import implicit_reward_accuracy, train_dpo
 
     strategies = cfg.run.dpo_strategies or list(select_info["strategies"])
-    key = stage_key("dpo", {"cfg": dpo_cfg.model_dump(mode="json"), "select": select_info["key"],
-                            "strategies": strategies, "data": data["key"]})
+    key = stage_key("dpo", {"cfg": dpo_cfg.model_dump(mode="json"),
+                            "select": content_hash(select_info["dir"]), "strategies": strategies,
+                            "data": content_hash(data["train"]), "test": content_hash(data["test"]),
+                            "score": content_hash(score["dir"]) if score else None})
     done = cache.finished("dpo", key)
     if done:
         echo(f"[dpo] cached: {', '.join(done['models'])}")
@@ -218,9 +243,11 @@ def _dmpo_pairs(cfg: PipelineConfig, data: dict, score: dict | None, rm: dict | 
 
     if score is None:
         raise RuntimeError("dmpo needs the scoring stage (PD estimates Δφ)")
-    rho = rm["rho"] if rm and rm.get("length_debias") == "penalty" else 0.0
+    from pdray.selection.scores import length_term
+
+    rho, mode = length_term(score["scores"])
     res = select(read_scores(score["scores"]), "pd", budget=1.0, gamma=cfg.select.gamma, rho=rho,
-                 seed=cfg.select.seed, pairs=read_table(data["train"]))
+                 length_debias=mode, seed=cfg.select.seed, pairs=read_table(data["train"]))
     write_selection(res, out / "_dmpo_input")
     return str(out / "_dmpo_input" / "selected.parquet")
 
@@ -228,7 +255,8 @@ def _dmpo_pairs(cfg: PipelineConfig, data: dict, score: dict | None, rm: dict | 
 def run_eval(cfg: PipelineConfig, eval_cfg, dpo: dict, cache: StageCache, echo) -> dict:
     from pdray.eval import evaluate_models
 
-    key = stage_key("eval", {"cfg": eval_cfg.model_dump(mode="json"), "dpo": dpo["key"]})
+    key = stage_key("eval", {"cfg": eval_cfg.model_dump(mode="json"),
+                             "dpo": content_hash(dpo["dir"])})
     done = cache.finished("eval", key)
     if done:
         echo("[eval] cached")
@@ -243,9 +271,13 @@ def run_eval(cfg: PipelineConfig, eval_cfg, dpo: dict, cache: StageCache, echo) 
 def run_report(cfg: PipelineConfig, data: dict, score: dict, select_info: dict,
                dpo: dict | None, cache: StageCache, echo) -> dict:
     from pdray.report import build_report
+    from pdray.selection.scores import rm_metrics_for
     from pdray.selection import SelectionResult
 
-    key = stage_key("report", {"select": select_info["key"], "dpo": dpo["key"] if dpo else None})
+    key = stage_key("report", {"select": content_hash(select_info["dir"]),
+                               "dpo": content_hash(dpo["dir"]) if dpo else None,
+                               "score": content_hash(score["dir"]),
+                               "data": content_hash(data["train"]), "gamma": cfg.select.gamma})
     done = cache.finished("report", key)
     if done:
         echo(f"[report] cached: {done['html']}")
@@ -261,6 +293,8 @@ def run_report(cfg: PipelineConfig, data: dict, score: dict, select_info: dict,
                           for s, m in dpo["models"].items()})
         links["score manifest"] = str(Path(score["scores"]) / "manifest.json")
         html = build_report(scores, selections, str(out), pairs=pairs, gamma=cfg.select.gamma,
-                            rho=select_info.get("rho", 0.0), links=links)
+                            rho=select_info.get("rho", 0.0),
+                            length_debias=select_info.get("length_debias", "penalty"), links=links,
+                            rm_metrics=rm_metrics_for(score["scores"]))
         echo(f"[report] {html}")
         return cache.mark("report", key, {"dir": str(out), "html": str(html)})

@@ -31,7 +31,8 @@ def selection_row(strategy: str, selected: pa.Table, scores: pa.Table | None) ->
     n = selected.num_rows
     row = {"strategy": strategy, "kept": n,
            "cp": float(np.mean(agree[known] > 0)) if known.any() else math.nan,
-           "conflict": float(np.mean(agree[known] < 0)) if known.any() else math.nan}
+           "conflict": float(np.mean(agree[known] < 0)) if known.any() else math.nan,
+           "ties": float(np.mean(agree[known] == 0)) if known.any() else math.nan}
     if scores is not None and n:
         lens = dict(zip(scores["id"].to_pylist(),
                         (np.asarray(scores["chosen_len"]) - np.asarray(scores["rejected_len"])).tolist()))
@@ -62,7 +63,8 @@ def summarize(info: dict) -> list[dict]:
 
 def format_summary(rows: list[dict]) -> str:
     cols = [("strategy", "strategy", "{}"), ("kept", "kept", "{:.0f}"), ("cp", "CP", "{:.3f}"),
-            ("conflict", "conflict", "{:.3f}"), ("mean_dlen", "mean Δlen", "{:+.1f}"),
+            ("conflict", "conflict", "{:.3f}"), ("ties", "ties", "{:.3f}"),
+            ("mean_dlen", "mean Δlen", "{:+.1f}"),
             ("dpo_acc", "DPO held-out acc", "{:.3f}")]
 
     def cell(row, key, fmt):

@@ -2,12 +2,20 @@
 
 Every stage logs its parameters and metrics through :class:`Tracker`; when the backend is not
 installed the run goes on and says so once, instead of failing after hours of work.
+
+A run ends ``FINISHED`` only when the pipeline returned; an exception, Ctrl-C or SIGTERM ends it
+``FAILED`` (:meth:`Tracker.close` with ``status``; the runner turns SIGTERM into an exception).
+A process killed outright (SIGKILL) cannot say so: its MLflow run id and pid are kept in
+``<output_dir>/tracking_run.json``, and the next run in that folder marks a run still
+``RUNNING`` there whose process is gone as ``FAILED``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +43,42 @@ class Tracker:
     def log_artifact(self, path: str) -> None:
         pass
 
-    def close(self) -> None:
-        pass
+    def close(self, status: str = "FINISHED") -> None:
+        """End the run: ``FINISHED``, or ``FAILED`` after an error or interruption."""
 
 
 class MLflowTracker(Tracker):
-    def __init__(self, uri: str, experiment: str, run_name: str):
+    def __init__(self, uri: str, experiment: str, run_name: str, output_dir: str | None = None,
+                 echo=print):
         import mlflow
 
         self.mlflow = mlflow
+        self.closed = False
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(experiment)
+        self.record = Path(output_dir) / "tracking_run.json" if output_dir else None
+        self._fail_orphan(echo)
         self.run = mlflow.start_run(run_name=run_name)
+        if self.record is not None:
+            self.record.write_text(json.dumps({"run_id": self.run.info.run_id, "pid": os.getpid(),
+                                               "host": platform.node(), "uri": uri}),
+                                   encoding="utf-8")
+
+    def _fail_orphan(self, echo) -> None:
+        """Mark FAILED the run a killed process left RUNNING in this output folder."""
+        if self.record is None or not self.record.is_file():
+            return
+        try:
+            rec = json.loads(self.record.read_text(encoding="utf-8"))
+            if rec.get("host") != platform.node() or _alive(int(rec["pid"])):
+                return
+            client = self.mlflow.tracking.MlflowClient()
+            if client.get_run(rec["run_id"]).info.status == "RUNNING":
+                client.set_terminated(rec["run_id"], status="FAILED")
+                echo(f"[tracking] run {rec['run_id']} was left RUNNING by a killed process: "
+                     "marked FAILED")
+        except Exception:  # noqa: BLE001 - best effort: never block a new run on this
+            return
 
     def log_params(self, stage, params):
         flat = {f"{stage}.{k}": str(v)[:500] for k, v in _flat(params).items()}
@@ -61,8 +93,11 @@ class MLflowTracker(Tracker):
     def log_artifact(self, path):
         self.mlflow.log_artifact(path)
 
-    def close(self):
-        self.mlflow.end_run()
+    def close(self, status: str = "FINISHED"):
+        if self.closed:
+            return
+        self.closed = True
+        self.mlflow.end_run(status=status)
 
 
 class WandbTracker(Tracker):
@@ -80,8 +115,8 @@ class WandbTracker(Tracker):
         self.run.log({f"{stage}.{k}": v for k, v in _flat(metrics).items()
                       if isinstance(v, (int, float))})
 
-    def close(self):
-        self.run.finish()
+    def close(self, status: str = "FINISHED"):
+        self.run.finish(exit_code=0 if status == "FINISHED" else 1)
 
 
 def make_tracker(kind: str, output_dir: str, experiment: str, run_name: str,
@@ -93,7 +128,7 @@ def make_tracker(kind: str, output_dir: str, experiment: str, run_name: str,
             # A local file store needs no server; MLflow 3 keeps it behind this opt-in.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             uri = uri or (Path(output_dir).resolve() / "mlruns").as_uri()
-            return MLflowTracker(uri, experiment, run_name)
+            return MLflowTracker(uri, experiment, run_name, output_dir, echo=echo)
         if kind == "wandb":
             return WandbTracker(experiment, run_name)
     except ImportError:
@@ -101,3 +136,13 @@ def make_tracker(kind: str, output_dir: str, experiment: str, run_name: str,
              "continuing without tracking")
         return Tracker()
     raise ValueError(f"unknown tracking backend {kind!r}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

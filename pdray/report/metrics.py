@@ -16,12 +16,21 @@ def _lookup(pairs: pa.Table) -> dict:
 
 def consensus(ids: list[str], pairs: pa.Table, agree: np.ndarray, index: dict) -> tuple[float, float]:
     """(CP, conflict rate) of the pairs ``ids``: shares whose label agrees / disagrees with the
-    holistic (mean-of-aspects) preference (Def. 3.3)."""
+    holistic (mean-of-aspects) preference (Def. 3.3). Holistic ties count in neither; their
+    share is :func:`consensus_split`'s third value, so CP + conflict + ties = 1."""
+    return consensus_split(ids, pairs, agree, index)[:2]
+
+
+def consensus_split(ids: list[str], pairs: pa.Table, agree: np.ndarray, index: dict
+                    ) -> tuple[float, float, float]:
+    """(CP, conflict, ties): shares of ``ids`` whose label agrees with, disagrees with, or ties
+    the holistic preference. Ties are not consensus: with two binary aspects (PKU-SafeRLHF)
+    every disagreement of the aspects is a holistic tie, so the conflict column alone reads 0."""
     a = np.asarray([agree[index[i]] for i in ids if i in index], dtype=float)
     a = a[~np.isnan(a)]
     if not len(a):
-        return math.nan, math.nan
-    return float(np.mean(a > 0)), float(np.mean(a < 0))
+        return math.nan, math.nan, math.nan
+    return float(np.mean(a > 0)), float(np.mean(a < 0)), float(np.mean(a == 0))
 
 
 def jaccard(a: list[str], b: list[str]) -> float:
@@ -42,15 +51,15 @@ def selection_metrics(scores: pa.Table, selections: dict, pairs: pa.Table | None
     all_d = np.asarray(list(dlen.values()))
     out["all"] = {"kept": len(dlen), "mean_dlen": float(all_d.mean()) if len(all_d) else math.nan}
     if agree is not None:
-        cp, cr = consensus(list(dlen), pairs, agree, index)
-        out["all"].update(cp=cp, conflict=cr)
+        cp, cr, ties = consensus_split(list(dlen), pairs, agree, index)
+        out["all"].update(cp=cp, conflict=cr, ties=ties)
     for name, sel in selections.items():
         ids = sel.selected_ids
         d = [dlen[i] for i in ids if i in dlen]
         m = {"kept": len(ids), "share": len(ids) / max(len(dlen), 1),
              "mean_dlen": float(np.mean(d)) if d else math.nan}
         if agree is not None:
-            m["cp"], m["conflict"] = consensus(ids, pairs, agree, index)
+            m["cp"], m["conflict"], m["ties"] = consensus_split(ids, pairs, agree, index)
         out["strategies"][name] = m
     names = list(selections)
     for i, a in enumerate(names):
@@ -62,18 +71,72 @@ def selection_metrics(scores: pa.Table, selections: dict, pairs: pa.Table | None
     return out
 
 
-def budget_curve(scores: pa.Table, pairs: pa.Table, strategies: list[str], budgets: list[float],
-                 *, gamma: float, rho: float, seed: int = 0) -> dict[str, list[float]]:
-    """CP of each strategy as the budget λ grows (needs ground truth)."""
-    from pdray.selection import select
+def budget_table(scores: pa.Table, strategies: list[str], budgets: list[float], *,
+                 pairs: pa.Table | None = None, gamma: float = 0.95, rho: float = 0.0,
+                 length_debias: str = "penalty", seed: int = 0) -> dict[str, dict]:
+    """Per strategy and budget λ: mean PD and mean Δlen of the selection, and its CP when
+    ``pairs`` carries ground truth. ``{"mean_pd": {s: [...]}, "mean_dlen": {...}, "cp": {...}}``."""
+    from pdray.selection import compute_pd, select
 
-    agree = holistic_agreement(pairs)
-    index = _lookup(pairs)
-    curve: dict[str, list[float]] = {}
+    pd = dict(zip(scores["id"].to_pylist(),
+                  compute_pd(scores, gamma=gamma, rho=rho, length_debias=length_debias).pd.tolist()))
+    dlen = dict(zip(scores["id"].to_pylist(),
+                    (np.asarray(scores["chosen_len"], dtype=float)
+                     - np.asarray(scores["rejected_len"], dtype=float)).tolist()))
+    truth = pairs is not None and "chosen_ratings" in pairs.column_names
+    agree = holistic_agreement(pairs) if truth else None
+    index = _lookup(pairs) if truth else {}
+    out: dict[str, dict] = {"mean_pd": {}, "mean_dlen": {}}
+    if truth:
+        out["cp"] = {}
     for s in strategies:
-        curve[s] = []
+        for series in out.values():
+            series[s] = []
         for lam in budgets:
-            r = select(scores, s, budget=lam, gamma=gamma, rho=rho, seed=seed,
-                       pairs=pairs if s in ("true_pd",) else None)
-            curve[s].append(consensus(r.selected_ids, pairs, agree, index)[0])
-    return curve
+            r = select(scores, s, budget=lam, gamma=gamma, rho=rho, length_debias=length_debias,
+                       seed=seed, pairs=pairs if s == "true_pd" else None)
+            ids = r.selected_ids
+            out["mean_pd"][s].append(float(np.mean([pd[i] for i in ids])) if ids else math.nan)
+            out["mean_dlen"][s].append(float(np.mean([dlen[i] for i in ids])) if ids else math.nan)
+            if truth:
+                out["cp"][s].append(consensus(ids, pairs, agree, index)[0])
+    return out
+
+
+def budget_curve(scores: pa.Table, pairs: pa.Table, strategies: list[str], budgets: list[float],
+                 *, gamma: float, rho: float, seed: int = 0,
+                 length_debias: str = "penalty") -> dict[str, list[float]]:
+    """CP of each strategy as the budget λ grows (needs ground truth)."""
+    return budget_table(scores, strategies, budgets, pairs=pairs, gamma=gamma, rho=rho,
+                        length_debias=length_debias, seed=seed)["cp"]
+
+
+def verdict(metrics: dict) -> list[str]:
+    """The report's first lines: is pd above random (with ground truth: CP of pd vs the CP of all
+    of D, random's expected value), and the reward models' warnings."""
+    out = []
+    pd = (metrics.get("strategies") or {}).get("pd")
+    base = (metrics.get("all") or {}).get("cp")
+    if pd is not None and pd.get("cp") is not None and base is not None and not math.isnan(base):
+        ceiling = metrics.get("true_pd_ceiling_cp")
+        closed = ((pd["cp"] - base) / (ceiling - base)
+                  if ceiling is not None and ceiling > base else math.nan)
+        if pd["cp"] <= base:
+            out.append(f"PD is NOT above random: CP(pd) {pd['cp']:.3f} ≤ CP(random, expected) "
+                       f"{base:.3f}; the reward models below explain why")
+        else:
+            out.append(f"PD is above random: CP(pd) {pd['cp']:.3f} vs CP(random, expected) "
+                       f"{base:.3f} (gap to the true-PD ceiling closed: {closed:+.2f})")
+    elif pd is not None:
+        out.append("No ground truth: CP cannot be measured; judge PD by the reward models' "
+                   "held-out accuracy below, or pass labelled pairs with --data")
+    corr = metrics.get("pd_dlen_corr")
+    if corr is not None and not math.isnan(corr) and abs(corr) > 0.5:
+        out.append(f"PD is strongly correlated with Δlen ({corr:+.2f}): the selection is close to "
+                   f"a length ranking")
+    n_same = metrics.get("same_input") or 0
+    if n_same:
+        out.append(f"{n_same} pairs had identical chosen/rejected inputs after truncation "
+                   f"(gap 0 by construction): raise rm.max_length")
+    out += list((metrics.get("reward_models") or {}).get("warnings", []))
+    return out

@@ -30,24 +30,46 @@ GENERIC_SYSTEM_PROMPT = "You judge responses for {aspect}."
 
 
 class RMConfig(StrictModel):
-    backbone: str = Field("tiny", description="HF folder or hub id, 'tiny' or 'minilm'")
+    backbone: str = Field("tiny", description="HF folder or hub id, 'tiny', 'minilm' or 'smollm2'")
     mode: Literal["separate", "all_in_one", "multi_head"] = "separate"
-    length_debias: Literal["penalty", "poe", "none"] = "penalty"
-    rho: float = Field(0.001, ge=0, description="ρ per token of Δlen (Eq. 17)")
+    length_debias: Literal["learned", "penalty", "poe", "none"] = Field(
+        "learned", description="learned: −log σ(Δr + ρ̂_k·Δlen) with ρ̂_k trained per aspect, "
+        "scored as Δr alone; penalty: Eq. 17/18 with the fixed ρ; poe: −log σ(Δr + ρ·Δlen) "
+        "with the fixed ρ, scored as Δr; none: plain Bradley–Terry (Eq. 11)")
+    rho: float = Field(0.001, ge=0, description="ρ per token of Δlen (Eq. 17; penalty and poe)")
     tau: float = Field(1.0, gt=0, description="balance temperature τ (Eq. 16)")
     sample_ratio: float = Field(0.3, gt=0, le=1, description="p_r (Eq. 16)")
+    min_sample_pairs: int = Field(1000, ge=0, description="p_r never leaves an aspect fewer "
+                                  "training pairs than this (or all of D_k, if smaller)")
     balanced: bool = Field(True, description="length-balanced sampling (Eq. 16) or uniform")
+    pooling: Literal["auto", "mean", "native"] = Field(
+        "auto", description="mean: masked mean of the last hidden states (sentence encoders); "
+        "native: the classifier's own (last token for decoders); auto picks by architecture")
     epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, gt=0)
-    lr: float = Field(2e-5, gt=0)
+    min_steps: int = Field(60, ge=0, description="floor on optimizer steps: small D_k get "
+                           "more passes than `epochs`")
+    max_steps: int | None = Field(None, gt=0, description="exact number of steps (overrides "
+                                  "epochs and min_steps)")
+    lr: float = Field(2e-5, gt=0, description="learning rate of the backbone")
+    head_lr: float = Field(2e-3, gt=0, description="learning rate of the fresh scalar head "
+                           "(and of the learned length coefficient)")
     batch_size: int = Field(32, ge=1, description="per device")
     grad_accum: int = Field(1, ge=1)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     scheduler: str = "cosine"
     weight_decay: float = 0.0
     max_length: int = Field(4096, ge=8)
+    response_share: float = Field(0.75, gt=0, le=1, description="share of max_length the "
+                                  "response keeps when the input is too long; the prompt is cut "
+                                  "from its left first")
     seed: int = 0
     holdout_fraction: float = Field(0.1, ge=0, lt=1, description="held out for accuracy metrics")
+    dev_fraction: float = Field(0.1, ge=0, lt=1, description="share of each unit's training "
+                                "sample kept aside for early stopping (0: off)")
+    eval_steps: int | None = Field(None, ge=1, description="steps between early-stopping "
+                                   "evaluations (default: a tenth of the run, at least 5)")
+    early_stopping_patience: int = Field(3, ge=1, description="evaluations without a better "
+                                         "held-out Bradley–Terry loss before stopping")
     min_pairs: int = Field(8, ge=2, description="fewest pairs an aspect may train on")
     num_workers_per_aspect: int = Field(1, ge=1)
     cpus_per_worker: float = Field(0.5, gt=0)
@@ -64,8 +86,13 @@ class RMConfig(StrictModel):
     max_failures: int = Field(2, ge=0)
     fail_once_at_step: int | None = Field(None, description="testing: crash once at this step")
 
+    @property
+    def scoring_rho(self) -> float:
+        """The ρ of Eq. 18 applied to this set's gaps at selection time (0 unless ``penalty``)."""
+        return self.rho if self.length_debias == "penalty" else 0.0
+
     @classmethod
-    def paper(cls, **kw) -> "RMConfig":
+    def paper(cls, **kw) -> RMConfig:
         """App. B.3: 1 epoch, lr 2e-5, batch 32, warmup 0.05, cosine, AdamW, max length 4096."""
         return cls(**{"epochs": 1, "lr": 2e-5, "batch_size": 32, "warmup_ratio": 0.05,
                       "scheduler": "cosine", "max_length": 4096, "sample_ratio": 0.3, **kw})

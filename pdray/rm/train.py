@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +25,14 @@ import pyarrow.compute as pc
 
 from pdray.errors import PdrayError
 from pdray.io import read_pairs, table_hash
-from pdray.models.backbones import fix_pad_token, load_reward_backbone, resolve_backbone
+from pdray.models.backbones import fix_pad_token, resolve_backbone
 from pdray.rm import metrics as RM
 from pdray.rm.config import RMConfig
 from pdray.rm.dataset import delta_len, training_rows
-from pdray.rm.sampling import length_balanced_indices
+from pdray.rm.losses import fit_length_coef, length_scale
+from pdray.rm.sampling import length_balanced_sample
 from pdray.rm_set import HOLISTIC, RewardModelSet
+from pdray.schema import validate_pairs
 
 
 @dataclass
@@ -48,16 +51,18 @@ class Unit:
         return self.set_dir / self.name
 
 
-def holdout_mask(ids: list[str], fraction: float, seed: int) -> np.ndarray:
-    u = np.array([int.from_bytes(hashlib.blake2b(f"rm{seed}:{i}".encode(), digest_size=8).digest(),
-                                 "big") / 2**64 for i in ids])
+def holdout_mask(table: pa.Table, fraction: float, seed: int) -> np.ndarray:
+    """Seeded held-out split by prompt: all pairs of a prompt (every aspect's copy of the same
+    pair included) land on the same side, so held-out and cross-aspect metrics never see a
+    training prompt."""
+    u = np.array([int.from_bytes(hashlib.blake2b(f"rm{seed}:{p}".encode(), digest_size=8).digest(),
+                                 "big") / 2**64 for p in table["prompt"].to_pylist()])
     return u < fraction
 
 
 def _sample(table: pa.Table, tok, cfg: RMConfig, seed: int) -> tuple[pa.Table, dict]:
-    idx, stats = length_balanced_indices(delta_len(tok, table), cfg.tau, cfg.sample_ratio, seed,
-                                         cfg.balanced)
-    return table.take(pa.array(idx, type=pa.int64())), stats
+    return length_balanced_sample(table, cfg.tau, cfg.sample_ratio, seed, delta_len(tok, table),
+                                  cfg.balanced, cfg.min_sample_pairs)
 
 
 def plan_units(train: pa.Table, cfg: RMConfig, out: Path, tok, aspects: list[str]) -> list[Unit]:
@@ -94,7 +99,8 @@ def train_reward_models(pairs: pa.Table | str, cfg: RMConfig, output_dir: str, *
     from pdray.raysetup import init_ray
 
     init_ray()
-    table = read_pairs(pairs, min_aspects=1) if isinstance(pairs, str) else pairs
+    table = (read_pairs(pairs, min_aspects=1) if isinstance(pairs, str)
+             else validate_pairs(pairs, "<pairs table>"))
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     aspects = sorted(pc.unique(table["aspect"]).to_pylist())
@@ -110,14 +116,15 @@ def train_reward_models(pairs: pa.Table | str, cfg: RMConfig, output_dir: str, *
 
     tok = AutoTokenizer.from_pretrained(backbone, trust_remote_code=cfg.trust_remote_code)
     fix_pad_token(tok, echo=lambda m: echo(f"[rm] {m}"))
-    hold = holdout_mask(table["id"].to_pylist(), cfg.holdout_fraction, cfg.seed)
+    hold = holdout_mask(table, cfg.holdout_fraction, cfg.seed)
     train, heldout = table.filter(pa.array(~hold)), table.filter(pa.array(hold))
     data_hash = table_hash(table.select(["id", "aspect", "prompt", "chosen", "rejected"]))
 
     units = plan_units(train, cfg, out, tok, aspects)
     nd_cfg = None
     if cfg.train_no_debias:
-        nd_cfg = cfg.model_copy(update={"balanced": False, "rho": 0.0, "length_debias": "none"})
+        nd_cfg = cfg.model_copy(update={"balanced": False, "rho": 0.0, "length_debias": "none",
+                                        "min_sample_pairs": 0})
         units += plan_units(train, nd_cfg, out / "no_debias", tok, aspects)
     if cfg.train_holistic:
         sample, stats = _sample(train, tok, cfg, cfg.seed + 999)
@@ -132,19 +139,49 @@ def train_reward_models(pairs: pa.Table | str, cfg: RMConfig, output_dir: str, *
         manifests = list(pool.map(run, units))
     by_name = {(u.set_dir, u.name): m for u, m in zip(units, manifests)}
 
-    rm_set = _write_set(out, cfg, aspects, units, by_name)
+    _write_set(out, cfg, aspects, units, by_name)
     if nd_cfg is not None:
         _write_set(out / "no_debias", nd_cfg, aspects, units, by_name)
-    _evaluate(out, rm_set, heldout, tok, cfg, echo)
+    if heldout.num_rows:
+        echo(f"[rm] evaluating on {heldout.num_rows} held-out pairs")
+    _evaluate(out, heldout, units, cfg, echo)
     if nd_cfg is not None:
-        _evaluate(out / "no_debias", RewardModelSet.load(out / "no_debias"), heldout, tok, nd_cfg, echo)
-    return rm_set
+        _evaluate(out / "no_debias", heldout, units, nd_cfg, echo)
+    return RewardModelSet.load(out)
 
 
 def _unit_key(u: Unit, data_hash: str) -> str:
-    blob = json.dumps({"data": data_hash, "name": u.name, "cfg": u.cfg.model_dump(mode="json"),
-                       "n": u.table.num_rows, "set": str(u.set_dir)}, sort_keys=True)
+    """Content key of a unit: data, config, sample and which set it belongs to — never the
+    absolute folder, so a copied set is recognised as trained."""
+    cfg = u.cfg.model_dump(mode="json", exclude={"storage_path", "fail_once_at_step"})
+    blob = json.dumps({"data": data_hash, "name": u.name, "cfg": cfg, "n": u.table.num_rows,
+                       "sample": table_hash(u.table.select(["id"])),
+                       "set": "no_debias" if u.set_dir.name == "no_debias" else "main"},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def plan_steps(n_rows: int, cfg: RMConfig) -> int:
+    """Optimizer steps of a unit with ``n_rows`` training pairs: ``max_steps`` when given, else
+    max(min_steps, ⌈epochs · steps per epoch⌉) — so a small D_k gets several passes and a large
+    one keeps the paper's single epoch."""
+    if cfg.max_steps:
+        return int(cfg.max_steps)
+    per_step = cfg.batch_size * cfg.grad_accum * cfg.num_workers_per_aspect
+    per_epoch = max(1, math.ceil(n_rows / per_step))
+    return max(int(cfg.min_steps), math.ceil(cfg.epochs * per_epoch))
+
+
+def split_dev(table: pa.Table, fraction: float, seed: int, min_rows: int = 8
+              ) -> tuple[pa.Table, pa.Table]:
+    """(train, dev): a seeded ``fraction`` of a unit's sample, by prompt, for early stopping;
+    no dev set when it would hold fewer than ``min_rows`` pairs."""
+    if fraction <= 0:
+        return table, table.slice(0, 0)
+    dev = holdout_mask(table, fraction, seed + 7919)
+    if int(dev.sum()) < min_rows or int((~dev).sum()) < min_rows:
+        return table, table.slice(0, 0)
+    return table.filter(pa.array(~dev)), table.filter(pa.array(dev))
 
 
 def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
@@ -159,18 +196,35 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
             echo(f"[rm:{u.name}] already trained (same data and config): skipping")
             return old
     cfg = u.cfg
-    rows = training_rows(tok, u.table, max_length=cfg.max_length, rho=cfg.rho,
-                         length_debias=cfg.length_debias, system_prompts=u.system_prompts,
-                         heads=u.heads)
+    fit, dev = split_dev(u.table, cfg.dev_fraction, cfg.seed)
+    scale = length_scale(delta_len(tok, fit)) if cfg.length_debias == "learned" else 1.0
+    row_kw = {"max_length": cfg.max_length, "rho": cfg.rho, "length_debias": cfg.length_debias,
+              "system_prompts": u.system_prompts, "heads": u.heads, "length_scale": scale,
+              "response_share": cfg.response_share}
+    rows = training_rows(tok, fit, **row_kw)
+    eval_rows = training_rows(tok, dev, **row_kw) if dev.num_rows else None
+    coef0 = None
+    if cfg.length_debias == "learned":  # start each head's w at the length-only MLE
+        heads = rows.get("head") or [0] * len(rows["margin"])
+        x, h = np.asarray(rows["margin"]), np.asarray(heads)
+        coef0 = [fit_length_coef(x[h == i]) for i in range(u.num_labels)]
+    steps = plan_steps(fit.num_rows, cfg)
+    # early-stopping evaluations coincide with checkpoints (transformers keeps the best one)
+    every = min(cfg.eval_steps or max(5, steps // 10), cfg.save_steps)
     storage = _storage(cfg.storage_path, u.set_dir / "_ray")
     spec = {"name": u.name, "backbone": backbone, "num_labels": u.num_labels,
             "id2label": ({i: a for a, i in u.heads.items()} if u.heads else None),
-            "rows": rows, "trust_remote_code": cfg.trust_remote_code, "lora": cfg.lora,
-            "use_gpu": cfg.use_gpu, "bf16": cfg.bf16, "batch_size": cfg.batch_size,
-            "grad_accum": cfg.grad_accum, "epochs": cfg.epochs, "max_steps": cfg.max_steps,
-            "lr": cfg.lr, "warmup_ratio": cfg.warmup_ratio, "scheduler": cfg.scheduler,
-            "weight_decay": cfg.weight_decay, "save_steps": cfg.save_steps, "seed": cfg.seed,
-            "deepspeed": cfg.deepspeed, "fail_once_at_step": cfg.fail_once_at_step,
+            "rows": rows, "eval_rows": eval_rows, "trust_remote_code": cfg.trust_remote_code,
+            "lora": cfg.lora, "use_gpu": cfg.use_gpu, "bf16": cfg.bf16,
+            "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "max_steps": steps,
+            "lr": cfg.lr, "head_lr": cfg.head_lr, "warmup_steps": int(round(cfg.warmup_ratio * steps)),
+            "scheduler": cfg.scheduler, "weight_decay": cfg.weight_decay,
+            "save_steps": cfg.save_steps, "eval_steps": every,
+            "patience": cfg.early_stopping_patience, "seed": cfg.seed, "pooling": cfg.pooling,
+            "length_debias": cfg.length_debias, "length_scale": scale,
+            "length_coef_init": coef0,
+            "cpus_per_worker": cfg.cpus_per_worker, "deepspeed": cfg.deepspeed,
+            "fail_once_at_step": cfg.fail_once_at_step,
             "fail_marker": str(u.set_dir / f".{u.name}-{key[:8]}.failed-once")}
     res = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     from pdray.rm.worker import train_unit
@@ -183,7 +237,8 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)))
     t0 = time.time()
-    echo(f"[rm:{u.name}] training on {u.table.num_rows} pairs")
+    echo(f"[rm:{u.name}] training on {fit.num_rows} pairs for up to {steps} steps"
+         f"{f' (early stopping on {dev.num_rows} dev pairs, every {every} steps)' if dev.num_rows else ''}")
     result = trainer.fit()
     if result.error:
         raise PdrayError(f"[rm:{u.name}] training failed: {result.error}")
@@ -194,13 +249,21 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
     manifest = {"key": key, "unit": u.name, "data_hash": data_hash, "pairs": u.table.num_rows,
                 "config": cfg.model_dump(mode="json"), "rho": cfg.rho, "tau": cfg.tau,
                 "sample_ratio": cfg.sample_ratio, "length_debias": cfg.length_debias,
-                "sampling": u.sampling, "train": {k: m.get(k) for k in
-                                                 ("train_loss", "steps", "resumed", "start", "end")},
+                "sampling": u.sampling, "dev_pairs": dev.num_rows, "fit_pairs": fit.num_rows,
+                "train": {k: m.get(k) for k in
+                          ("train_loss", "first_loss", "steps", "planned_steps", "best_eval_loss",
+                           "best_step", "eval_losses", "stopped_early", "pooling", "length_coef",
+                           "learned_rho_per_token", "resumed", "start", "end")},
                 "wall_seconds": round(time.time() - t0, 2), "launched_at": t0,
                 "finished_at": time.time(), "model_path": str(u.out)}
     (u.out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    echo(f"[rm:{u.name}] done: {m.get('steps')} steps, loss {m.get('train_loss', float('nan')):.4f}"
-         f"{' (resumed from a checkpoint)' if m.get('resumed') else ''}")
+    best = m.get("best_eval_loss")
+    best_txt = (f", best held-out BT loss {best:.4f} at step {m.get('best_step')}"
+                if best is not None else "")
+    resumed = " (resumed from a checkpoint)" if m.get("resumed") else ""
+    echo(f"[rm:{u.name}] done: {m.get('steps')}/{steps} steps, loss "
+         f"{m.get('first_loss', float('nan')):.4f} → {m.get('train_loss', float('nan')):.4f}"
+         f"{best_txt}{resumed}")
     return manifest
 
 
@@ -222,43 +285,26 @@ def _write_set(root: Path, cfg: RMConfig, aspects: list[str], units: list[Unit],
         mode=cfg.mode, aspects=aspects, paths=paths,
         system_prompts={a: cfg.system_prompt(a) for a in aspects} if cfg.mode == "all_in_one" else {},
         rho=cfg.rho, length_debias=cfg.length_debias, max_length=cfg.max_length,
+        response_share=cfg.response_share,
         holistic_path=HOLISTIC if has_holistic else None,
         extra={"units": {u.name: manifests[(u.set_dir, u.name)] for u in units if u.set_dir == root}})
     rm_set.save(root)
     return rm_set
 
 
-def _evaluate(root: Path, rm_set: RewardModelSet, heldout: pa.Table, tok, cfg: RMConfig, echo) -> dict:
-    """Held-out accuracy per aspect, the cross-aspect accuracy matrix (row: model k, column:
-    data of aspect j; paper Fig. B.3 shows 1 − these), and margin/Δlen correlation."""
-    if heldout.num_rows == 0:
-        return {}
-    aspects = rm_set.aspects
-    data = {a: heldout.filter(pc.equal(heldout["aspect"], a)) for a in aspects}
-    dl = {a: delta_len(tok, t).astype(float) for a, t in data.items()}
-    matrix: dict[str, dict[str, float]] = {}
-    own: dict[str, dict] = {}
-    cache = {}
-    for k in aspects:
-        d = rm_set.model_dir(root, k)
-        if d not in cache:
-            cache[d] = load_reward_backbone(str(d), rm_set.head_index(k) + 1 if rm_set.mode !=
-                                            "multi_head" else len(aspects),
-                                            trust_remote_code=cfg.trust_remote_code)
-        model, mtok = cache[d]
-        matrix[k] = {}
-        for j in aspects:
-            m = RM.pair_margins(model, mtok, data[j], max_length=cfg.max_length,
-                                system_prompt=rm_set.system_prompts.get(k), head=rm_set.head_index(k))
-            matrix[k][j] = RM.accuracy(m)
-            if j == k:
-                own[k] = {"heldout_accuracy": RM.accuracy(m), "n": int(len(m)),
-                          "margin_dlen_corr": RM.length_correlation(m, dl[j])}
-    metrics = {"own": own, "cross_accuracy": matrix}
-    rm_set.extra["metrics"] = metrics
-    rm_set.save(root)
-    (root / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    for k, v in own.items():
-        echo(f"[rm:{k}] held-out accuracy {v['heldout_accuracy']:.3f} (n={v['n']}), "
-             f"margin~Δlen corr {v['margin_dlen_corr']:+.3f}")
+def _evaluate(root: Path, heldout: pa.Table, units: list[Unit], cfg: RMConfig, echo) -> dict:
+    """Held-out metrics of the set in ``root`` (:func:`pdray.rm.metrics.evaluate_set`), also
+    written into each of its units' ``manifest.json``."""
+    metrics = RM.evaluate_set(root, heldout, max_length=cfg.max_length,
+                              trust_remote_code=cfg.trust_remote_code, echo=echo)
+    if not metrics:
+        return metrics
+    for u in units:
+        if u.set_dir != root or not (u.out / "manifest.json").exists():
+            continue
+        names = [u.name] if u.name in metrics["cross_accuracy"] else list(metrics["own"])
+        man = json.loads((u.out / "manifest.json").read_text())
+        man["metrics"] = {a: {**metrics["own"].get(a, {}),
+                              "cross_accuracy": metrics["cross_accuracy"].get(a)} for a in names}
+        (u.out / "manifest.json").write_text(json.dumps(man, indent=2, default=str))
     return metrics

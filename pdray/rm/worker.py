@@ -1,9 +1,6 @@
-"""The Ray Train worker: TRL's RewardTrainer on one training unit (an aspect, or a shared model).
-
-The length penalty of Eq. 17 rides in TRL's ``margin`` column: TRL minimises
-−log σ(r_w − r_l − margin), so ``margin = ρ·Δlen`` is the penalty variant and
-``margin = −ρ·Δlen`` the product-of-experts variant (−log σ(Δr + ρ·Δlen)).
-"""
+"""The Ray Train worker: TRL's RewardTrainer (pdray's subclass, :mod:`pdray.rm.losses`) on one
+training unit (an aspect, or a shared model), with the step floor, early stopping on the held-out
+Bradley–Terry loss and the length modes of :func:`pdray.rm.losses.bt_loss`."""
 
 from __future__ import annotations
 
@@ -12,44 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-from transformers import Trainer
-
-try:  # TRL is a core dependency; kept importable for docs builds without it
-    from trl import RewardTrainer
-    from trl.trainer.reward_trainer import DataCollatorForPreference
-except ImportError:  # pragma: no cover
-    RewardTrainer = object
-    DataCollatorForPreference = object
-
-
-class HeadCollator(DataCollatorForPreference):
-    """TRL's preference collator plus the scalar-head index of every pair (multi-head mode)."""
-
-    def torch_call(self, examples):
-        out = super().torch_call(examples)
-        out["head"] = torch.tensor([e["head"] for e in examples], dtype=torch.long)
-        return out
-
-
-class MultiHeadRewardTrainer(Trainer):
-    """One backbone with κ scalar heads: pair z trains only its own aspect's head, with the
-    same Bradley–Terry loss and margin as TRL's RewardTrainer (which allows one head only)."""
-
-    def __init__(self, *args, processing_class=None, **kwargs):
-        super().__init__(*args, processing_class=processing_class, **kwargs)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        head = inputs.pop("head")
-        margin = inputs.pop("margin", None)
-        inputs["use_cache"] = False
-        outputs = model(**inputs)
-        logits = outputs.logits.gather(1, head.repeat(2).unsqueeze(1)).squeeze(1)
-        r_w, r_l = torch.chunk(logits, 2)
-        diff = r_w - r_l - (margin if margin is not None else 0.0)
-        loss = -nn.functional.logsigmoid(diff).mean()
-        return (loss, outputs) if return_outputs else loss
+from pdray.rm.losses import (LENGTH_COEF, HeadCollator, PdrayRewardTrainer, add_length_coef,
+                             pop_length_coef)
 
 
 def _progress_callback(name: str, fail_step: int | None, marker: str | None):
@@ -57,9 +18,15 @@ def _progress_callback(name: str, fail_step: int | None, marker: str | None):
 
     class Progress(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
-            if state.is_world_process_zero and logs and "loss" in logs:
+            if not (state.is_world_process_zero and logs):
+                return
+            if "loss" in logs:
                 print(f"[rm:{name}] step {state.global_step}/{state.max_steps} "
                       f"loss {logs['loss']:.4f} acc {logs.get('accuracy', float('nan')):.3f}",
+                      flush=True)
+            if "eval_loss" in logs:
+                print(f"[rm:{name}] step {state.global_step}/{state.max_steps} held-out BT loss "
+                      f"{logs['eval_loss']:.4f} acc {logs.get('eval_accuracy', float('nan')):.3f}",
                       flush=True)
 
         def on_step_end(self, args, state, control, **kw):
@@ -71,44 +38,70 @@ def _progress_callback(name: str, fail_step: int | None, marker: str | None):
 
 
 def train_unit(spec: dict) -> None:
-    """Ray Train ``train_loop_per_worker``: train, checkpoint through Ray, report the final model."""
+    """Ray Train ``train_loop_per_worker``: train, checkpoint through Ray, report the final model.
+
+    ``spec["max_steps"]`` is the planned number of optimizer steps (the step floor applied by
+    the driver); with ``eval_rows``, the held-out Bradley–Terry loss is evaluated every
+    ``eval_steps`` and training stops after ``patience`` evaluations without improvement, keeping
+    the best model (transformers' ``EarlyStoppingCallback`` and ``load_best_model_at_end``).
+    """
     import datasets
     import ray.train
+    import torch
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from transformers import EarlyStoppingCallback
     from trl import RewardConfig
 
     from pdray.models.backbones import load_reward_backbone
+    from pdray.models.reward import POOLING_KEY, install_forward, resolve_pooling
 
     ctx = ray.train.get_context()
+    cpus = spec.get("cpus_per_worker") or 1
+    if not spec["use_gpu"]:
+        torch.set_num_threads(max(1, int(round(cpus))))
     start = time.time()
     model, tok = load_reward_backbone(spec["backbone"], spec["num_labels"],
                                       trust_remote_code=spec["trust_remote_code"],
-                                      id2label=spec.get("id2label"))
+                                      id2label=spec.get("id2label"), fresh_head="zeros")
+    pooling = resolve_pooling(model, spec.get("pooling", "auto"))
+    learned = spec["length_debias"] == "learned"
+    if learned:
+        add_length_coef(model, spec["length_coef_init"])
+    install_forward(model, pooling, LENGTH_COEF if learned else None)
     if spec.get("lora"):
         from peft import LoraConfig, TaskType, get_peft_model
 
         model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, **spec["lora"]))
-    rows = spec["rows"]
-    ds = datasets.Dataset.from_dict(rows)
+    ds = datasets.Dataset.from_dict(spec["rows"])
+    eval_ds = datasets.Dataset.from_dict(spec["eval_rows"]) if spec.get("eval_rows") else None
     use_gpu = spec["use_gpu"]
     bf16 = spec["bf16"] if spec["bf16"] is not None else use_gpu
     out_tmp = tempfile.mkdtemp(prefix=f"pdray-rm-{spec['name']}-")
+    every = spec["eval_steps"]
+    stopping = eval_ds is not None and eval_ds.num_rows > 0
     args = RewardConfig(
         output_dir=out_tmp, per_device_train_batch_size=spec["batch_size"],
-        gradient_accumulation_steps=spec["grad_accum"], num_train_epochs=spec["epochs"],
-        max_steps=spec["max_steps"] or -1, learning_rate=spec["lr"],
-        warmup_steps=spec["warmup_ratio"], lr_scheduler_type=spec["scheduler"],
-        weight_decay=spec["weight_decay"], logging_steps=max(1, spec.get("logging_steps", 5)),
-        save_strategy="steps", save_steps=spec["save_steps"], save_total_limit=1,
-        report_to="none", seed=spec["seed"], use_cpu=not use_gpu, bf16=bf16,
-        max_length=None, remove_unused_columns=False, dataloader_num_workers=0,
-        deepspeed=spec.get("deepspeed"), disable_tqdm=True)
+        per_device_eval_batch_size=spec["batch_size"],
+        gradient_accumulation_steps=spec["grad_accum"], max_steps=spec["max_steps"],
+        learning_rate=spec["lr"], warmup_steps=spec["warmup_steps"],
+        lr_scheduler_type=spec["scheduler"], weight_decay=spec["weight_decay"],
+        logging_steps=max(1, min(every, 10)), save_strategy="steps",
+        save_steps=every if stopping else spec["save_steps"], save_total_limit=1,
+        eval_strategy="steps" if stopping else "no", eval_steps=every if stopping else None,
+        load_best_model_at_end=stopping, metric_for_best_model="eval_loss",
+        greater_is_better=False, report_to="none", seed=spec["seed"], use_cpu=not use_gpu,
+        bf16=bf16, max_length=None, remove_unused_columns=False, dataloader_num_workers=0,
+        deepspeed=spec.get("deepspeed"), disable_tqdm=True,
+        # mean pooling leaves the [CLS] pooler of BERT-style models out of the loss
+        ddp_find_unused_parameters=pooling == "mean" or learned)
     collator = HeadCollator(pad_token_id=tok.pad_token_id) if spec["num_labels"] > 1 else None
-    cls = MultiHeadRewardTrainer if spec["num_labels"] > 1 else RewardTrainer
-    trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok,
-                  data_collator=collator)
+    trainer = PdrayRewardTrainer(model=model, args=args, train_dataset=ds, eval_dataset=eval_ds,
+                                 processing_class=tok, data_collator=collator,
+                                 length_debias=spec["length_debias"], head_lr=spec["head_lr"])
     trainer.add_callback(_progress_callback(spec["name"], spec.get("fail_once_at_step"),
                                             spec.get("fail_marker")))
+    if stopping:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=spec["patience"]))
     trainer.add_callback(RayTrainReportCallback())
     trainer = prepare_trainer(trainer)
     ckpt = ray.train.get_checkpoint()
@@ -118,18 +111,41 @@ def train_unit(spec: dict) -> None:
             path = os.path.join(d, RayTrainReportCallback.CHECKPOINT_NAME)
             resumed_from = path
             print(f"[rm:{spec['name']}] resuming from checkpoint {path}", flush=True)
-            result = trainer.train(resume_from_checkpoint=path)
+            trainer.train(resume_from_checkpoint=path)
     else:
-        result = trainer.train()
-    metrics = {"train_loss": float(result.training_loss), "steps": int(trainer.state.global_step),
-               "resumed": resumed_from is not None, "start": start, "end": time.time()}
+        trainer.train()
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    metrics = {"train_loss": float(losses[-1]) if losses else float("nan"),
+               "first_loss": float(losses[0]) if losses else float("nan"),
+               "steps": int(trainer.state.global_step), "planned_steps": spec["max_steps"],
+               "best_eval_loss": (float(trainer.state.best_metric)
+                                  if trainer.state.best_metric is not None else None),
+               "best_step": _best_step(trainer.state.best_model_checkpoint),
+               "eval_losses": evals, "stopped_early": trainer.state.global_step < spec["max_steps"],
+               "pooling": pooling, "resumed": resumed_from is not None, "start": start,
+               "end": time.time()}
     final = tempfile.mkdtemp(prefix=f"pdray-rm-final-{spec['name']}-")
+    m = trainer.model
+    if spec.get("lora"):
+        m = m.merge_and_unload()
+    coef = pop_length_coef(m)
+    if coef is not None:
+        metrics["length_coef"] = coef
+        metrics["learned_rho_per_token"] = [c / spec["length_scale"] for c in coef]
     if ctx.get_world_rank() == 0:
-        m = trainer.model
-        if spec.get("lora"):
-            m = m.merge_and_unload()
+        setattr(m.config, POOLING_KEY, pooling)
         m.save_pretrained(final, safe_serialization=True)
         tok.save_pretrained(final)
     ray.train.report({"final": 1, **metrics},
                      checkpoint=ray.train.Checkpoint.from_directory(final)
                      if ctx.get_world_rank() == 0 else None)
+
+
+def _best_step(path: str | None) -> int | None:
+    """The step of ``…/checkpoint-<step>`` (transformers' best-model checkpoint)."""
+    if not path:
+        return None
+    tail = Path(path).name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None

@@ -26,6 +26,10 @@ class ScoringActor:
         from pdray.scoring.config import ScoreConfig
 
         self.cfg = ScoreConfig.model_validate_json(cfg_json)
+        if not self.cfg.gpus_per_actor:  # Ray gives a fractional-CPU actor one thread
+            import torch
+
+            torch.set_num_threads(max(1, int(round(self.cfg.cpus_per_actor or 1))))
         self.rm_set = RewardModelSet.load(rm_dir)
         self.scorer = make_scorer(self.rm_set, rm_dir, self.cfg)
         self.tok = next(iter(self.scorer.models.values())).tok if hasattr(self.scorer, "models") \
@@ -55,6 +59,7 @@ class ScoringActor:
         ok = [i for i in range(n) if errors[i] is None]
         gaps = {k: np.full(n, np.nan) for k in self.scorer.keys}
         stats = {"tokens": 0, "padded": 0}
+        same = np.zeros(n, dtype=bool)
         lc, lr = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         if ok:
             sub = {k: [cols[k][i] for i in ok] for k in cols}
@@ -62,6 +67,8 @@ class ScoringActor:
                 rewards, stats = self.scorer.score(sub["prompt"], sub["chosen"], sub["rejected"])
                 for k, (rc, rr) in rewards.items():
                     gaps[k][ok] = rc - rr
+                if "same_input" in stats:
+                    same[ok] = stats["same_input"]
             except Exception as e:  # noqa: BLE001 - recorded per row, then retried one by one
                 for i in ok:
                     try:
@@ -80,6 +87,7 @@ class ScoringActor:
                "chosen_len": pa.array(lc), "rejected_len": pa.array(lr)}
         for k in self.scorer.keys:
             out[f"gap_{k}"] = pa.array(gaps[k], pa.float64())
+        out["same_input"] = pa.array(same, pa.bool_())
         out["_shard"] = batch["_shard"]
         out["_error"] = pa.array(errors, pa.string())
         out["_tokens"] = pa.array(np.full(n, share))

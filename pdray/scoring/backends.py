@@ -7,12 +7,14 @@ pair go through the same forward pass; pairs are bucketed by length under a toke
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from pdray.errors import PdrayError
-from pdray.models.formatting import pair_text
+from pdray.models.formatting import encode_reward_inputs
+from pdray.models.reward import pad_batch, reward_forward
 from pdray.rm_set import HOLISTIC, RewardModelSet
 
 
@@ -33,11 +35,23 @@ def pair_batches(lengths_c, lengths_r, batch_tokens: int, max_rows: int = 512) -
     return out
 
 
+def encode_pairs(tok, prompts, chosen, rejected, system, max_length: int, response_share: float):
+    """Token ids of both responses of every pair (the training encoding, prompt cut from the
+    left) and a mask of the pairs whose two inputs came out identical after truncation."""
+    kw = {"max_length": max_length, "response_share": response_share}
+    tc, _ = encode_reward_inputs(tok, list(prompts), list(chosen), system, **kw)
+    tr, _ = encode_reward_inputs(tok, list(prompts), list(rejected), system, **kw)
+    same = np.fromiter((a == b for a, b in zip(tc, tr)), dtype=bool, count=len(tc))
+    return tc, tr, same
+
+
 class Scorer:
     """Interface: ``score(prompts, chosen, rejected) -> (rewards, stats)``.
 
     ``rewards[k] = (r_chosen, r_rejected)`` arrays per model key k (aspects, plus ``holistic``
-    when the set has one); ``stats`` counts real and padded tokens.
+    when the set has one); ``stats`` counts real and padded tokens, and ``stats["same_input"]``
+    marks the pairs whose chosen and rejected inputs were identical for some model after
+    truncation (their gap is 0 by construction, not by judgement).
     """
 
     keys: list[str]
@@ -72,6 +86,7 @@ class HFScorer(Scorer):
         self.device = torch.device("cuda" if cfg.gpus_per_actor > 0 and torch.cuda.is_available()
                                    else "cpu")
         self.max_length = cfg.max_length or rm_set.max_length
+        self.response_share = rm_set.response_share
         n_labels = len(rm_set.aspects) if rm_set.mode == "multi_head" else 1
         self.models: dict[str, _Model] = {}
         # plan: (model folder, pass name, system prompt, [(key, head index)])
@@ -87,25 +102,17 @@ class HFScorer(Scorer):
 
         n = len(prompts)
         out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
-        stats = {"tokens": 0, "padded": 0, "forward_passes": 0}
+        stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
         for folder, _, system, heads in self.plan:
             m = self.models[folder]
-            tc = m.tok([pair_text(m.tok, p, y, system) for p, y in zip(prompts, chosen)],
-                       truncation=True, max_length=self.max_length)["input_ids"]
-            tr = m.tok([pair_text(m.tok, p, y, system) for p, y in zip(prompts, rejected)],
-                       truncation=True, max_length=self.max_length)["input_ids"]
-            pad = m.tok.pad_token_id
+            tc, tr, same = encode_pairs(m.tok, prompts, chosen, rejected, system, self.max_length,
+                                        self.response_share)
+            stats["same_input"] |= same
             for b in pair_batches([len(x) for x in tc], [len(x) for x in tr], self.cfg.batch_tokens):
-                seqs = [tc[i] for i in b] + [tr[i] for i in b]
-                L = max(len(s) for s in seqs)
-                ids = torch.full((len(seqs), L), pad, dtype=torch.long)
-                mask = torch.zeros_like(ids)
-                for r, s in enumerate(seqs):
-                    ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-                    mask[r, : len(s)] = 1
+                ids, mask = pad_batch([tc[i] for i in b] + [tr[i] for i in b], m.tok.pad_token_id)
                 with torch.inference_mode():
-                    logits = m.model(input_ids=ids.to(m.device),
-                                     attention_mask=mask.to(m.device)).logits.float().cpu().numpy()
+                    logits = reward_forward(m.model, ids.to(m.device),
+                                            mask.to(m.device)).float().cpu().numpy()
                 stats["tokens"] += int(mask.sum())
                 stats["padded"] += int(ids.numel())
                 stats["forward_passes"] += 1
@@ -141,6 +148,11 @@ class VLLMScorer(Scorer):
         for folder, *_ in self.plan:
             if folder in self.llms:
                 continue
+            pooling = json.loads((Path(folder) / "config.json").read_text()).get("pdray_pooling")
+            if pooling == "mean":
+                raise PdrayError(f"{folder}: a mean-pooled reward model cannot be served by "
+                                 f"vLLM's classify runner (it pools the last token); score it "
+                                 f"with score.backend=hf, or train with rm.pooling=native")
             self.llms[folder] = LLM(**vllm_kwargs(folder, cfg, self.max_length, PoolerConfig))
             self.toks[folder] = AutoTokenizer.from_pretrained(
                 folder, trust_remote_code=cfg.trust_remote_code)
@@ -152,12 +164,13 @@ class VLLMScorer(Scorer):
 
         n = len(prompts)
         out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
-        stats = {"tokens": 0, "padded": 0, "forward_passes": 0}
+        stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
         for folder, _, system, heads in self.plan:
             tok = self.toks[folder]
-            texts = ([pair_text(tok, p, y, system) for p, y in zip(prompts, chosen)]
-                     + [pair_text(tok, p, y, system) for p, y in zip(prompts, rejected)])
-            ids = tok(texts, truncation=True, max_length=self.max_length)["input_ids"]
+            tc, tr, same = encode_pairs(tok, prompts, chosen, rejected, system, self.max_length,
+                                        self.rm_set.response_share)
+            stats["same_input"] |= same
+            ids = tc + tr
             res = self.llms[folder].classify([TokensPrompt(prompt_token_ids=x) for x in ids],
                                              pooling_params=PoolingParams(use_activation=False),
                                              use_tqdm=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +16,10 @@ import pyarrow.compute as pc
 from pdray import __version__
 from pdray.errors import ConfigError, DataError
 from pdray.io import read_table, table_hash, write_json, write_table
+from pdray.selection.scores import LENGTH_MODES
 from pdray.selection.selectors import DESCRIPTIONS, SELECTORS, Context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,7 +34,7 @@ class SelectionResult:
         return self.manifest.get("score_column", "score")
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SelectionResult":
+    def load(cls, directory: str | Path) -> SelectionResult:
         d = Path(directory)
         table = read_table(d / "selected.parquet")
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
@@ -39,12 +44,13 @@ class SelectionResult:
 def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma: float = 0.95,
            rho: float = 0.0, length_debias: str = "penalty", seed: int = 0,
            pairs: pa.Table | None = None, aspect_weights: dict | None = None,
-           **options) -> SelectionResult:
+           source: str | None = None, **options) -> SelectionResult:
     """Select with ``strategy`` (see :data:`pdray.selection.SELECTORS`).
 
     Rows in = rows selected + rows not selected, always (relabelling baselines also count the
     pairs they drop for ties). With ``pairs`` the result carries the full selected pairs in the
-    canonical schema plus the score column, ready for DPO.
+    canonical schema plus the score column, ready for DPO. ``source`` (the scores' file) is
+    named in data errors.
     """
     if strategy not in SELECTORS:
         raise ConfigError(f"unknown strategy {strategy!r} (known: {', '.join(sorted(SELECTORS))})")
@@ -54,7 +60,12 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
     if unknown:
         raise ConfigError(f"strategy {strategy!r} takes no option(s) {sorted(unknown)} "
                           f"(options: {sorted(allowed) or 'none'})")
-    ctx = Context(scores, pairs, budget, gamma, rho, length_debias, seed, aspect_weights)
+    if length_debias not in LENGTH_MODES:
+        raise ConfigError(f"length_debias must be one of {', '.join(LENGTH_MODES)}, "
+                          f"got {length_debias!r}")
+    t0 = time.perf_counter()
+    ctx = Context(scores, pairs, budget, gamma, rho, length_debias, seed, aspect_weights,
+                  source)
     choice = fn(ctx, **options)
     keep = np.asarray(choice.keep, dtype=np.int64)
     out = pa.table({"id": scores["id"].take(pa.array(keep)),
@@ -66,7 +77,7 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
         out = attach_pairs(out, pairs)
     n_in = scores.num_rows
     n_sel = out.num_rows
-    dropped = int(choice.info.get("dropped_ties", 0))
+    dropped = int(choice.info.get("dropped", 0))
     manifest = {
         "strategy": strategy, "description": DESCRIPTIONS.get(strategy, ""),
         "score_column": choice.score_name,
@@ -80,6 +91,10 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
         "pdray_version": __version__,
     }
     assert manifest["counts"]["in"] == n_sel + manifest["counts"]["not_selected"] + dropped
+    assert manifest["counts"]["not_selected"] >= 0
+    dt = time.perf_counter() - t0
+    log.info("select %s: %d of %d rows selected (%d dropped) in %.2f s (%.0f rows/s)", strategy,
+             n_sel, n_in, dropped, dt, n_in / dt if dt > 0 else float("inf"))
     return SelectionResult(strategy, out["id"].to_pylist(), out, manifest)
 
 

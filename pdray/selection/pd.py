@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +20,7 @@ from pdray.selection.scores import gap, validate_scores
 class PDResult:
     pd: np.ndarray                      # PD(z) per row, aligned with the scores table
     q: dict[str, float]                 # q_k per aspect (Eq. 13)
-    normalized: dict[str, np.ndarray]   # Δr̃_k per aspect (Eq. 14)
+    normalized: Mapping[str, np.ndarray]  # Δr̃_k per aspect (Eq. 14; compute_pd: on first use)
     aspects: list[str] = field(default_factory=list)
 
 
@@ -52,28 +54,125 @@ def compute_pd(scores: pa.Table, *, gamma: float = 0.95, rho: float = 0.0,
 
     Only aspects that own pairs take part (a ``gap_holistic`` column rides along unused).
     ``rho`` and ``length_debias`` give the length term of Eq. 18.
+
+    The numbers are those of ``length_adjusted_gap`` → :func:`pd_from_gaps`, bit for bit,
+    computed by the fused kernel :func:`pdray.selection.math.pd_columns` straight from the
+    Arrow buffers. On large tables the contract check runs on a second thread meanwhile; its
+    error, if any, is the one raised.
     """
-    aspects = validate_scores(scores, file)
+    if length_debias not in ("penalty", "poe", "learned", "none"):
+        raise ValueError(f"unknown length_debias {length_debias!r}")
+    n = scores.num_rows
+    if M.n_threads(n) == 1:
+        aspects = validate_scores(scores, file)
+        return _compute_pd(scores, aspects, gamma, rho, length_debias, aspect_weights, file)
+    box: dict = {}
+
+    def check():
+        try:
+            box["aspects"] = validate_scores(scores, file)
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = e
+
+    th = threading.Thread(target=check, name="pdray-validate", daemon=True)
+    th.start()
+    try:
+        r = _compute_pd(scores, None, gamma, rho, length_debias, aspect_weights, file)
+    except BaseException:
+        th.join()
+        if "error" in box:
+            raise box["error"] from None
+        raise
+    th.join()
+    if "error" in box:
+        raise box["error"]
+    assert r.aspects == box["aspects"], (r.aspects, box["aspects"])
+    return r
+
+
+def _compute_pd(scores, aspects, gamma, rho, length_debias, aspect_weights, file) -> PDResult:
+    own_codes, names = aspect_codes(scores)
+    if aspects is None:
+        aspects = sorted(names)
     if aspect_weights:
         unknown = set(aspect_weights) - set(aspects)
         if unknown:
             raise DataError(f"aspect_weights name unknown aspects {sorted(unknown)} "
                             f"(aspects: {aspects})", file=file, field="aspect")
-    own_codes, names = aspect_codes(scores)
-    dlen = (scores["chosen_len"].to_numpy(zero_copy_only=False).astype(np.float64)
-            - scores["rejected_len"].to_numpy(zero_copy_only=False).astype(np.float64))
     code = {a: names.index(a) for a in aspects}
-    gaps = {code[k]: M.length_adjusted_gap(gap(scores, k), dlen, rho, length_debias)
-            for k in aspects}
-    w = {code[k]: v for k, v in aspect_weights.items()} if aspect_weights else None
-    r = pd_from_gaps(gaps, own_codes, gamma=gamma, weights=w, names={v: k for k, v in code.items()})
-    return r
+    penalty = length_debias == "penalty"
+    cols = [_numbers(scores[f"gap_{k}"]) for k in aspects]
+    cl = _numbers(scores["chosen_len"]) if penalty else None
+    rl = _numbers(scores["rejected_len"]) if penalty else None
+    w = [float(aspect_weights.get(k, 1.0)) for k in aspects] if aspect_weights else None
+    pd, qs = M.pd_columns(cols, own_codes, [code[k] for k in aspects], gamma, labels=aspects,
+                          chosen_len=cl, rejected_len=rl, rho=rho, weights=w)
+    q = dict(zip(aspects, qs))
+
+    def normalized(k):
+        dlen = (scores["chosen_len"].to_numpy(zero_copy_only=False).astype(np.float64)
+                - scores["rejected_len"].to_numpy(zero_copy_only=False).astype(np.float64))
+        return M.normalize_gap(M.length_adjusted_gap(gap(scores, k), dlen, rho, length_debias),
+                               q[k])
+
+    return PDResult(pd, q, _Lazy(aspects, normalized), list(aspects))
+
+
+class _Lazy(Mapping):
+    """Δr̃_k per aspect, each computed on first access (most callers only need PD)."""
+
+    def __init__(self, keys, fn):
+        self._keys, self._fn, self._done = list(keys), fn, {}
+
+    def __getitem__(self, k):
+        if k not in self._done:
+            if k not in self._keys:
+                raise KeyError(k)
+            self._done[k] = self._fn(k)
+        return self._done[k]
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __repr__(self):
+        return f"<normalized gaps for {self._keys}>"
+
+
+def _numbers(col) -> np.ndarray:
+    """A numeric column as numpy, zero-copy when it is one chunk without nulls."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col.to_numpy(zero_copy_only=False)
 
 
 def aspect_codes(scores: pa.Table) -> tuple[np.ndarray, list[str]]:
     """Integer codes of the rows' own aspects (fast comparisons at scale) and their names."""
-    enc = pc.dictionary_encode(scores["aspect"]).combine_chunks()
-    return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
+    col = scores["aspect"]
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    n = len(col)
+    T = M.n_threads(n)
+    if T == 1:
+        enc = pc.dictionary_encode(col)
+        return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
+    # slices encoded on T threads, then their dictionaries unified in order of first appearance
+    encs = M.run_parallel(lambda r: pc.dictionary_encode(col.slice(r[0], r[1] - r[0])),
+                          M.split_rows(n, T))
+    names: list = []
+    for e in encs:
+        names += [v for v in e.dictionary.to_pylist() if v not in names]
+    out = np.empty(n, dtype=np.int32)
+    at = 0
+    for e in encs:
+        lut = np.asarray([names.index(v) for v in e.dictionary.to_pylist()] or [0], np.int32)
+        out[at:at + len(e)] = lut[e.indices.to_numpy(zero_copy_only=False)]
+        at += len(e)
+    return out, names
 
 
 def true_gaps(pairs: pa.Table, ids: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:

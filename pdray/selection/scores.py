@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from pdray.errors import DataError
 
 GAP_PREFIX = "gap_"
+LENGTH_MODES = ("learned", "penalty", "poe", "none")
 REQUIRED = ("id", "aspect", "chosen_len", "rejected_len")
 
 
@@ -22,7 +23,7 @@ def validate_scores(scores: pa.Table, file: str | None = None, *,
     """Check the contract and return the PD aspects (the rows' own aspects, each with a gap).
 
     Errors name the file, row and field: a missing column, an aspect with no ``gap_<k>``
-    column, NaN or infinite gaps, null ids.
+    column, NaN or infinite gaps or lengths, negative lengths, null ids or aspects.
     """
     for c in REQUIRED:
         if c not in scores.column_names:
@@ -48,6 +49,12 @@ def validate_scores(scores: pa.Table, file: str | None = None, *,
         if idx:
             raise DataError(f"non-finite value {arr[idx[0]].as_py()!r} "
                             f"({len(idx)} such rows)", file=file, row=idx[0], field=col)
+    for col in ("chosen_len", "rejected_len"):
+        neg = pc.less(scores[col], 0)
+        if pc.any(neg).as_py():
+            i = pc.indices_nonzero(neg.fill_null(False)).to_pylist()[0]
+            raise DataError(f"negative token length {scores[col][i].as_py()}", file=file, row=i,
+                            field=col)
     if scores["id"].null_count:
         i = pc.indices_nonzero(pc.is_null(scores["id"])).to_pylist()[0]
         raise DataError("null id", file=file, row=i, field="id")
@@ -81,3 +88,55 @@ def read_scores(path) -> pa.Table:
     if p.is_dir() and (p / "shards").is_dir():
         return read_table(p / "shards")
     return read_table(path)
+
+
+def scores_manifest(path) -> dict:
+    """The ``manifest.json`` beside a scores table (a ``pdray score`` directory or the file's
+    folder), or {} when there is none."""
+    import json
+    from pathlib import Path
+
+    if path is None:
+        return {}
+    p = Path(str(path))
+    for cand in ((p / "manifest.json") if p.is_dir() else None, p.parent / "manifest.json"
+                 if p.is_file() and p.parent.name != "shards" else None,
+                 p.parent.parent / "manifest.json" if p.parent.name == "shards" else None):
+        if cand is not None and cand.is_file():
+            try:
+                return json.loads(cand.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise DataError("unreadable scores manifest", file=str(cand)) from None
+    return {}
+
+
+def length_term(path, rho: float | None = None, length_debias: str | None = None
+                ) -> tuple[float, str]:
+    """(ρ, length mode) of Eq. 18 for the scores at ``path``: what the scores manifest records
+    (the reward-model set they were made with), unless given. A table without a manifest and no
+    explicit setting gets no length term (ρ = 0). One scores table → one selection, whichever
+    entry point (``pdray select``, ``report``, ``tune``, ``run``) reads it."""
+    term = scores_manifest(path).get("length") or {}
+    mode = length_debias or term.get("length_debias") or "none"
+    if mode not in LENGTH_MODES:
+        raise DataError(f"unknown length mode {mode!r} (known: {', '.join(LENGTH_MODES)})",
+                        field="length_debias")
+    if rho is None:
+        rho = float(term.get("rho", 0.0)) if mode == (term.get("length_debias") or mode) else 0.0
+    return (float(rho) if mode == "penalty" else 0.0), mode
+
+
+def rm_metrics_for(path) -> dict | None:
+    """The quality metrics (``metrics.json``) of the reward-model set the scores at ``path``
+    were made with, when its folder is still there."""
+    import json
+    from pathlib import Path
+
+    rm_dir = scores_manifest(path).get("rm_dir")
+    f = Path(rm_dir) / "metrics.json" if rm_dir else None
+    if f is None or not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -7,11 +7,12 @@ return the relabelled pairs instead. Register new ones with ``@register_selector
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pdray.errors import ConfigError, DataError
 from pdray.schema import ratings_dict
@@ -30,6 +31,7 @@ class Context:
     length_debias: str
     seed: int
     aspect_weights: dict | None = None
+    file: str | None = None              # where the scores came from (named in errors)
 
     @property
     def n(self) -> int:
@@ -64,7 +66,8 @@ def register_selector(name: str, description: str = ""):
 
 def _pd(ctx: Context, rho: float | None = None) -> tuple[np.ndarray, dict]:
     r = compute_pd(ctx.scores, gamma=ctx.gamma, rho=ctx.rho if rho is None else rho,
-                   length_debias=ctx.length_debias, aspect_weights=ctx.aspect_weights)
+                   length_debias=ctx.length_debias, aspect_weights=ctx.aspect_weights,
+                   file=ctx.file)
     return r.pd, r.q
 
 
@@ -100,8 +103,12 @@ def select_mid(ctx: Context) -> Choice:
 
 @register_selector("random", "a seeded uniform sample of λ·|D| pairs")
 def select_random(ctx: Context) -> Choice:
-    u = np.random.default_rng(ctx.seed).random(ctx.n)
+    """Seeded uniform sample. The draws are assigned in ``id`` order, so the same seed picks
+    the same ids whatever the row order of the scores table."""
     ids = ctx.scores["id"]
+    by_id = np.asarray(pc.sort_indices(ids))
+    u = np.empty(ctx.n)
+    u[by_id] = np.random.default_rng(ctx.seed).random(ctx.n)
     return Choice(M.top_lowest(u, ids, ctx.k), "random_u", u)
 
 
@@ -109,7 +116,7 @@ def select_random(ctx: Context) -> Choice:
 def select_holistic(ctx: Context, column: str = "gap_holistic") -> Choice:
     if column not in ctx.scores.column_names:
         raise DataError(f"holistic needs a {column} column (train the holistic RM: "
-                        "rm.train_holistic=true)", field=column)
+                        "rm.train_holistic=true)", file=ctx.file, field=column)
     ids, _, dlen = columns(ctx.scores)
     g = M.length_adjusted_gap(ctx.scores[column].to_numpy().astype(float), dlen, ctx.rho,
                               ctx.length_debias)
@@ -135,7 +142,7 @@ def select_band(ctx: Context, columns: list[str] | None = None, low: float = 0.2
     mask = np.ones(ctx.n, dtype=bool)
     for c in cols:
         if c not in ctx.scores.column_names:
-            raise DataError(f"band: no column {c!r} in the scores", field=c)
+            raise DataError(f"band: no column {c!r} in the scores", file=ctx.file, field=c)
         mask &= M.percentile_band(ctx.scores[c].to_numpy().astype(float), low, high)
     keep = np.flatnonzero(mask)
     ids = np.asarray(ctx.scores["id"].to_pylist(), dtype=object)
@@ -154,7 +161,8 @@ def select_lossdiff_irm(ctx: Context, low: float = 0.2, high: float = 0.8) -> Ch
 def select_pd_irm(ctx: Context, low: float = 0.2, high: float = 0.8,
                   combine: str = "intersect") -> Choice:
     if "irm" not in ctx.scores.column_names:
-        raise DataError("pd_irm needs an irm column (pdray lossdiff score)", field="irm")
+        raise DataError("pd_irm needs an irm column (pdray lossdiff score)", file=ctx.file,
+                        field="irm")
     pd, q = _pd(ctx)
     ids, _, _ = columns(ctx.scores)
     irm = ctx.scores["irm"].to_numpy().astype(float)
@@ -181,9 +189,16 @@ def select_all(ctx: Context) -> Choice:
 
 
 def _relabel(ctx: Context, key: str) -> Choice:
+    """Relabel every pair of the scores by a holistic ground truth; ties and pairs without
+    ground truth are dropped and counted (``dropped_ties``, ``dropped_no_truth``)."""
     if ctx.pairs is None:
         raise ConfigError(f"{key} needs the pairs with ground truth (--data PAIRS)")
-    p = ctx.pairs
+    idx = pc.index_in(ctx.scores["id"], value_set=ctx.pairs["id"])
+    if idx.null_count:
+        row = pc.indices_nonzero(pc.is_null(idx))[0].as_py()
+        raise DataError(f"id {ctx.scores['id'][row].as_py()!r} of the scores is not in the pairs "
+                        f"({idx.null_count} such rows)", row=row, field="id")
+    p = ctx.pairs.take(idx)                       # aligned with the scores rows
     if key == "oracle":
         if "chosen_ratings" not in p.column_names:
             raise DataError("oracle needs chosen_ratings/rejected_ratings", field="chosen_ratings")
@@ -199,24 +214,23 @@ def _relabel(ctx: Context, key: str) -> Choice:
         diff = (np.asarray(p["chosen_overall"].to_numpy(zero_copy_only=False), dtype=float)
                 - np.asarray(p["rejected_overall"].to_numpy(zero_copy_only=False), dtype=float))
     swap = diff < 0
-    keep_rows = np.flatnonzero(~np.isnan(diff) & (diff != 0))
+    no_truth = np.isnan(diff)
+    keep = np.flatnonzero(~no_truth & (diff != 0))
     cols = {c: p[c] for c in p.column_names}
+    sw = pa.array(swap)
     for a, b in (("chosen", "rejected"), ("chosen_ratings", "rejected_ratings"),
                  ("chosen_overall", "rejected_overall")):
         if a in cols and b in cols:
-            sw = pa.array(swap)
-            import pyarrow.compute as pc
-
             cols[a], cols[b] = pc.if_else(sw, p[b], p[a]), pc.if_else(sw, p[a], p[b])
-    relabelled = pa.table(cols).take(pa.array(keep_rows))
-    relabelled = relabelled.append_column("relabelled", pa.array(swap[keep_rows]))
-    idx = {v: i for i, v in enumerate(ctx.scores["id"].to_pylist())}
-    keep = np.asarray([idx[i] for i in relabelled["id"].to_pylist() if i in idx], dtype=int)
+    relabelled = pa.table(cols).take(pa.array(keep))
+    relabelled = relabelled.append_column("relabelled", pa.array(swap[keep]))
     score = np.zeros(ctx.n)
     score[keep] = 1.0
+    n_tie = int(np.sum(diff == 0))
     return Choice(keep, "kept", score, relabelled=relabelled,
-                  info={"relabelled": int(swap[keep_rows].sum()),
-                        "dropped_ties": int(len(diff) - len(keep_rows))})
+                  info={"relabelled": int(swap[keep].sum()), "dropped_ties": n_tie,
+                        "dropped_no_truth": int(no_truth.sum()),
+                        "dropped": n_tie + int(no_truth.sum())})
 
 
 @register_selector("oracle", "full data relabelled by the mean aspect rating (ties dropped)")

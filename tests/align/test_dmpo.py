@@ -10,7 +10,7 @@ from pdray.align.logprobs import prompt_and_full_ids
 
 def test_dmpo_hand_computed():
     # M = 0.1·((−10 + 11) − (−12 + 11)) = 0.2; κ·M + PD = 2·0.2 − 0.5 = −0.1
-    t = lambda v: torch.tensor([v])  # noqa: E731
+    t = lambda v: torch.tensor([v])
     loss = dmpo_loss(t(-10.0), t(-12.0), t(-11.0), t(-11.0), t(-0.5), beta=0.1, kappa=2)
     assert loss.item() == pytest.approx(math.log(1 + math.exp(0.1)), rel=1e-6)
     # κ = 1 and PD = 0: exactly DPO's −log σ(β·Δ)
@@ -67,3 +67,34 @@ def test_dmpo_trainer_loss_and_gradient_match_direct_formula(tiny_lm, tmp_path):
     direct.backward()
     assert loss.item() == pytest.approx(direct.item(), rel=1e-5)
     torch.testing.assert_close(g_trainer, model.lm_head.weight.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_dmpo_trainer_with_lora_uses_adapter_free_reference(tiny_lm, tmp_path):
+    """LoRA, no ref copy: the reference is the model with its adapter off. A fresh adapter (B = 0)
+    leaves the policy equal to the reference, so M_θ = 0 and the loss is mean(−log σ(PD))."""
+    import datasets
+    from peft import LoraConfig, TaskType
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    pd = [-1.5, 0.25]
+    ds = datasets.Dataset.from_dict({
+        "prompt": [[{"role": "user", "content": x}] for x in ("Hi there.", "Name a fruit.")],
+        "chosen": [[{"role": "assistant", "content": y}] for y in ("Hello!", "Apple.")],
+        "rejected": [[{"role": "assistant", "content": y}] for y in ("Go away.", "A rock.")],
+        "pd": pd})
+    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, use_cpu=True,
+                     bf16=False, beta=0.1, report_to="none", max_length=64)
+    tr = DMPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_lm), args=args,
+                     train_dataset=ds, processing_class=tok, kappa=3,
+                     peft_config=LoraConfig(task_type=TaskType.CAUSAL_LM, r=4,
+                                            target_modules=["q_proj", "v_proj"]))
+    assert tr.ref_model is None
+    batch = next(iter(tr.get_train_dataloader()))
+    loss = tr.compute_loss(tr.model, batch)
+    want = -torch.nn.functional.logsigmoid(torch.tensor(pd)).mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    loss.backward()  # the adapter gets gradients through κ·M_θ
+    grads = [p.grad for n, p in tr.model.named_parameters() if "lora_" in n and p.requires_grad]
+    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)

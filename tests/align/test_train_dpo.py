@@ -52,3 +52,33 @@ def test_deepspeed_zero2_on_cpu(ray_local, tmp_path):
                   str(tmp_path / "ds"), echo=lambda *_: None)
     assert r.metrics["world_size"] == 2 and r.metrics["steps"] == 2
     assert AutoModelForCausalLM.from_pretrained(r.model_dir).config.num_hidden_layers == 2
+
+
+@pytest.mark.timeout(600)
+def test_cli_dmpo_lora_precomputed_ref_with_builtin_eval(ray_local, tmp_path):
+    """`pdray dpo` on a PD-carrying parquet: DMPO + LoRA + precomputed reference log-probs."""
+    import pyarrow as pa
+    from typer.testing import CliRunner
+
+    from pdray.cli import app
+    from pdray.io import write_table
+
+    pairs = synthetic_pairs(40, aspects=["helpfulness", "honesty", "harmlessness"], seed=3)
+    pairs = pairs.append_column("pd", pa.array([(i % 5) / 2 - 1.0 for i in range(40)]))
+    write_table(pairs, tmp_path / "in" / "pairs.parquet")
+    res = CliRunner().invoke(app, [
+        "dpo", str(tmp_path / "in" / "pairs.parquet"), "--output", str(tmp_path / "out"),
+        "--loss", "dmpo", "--preset", "tiny", "max_steps=2", "precompute_ref_log_probs=true",
+        "eval_fraction=0.25", "lora.r=4", "lora.lora_alpha=8",
+        "lora.target_modules=[q_proj,v_proj]"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "implicit-reward accuracy" in res.output
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert (man["rows"], man["train_rows"], man["eval_rows"], man["kappa"]) == (40, 30, 10, 3)
+    assert man["config"]["loss"] == "dmpo" and man["metrics"]["steps"] == 2
+    ev = man["evaluation"]
+    assert ev["n"] == 10 and 0 <= ev["accuracy"] <= 1 and 0 < ev["mean_sample_tokens"] <= 16
+    assert ev["n_conflicting"] + ev["n_non_conflicting"] <= 10
+    model = AutoModelForCausalLM.from_pretrained(man["model_dir"])  # LoRA merged: plain HF
+    assert not any("lora" in k for k in model.state_dict())
+    assert (tmp_path / "out" / "model" / "model.safetensors").exists()

@@ -73,7 +73,9 @@ def test_helpsteer2_real_file(shared_data):
 def test_ultrafeedback_binarized_real_file(shared_data):
     u = load_source(str(shared_data / PREF / "ultrafeedback_binarized_1k.jsonl"),
                     "ultrafeedback_binarized")
-    assert u.table.num_rows == 1000 and u.counts["quarantined"] == 0 and accounted(u)
+    # one source row has chosen == rejected: left out as "identical responses", and counted
+    assert u.table.num_rows == 999 and u.counts["quarantined"] == 0 and accounted(u)
+    assert [d["reason"] for d in u.dropped] == ["identical responses"]
     row = u.table.slice(0, 1).to_pylist()[0]
     src = _first(shared_data / PREF / "ultrafeedback_binarized_1k.jsonl")
     assert row["prompt"] == src["prompt"]
@@ -82,7 +84,7 @@ def test_ultrafeedback_binarized_real_file(shared_data):
     assert row["chosen_overall"] == src["metadata"]["rating_chosen"] == 5.0
     assert row["rejected_overall"] == 4.5
     assert row["aspect"] == "overall" and row["source"] == "ultrachat"
-    assert len(set(u.table["id"].to_pylist())) == 1000
+    assert len(set(u.table["id"].to_pylist())) == 999
 
 
 def test_hh_rlhf_real_file(shared_data):

@@ -1,9 +1,16 @@
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from pdray.rm import balanced_shares, length_balanced_indices, margin_for, training_rows
+from pdray.rm import (
+    balanced_shares,
+    length_balanced_indices,
+    length_balanced_sample,
+    margin_for,
+    training_rows,
+)
 from pdray.rm.config import PAPER_SYSTEM_PROMPTS, RMConfig
 from pdray.rm.dataset import delta_len
 from pdray.schema import pairs_from_rows
@@ -42,11 +49,13 @@ def test_margin_column_is_rho_times_dlen(tiny_rm):
          "rejected": "one"},
         {"id": "b", "aspect": "h", "prompt": "Hi", "chosen": "ok", "rejected": "ok ok ok ok"}])
     d = delta_len(tok, t)
-    n = lambda s: len(tok(s, add_special_tokens=False)["input_ids"])  # noqa: E731
+    n = lambda s: len(tok(s, add_special_tokens=False)["input_ids"])
     assert d.tolist() == [n("one two three four five six") - n("one"), n("ok") - n("ok ok ok ok")]
     rows = training_rows(tok, t, max_length=64, rho=0.01, length_debias="penalty")
     assert rows["margin"] == pytest.approx((0.01 * d).tolist())
-    assert margin_for(d, 0.01, "poe").tolist() == pytest.approx((-0.01 * d).tolist())
+    # poe keeps the feature ρ·Δlen; the loss adds it (pdray.rm.losses.bt_loss)
+    assert margin_for(d, 0.01, "poe").tolist() == pytest.approx((0.01 * d).tolist())
+    assert margin_for(d, 0.0, "learned", 2.0).tolist() == pytest.approx((d / 2).tolist())
     assert margin_for(d, 0.01, "none").tolist() == [0.0, 0.0]
     # the ids are exactly what scoring feeds the model
     from pdray.models.formatting import pair_text
@@ -64,8 +73,41 @@ def test_config_presets_and_prompts():
 
 def test_poe_loss_value():
     import torch
-    # TRL minimises −log σ(Δr − margin); with margin = −ρΔlen that is −log σ(Δr + ρΔlen)
+
+    from pdray.rm.losses import bt_loss
+    # poe: −log σ(Δr + ρΔlen)
     dr, rho, dl = torch.tensor([0.5]), 0.01, torch.tensor([20.0])
     m = torch.tensor(margin_for(dl.numpy(), rho, "poe"))
-    loss = -torch.nn.functional.logsigmoid(dr - m)
+    loss = bt_loss(dr, torch.zeros(1), m, "poe")
     assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-(0.5 + 0.2)))))
+
+
+def test_length_balanced_sample_on_a_table():
+    # D_k: 8 pairs with len(y_w) ≥ len(y_l) (Δlen = 0 counts as D⁺), 2 with len(y_w) < len(y_l)
+    dl = [3, 0, 1, 7, 2, 2, 9, 4, -5, -1]
+    t = pairs_from_rows([{"id": f"r{i}", "aspect": "h", "prompt": "p", "chosen": "a",
+                          "rejected": "b"} for i in range(10)]).append_column("dlen", pa.array(dl))
+    # f⁺ = 0.8, τ = 1: f̂⁺ = 0.645656; p_r = 0.5 → 5 rows: round(3.228) = 3 from D⁺, round(1.772) = 2
+    out, st = length_balanced_sample(t, 1.0, 0.5, 7, "dlen")
+    assert out.num_rows == 5 and (st["sampled_plus"], st["sampled_minus"]) == (3, 2)
+    assert st["sampled_plus_share"] == pytest.approx(0.6) and st["sampled_minus_share"] == pytest.approx(0.4)
+    assert st["f_hat_plus"] == pytest.approx(0.645656, abs=1e-6)
+    assert sorted(x for x in out["dlen"].to_pylist() if x < 0) == [-5, -1]
+    assert out["id"].to_pylist() == sorted(out["id"].to_pylist(), key=lambda s: int(s[1:]))
+    same, _ = length_balanced_sample(t, 1.0, 0.5, 7, np.array(dl))
+    assert same["id"].to_pylist() == out["id"].to_pylist()                    # seeded
+    # τ small: nearly all from the majority side, capped by |D⁺| = 8
+    out, st = length_balanced_sample(t, 0.05, 1.0, 0, dl)
+    assert (st["sampled_plus"], st["sampled_minus"]) == (8, 0)
+    with pytest.raises(ValueError, match="lengths has 3 values for 10 pairs"):
+        length_balanced_sample(t, 1.0, 0.5, 0, [1, 2, 3])
+
+
+def test_min_total_tops_a_small_aspect_up():
+    dl = np.array([3, 0, 1, 7, 2, 2, 9, 4, -5, -1])
+    idx, st = length_balanced_indices(dl, 1.0, 0.3, 0, min_total=8)   # p_r·n = 3 → floor 8
+    assert len(idx) == 8 and st["target"] == 8 and len(set(idx.tolist())) == 8
+    idx, st = length_balanced_indices(dl, 1.0, 0.3, 0, min_total=100)  # floor capped at |D_k|
+    assert sorted(idx.tolist()) == list(range(10)) and st["topped_up"] >= 0
+    idx, st = length_balanced_indices(dl, 1.0, 0.5, 0)                 # no floor: Eq. 16 as is
+    assert len(idx) == 5 and st["topped_up"] == 0

@@ -1,10 +1,11 @@
 import json
 
+import pyarrow as pa
 import pytest
 from transformers import AutoModelForSequenceClassification
 
 from pdray.data import synthetic_pairs
-from pdray.errors import PdrayError
+from pdray.errors import DataError, PdrayError
 from pdray.rm import RMConfig, train_reward_models
 from pdray.rm_set import RewardModelSet
 
@@ -33,6 +34,16 @@ def test_separate_concurrent_with_failure_and_resume(ray_local, tmp_path):
     assert set(met["cross_accuracy"]) == {"helpfulness", "honesty"}
     assert all(0 <= v <= 1 for row in met["cross_accuracy"].values() for v in row.values())
     assert RewardModelSet.load(tmp_path / "rm").rho == 0.001
+    # the per-aspect manifest: data hash, config, ρ, τ, p_r, achieved D⁺/D⁻ shares, metrics, path
+    man = json.loads((tmp_path / "rm" / "honesty" / "manifest.json").read_text())
+    assert man["rho"] == 0.001 and man["tau"] == 1.0 and man["sample_ratio"] == 0.6
+    assert len(man["data_hash"]) >= 16 and man["config"]["backbone"] == "tiny"
+    sp = man["sampling"]
+    assert sp["sampled_plus"] + sp["sampled_minus"] == sp["sampled"] == man["pairs"]
+    assert sp["sampled_plus_share"] + sp["sampled_minus_share"] == pytest.approx(1.0)
+    assert man["metrics"]["honesty"]["heldout_accuracy"] == met["own"]["honesty"]["heldout_accuracy"]
+    assert man["model_path"] == str((tmp_path / "rm" / "honesty").resolve())
+    assert any("[rm] 2 training units" in line for line in logs)
     # a re-run with the same data and config skips both units
     again = []
     train_reward_models(pairs, cfg, str(tmp_path / "rm"), echo=again.append)
@@ -51,13 +62,49 @@ def test_multi_head_all_in_one_and_ablations(ray_local, tmp_path):
     nd = RewardModelSet.load(tmp_path / "mh" / "no_debias")
     assert nd.rho == 0.0 and nd.length_debias == "none"
     assert nd.extra["units"]["multi_head"]["sampling"]["helpfulness"]["balanced"] is False
-    a = train_reward_models(pairs, RMConfig(**FAST, max_steps=2, mode="all_in_one"),
-                            str(tmp_path / "aio"), echo=lambda *_: None)
+    # all_in_one through the CLI: `pdray rm train PAIRS --output DIR key=value ...`
+    from typer.testing import CliRunner
+
+    from pdray.cli import app
+    from pdray.io import write_table
+
+    write_table(pairs, str(tmp_path / "pairs.parquet"))
+    res = CliRunner().invoke(app, ["rm", "train", str(tmp_path / "pairs.parquet"), "--output",
+                                   str(tmp_path / "aio"), "mode=all_in_one", "max_steps=2"]
+                             + [f"{k}={v}" for k, v in FAST.items()])
+    assert res.exit_code == 0, res.output
+    assert "reward-model set (all_in_one, aspects helpfulness, honesty)" in res.output
+    a = RewardModelSet.load(tmp_path / "aio")
     assert a.paths == {"helpfulness": "all_in_one", "honesty": "all_in_one"}
+    aio = AutoModelForSequenceClassification.from_pretrained(tmp_path / "aio" / "all_in_one")
+    assert aio.config.num_labels == 1
+    assert (tmp_path / "aio" / "all_in_one" / "model.safetensors").exists()
     assert a.system_prompts["honesty"].startswith("You are an honest AI assistant")
 
 
-def test_too_few_pairs_is_a_clear_error(tmp_path):
+def test_too_few_pairs_and_bad_rows_are_clear_errors(ray_local, tmp_path):
     pairs = synthetic_pairs(20, aspects=["helpfulness", "honesty"], seed=3)
     with pytest.raises(PdrayError, match="aspect '.*': only .* training pairs after sampling"):
         train_reward_models(pairs, RMConfig(**FAST, min_pairs=50), str(tmp_path / "x"))
+    bad = pairs.set_column(pairs.schema.get_field_index("chosen"), "chosen",
+                           pa.array([""] + pairs["chosen"].to_pylist()[1:]))
+    with pytest.raises(DataError) as e:
+        train_reward_models(bad, RMConfig(**FAST), str(tmp_path / "y"))
+    assert "row 0" in str(e.value) and "chosen" in str(e.value)
+
+
+def test_step_floor_gives_the_promised_steps_on_40_pairs(ray_local, tmp_path):
+    """40 pairs (20 per aspect), batch 8: one epoch is 3 steps; the floor makes it 12."""
+    pairs = synthetic_pairs(40, aspects=["helpfulness", "honesty"], seed=4)
+    cfg = RMConfig(**{**FAST, "batch_size": 8}, min_steps=12, dev_fraction=0.0,
+                   holdout_fraction=0.0, length_debias="learned")
+    s = train_reward_models(pairs, cfg, str(tmp_path / "rm"), echo=lambda *_: None)
+    for a in s.aspects:
+        t = s.extra["units"][a]["train"]
+        assert t["planned_steps"] == 12 and t["steps"] == 12
+        assert len(t["learned_rho_per_token"]) == 1            # ρ̂_k of the learned mode
+        assert s.extra["units"][a]["sampling"]["sampled"] == 20  # p_r 0.6 floored to all of D_k
+    from pdray.rm.train import plan_steps
+
+    assert plan_steps(60_000, RMConfig(batch_size=32)) == 1875   # large D_k: one epoch
+    assert plan_steps(250, RMConfig(batch_size=16)) == 60         # small D_k: the floor

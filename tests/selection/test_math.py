@@ -13,7 +13,7 @@ from pdray.errors import PdrayError
 from pdray.selection import compute_pd
 from pdray.selection import math as M
 
-from .conftest import hand_scores
+from .helpers import hand_scores
 
 
 def test_eq13_to_15_gamma_one(scores):
@@ -72,3 +72,23 @@ def test_q_zero_fails_loudly(scores):
 def test_percentile_band():
     v = np.arange(10, dtype=float)  # P20 = 1.8, P80 = 7.2
     assert np.flatnonzero(M.percentile_band(v, 0.2, 0.8)).tolist() == [2, 3, 4, 5, 6, 7]
+
+
+def test_unknown_weight_and_single_aspect_fail(scores):
+    import pyarrow as pa
+
+    from pdray.errors import DataError
+
+    with pytest.raises(DataError, match=r"aspect_weights name unknown aspects \['Z'\]"):
+        compute_pd(scores, aspect_weights={"Z": 1.0})
+    one = scores.set_column(1, "aspect", pa.array(["A"] * 4))
+    with pytest.raises(DataError, match="PD needs pairs of at least two aspects"):
+        compute_pd(one)
+
+
+def test_holistic_column_is_not_part_of_pd(scores):
+    import pyarrow as pa
+
+    with_h = scores.append_column("gap_holistic", pa.array([100.0, -100.0, 5.0, 0.0]))
+    r = compute_pd(with_h, gamma=1.0)
+    assert set(r.q) == {"A", "B", "C"} and r.pd == pytest.approx([0.0, -7 / 12, 0.75, 0.0])

@@ -3,11 +3,12 @@ import pyarrow as pa
 import pytest
 
 from pdray.errors import ConfigError, DataError
-from pdray.pipeline.summary import holistic_agreement
 from pdray.selection import SELECTORS, SelectionResult, select, write_selection
 from pdray.selection.scores import validate_scores
 
-from .conftest import hand_scores
+from .helpers import agreement as holistic_agreement
+from .helpers import hand_scores
+from .helpers import pku_scores as _pku_scores
 
 
 def test_pd_high_mid_random(scores):
@@ -16,8 +17,22 @@ def test_pd_high_mid_random(scores):
     # sorted by (PD, id): z2, z1, z4, z3 → the middle two
     assert select(scores, "mid", budget=0.5, gamma=1.0).selected_ids == ["z1", "z4"]
     r1 = select(scores, "random", budget=0.5, seed=7).selected_ids
-    assert r1 == select(scores.take([3, 2, 1, 0]), "random", budget=0.5, seed=7).selected_ids or True
     assert len(r1) == 2 and r1 == select(scores, "random", budget=0.5, seed=7).selected_ids
+
+
+def test_random_is_seeded_uniform_and_order_invariant():
+    n = 2000
+    t = pa.table({"id": [f"r{i:05d}" for i in range(n)], "aspect": ["a", "b"] * (n // 2),
+                  "chosen_len": np.ones(n, int), "rejected_len": np.ones(n, int),
+                  "gap_a": np.ones(n), "gap_b": np.ones(n)})
+    a = select(t, "random", budget=0.3, seed=3).selected_ids
+    shuffled = t.take(np.random.default_rng(0).permutation(n))
+    assert select(shuffled, "random", budget=0.3, seed=3).selected_ids == a   # row order irrelevant
+    b = select(t, "random", budget=0.3, seed=4).selected_ids
+    assert len(a) == 600 and len(set(a)) == 600 and a != b
+    # uniform: each half of the id range holds about half of the sample (binomial sd ≈ 12)
+    first_half = sum(int(i[1:]) < n // 2 for i in a)
+    assert abs(first_half - 300) < 60
 
 
 def test_manifest_counts_and_q(scores, tmp_path):
@@ -63,25 +78,18 @@ def test_unknown_strategy_and_option(scores):
      "row 1, field 'gap_B': non-finite value"),
     (lambda t: t.set_column(6, "gap_C", pa.array([1.0, 1.0, np.inf, 1.0])),
      "row 2, field 'gap_C': non-finite value inf"),
+    (lambda t: t.set_column(3, "rejected_len", pa.array([5, 5, 5, -1])),
+     "row 3, field 'rejected_len': negative token length -1"),
+    (lambda t: t.set_column(1, "aspect", pa.array(["A", None, "C", "A"])),
+     "row 1, field 'aspect': null aspect"),
+    (lambda t: t.set_column(0, "id", pa.array(["z1", "z2", None, "z4"])),
+     "row 2, field 'id': null id"),
+    (lambda t: t.set_column(6, "gap_C", pa.array(["a", "b", "c", "d"])),
+     "field 'gap_C': expected numbers, got string"),
 ])
 def test_scores_contract_errors(mutate, match):
-    with pytest.raises(DataError, match=match):
+    with pytest.raises(DataError, match="^scores.parquet: " + match):
         validate_scores(mutate(hand_scores()), "scores.parquet")
-
-
-def _pku_scores(pairs, noise: float, seed: int = 0) -> pa.Table:
-    """Scores whose gaps are the true label gaps plus noise (a stand-in for trained RMs)."""
-    from pdray.schema import ratings_dict
-
-    rng = np.random.default_rng(seed)
-    cols = {"id": pairs["id"], "aspect": pairs["aspect"],
-            "chosen_len": pa.array(np.full(pairs.num_rows, 10)),
-            "rejected_len": pa.array(np.full(pairs.num_rows, 10))}
-    for a in ("harmlessness", "helpfulness"):
-        g = [ratings_dict(c)[a] - ratings_dict(r)[a] for c, r in
-             zip(pairs["chosen_ratings"].to_pylist(), pairs["rejected_ratings"].to_pylist())]
-        cols[f"gap_{a}"] = pa.array(np.asarray(g) + rng.normal(0, noise, pairs.num_rows))
-    return pa.table(cols)
 
 
 def test_true_pd_on_real_pku_beats_random_and_high_is_worse(pku_pairs):
@@ -101,6 +109,7 @@ def test_oracle_relabels_and_drops_ties(pku_pairs):
     r = select(scores, "oracle", pairs=pku_pairs)
     # binary ratings on two aspects: the 234 disagreeing pairs tie on the mean and are dropped
     assert r.manifest["counts"] == {"in": 1000, "selected": 766, "not_selected": 0, "dropped": 234}
+    assert r.manifest["info"]["dropped_ties"] == 234 and r.manifest["info"]["relabelled"] == 0
     assert np.all(holistic_agreement(r.table) > 0)
     assert set(r.table.column_names) >= {"id", "aspect", "prompt", "chosen", "rejected"}
 

@@ -1,0 +1,35 @@
+"""Typed configuration of ``pdray select`` / ``pdray report`` (YAML + ``key.sub=value``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pdray.config import StrictModel
+from pdray.selection.scores import length_term
+
+
+class SelectConfig(StrictModel):
+    """One selection run. Every field can come from ``--config`` YAML, a CLI option or an
+    override such as ``options.low=0.25`` or ``aspect_weights.helpfulness=2``."""
+
+    strategy: str = Field("pd", description="a name in pdray.selection.SELECTORS")
+    budget: float = Field(0.3, gt=0, le=1, description="λ = |D̃|/|D| (Eq. 10)")
+    gamma: float = Field(0.95, gt=0, le=1, description="γ of the quantile scale q_k (Eq. 13)")
+    rho: float | None = Field(None, ge=0, description="ρ of the length term, per token "
+                              "(Eq. 18); default: the one the scores were made with (their "
+                              "manifest), so every entry point selects the same pairs")
+    length_debias: Literal["learned", "penalty", "poe", "none"] | None = Field(
+        None, description="length mode of the reward models; default: the scores manifest's")
+    seed: int = 0
+    aspect_weights: dict[str, float] | None = Field(None, description="w_k of PD (default 1)")
+    options: dict[str, Any] = Field(default_factory=dict, description="strategy options")
+    report: bool = False
+
+    def select_kwargs(self, scores_path=None) -> dict:
+        """Keyword arguments for :func:`pdray.selection.select`; ρ and the length mode come from
+        the scores at ``scores_path`` unless set here (:func:`pdray.selection.scores.length_term`)."""
+        rho, mode = length_term(scores_path, self.rho, self.length_debias)
+        return {"budget": self.budget, "gamma": self.gamma, "rho": rho, "length_debias": mode,
+                "seed": self.seed, "aspect_weights": self.aspect_weights, **self.options}

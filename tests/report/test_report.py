@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pdray.cli import app
+from pdray.io import write_pairs, write_table
+from pdray.report import build_report, selection_metrics
+from pdray.report.metrics import jaccard
+from pdray.selection import compute_pd, select
+from tests.selection.helpers import hand_scores, pku_scores
+
+runner = CliRunner()
+
+
+def test_metrics_by_hand():
+    # hand_scores with γ = 1: PD = (0, −7/12, 0.75, 0); Δlen = (0, 4, 0, 0) with dlen2 = 4
+    s = hand_scores(dlen2=4)
+    sels = {"pd": select(s, "pd", budget=0.5, gamma=1.0),          # z2, z1
+            "high": select(s, "high", budget=0.5, gamma=1.0)}      # z3, z1
+    m = selection_metrics(s, sels)
+    assert m["strategies"]["pd"]["mean_dlen"] == pytest.approx(2.0)
+    assert m["strategies"]["high"]["mean_dlen"] == pytest.approx(0.0)
+    assert m["all"]["mean_dlen"] == pytest.approx(1.0)
+    assert m["overlap"]["pd|high"] == pytest.approx(1 / 3)           # {z1} / {z1, z2, z3}
+    assert jaccard(["a"], ["b"]) == 0.0 and "cp" not in m["strategies"]["pd"]
+
+
+def test_report_files_and_metrics(pku_pairs, tmp_path):
+    scores = pku_scores(pku_pairs, noise=0.3)
+    sels = {s: select(scores, s, budget=0.3, pairs=pku_pairs) for s in ("pd", "random", "high")}
+    page = build_report(scores, sels, tmp_path / "rep", pairs=pku_pairs)
+    text = page.read_text()
+    assert "CP" in text and "budget_curve.png" in text
+    for png in ("pd_hist.png", "gaps.png", "dlen.png", "budget_curve.png"):
+        assert (tmp_path / "rep" / png).stat().st_size > 1000
+    m = _strict_json((tmp_path / "rep" / "metrics.json").read_text())
+    st = m["strategies"]
+    assert st["pd"]["cp"] > st["random"]["cp"] > st["high"]["cp"]
+    # 234 of the 1000 PKU pairs carry disagreeing labels; with two binary aspects their
+    # mean-of-aspects preference is a tie (0.5 vs 0.5): neither consensus nor conflict
+    assert m["all"]["cp"] == pytest.approx(0.766) and m["all"]["conflict"] == 0.0
+    assert st["high"]["cp"] == pytest.approx(66 / 300)
+    assert m["true_pd_ceiling_cp"] == 1.0
+    assert 0 < m["overlap"]["pd|random"] < 1 and m["overlap"]["pd|high"] == 0.0
+    curve = m["budget_curve"]["cp"]
+    assert curve["true_pd"][0] == 1.0 and curve["pd"][-1] == pytest.approx(0.766)   # λ = 1: all
+    assert set(m["q"]) == {"helpfulness", "harmlessness"}
+
+
+def _strict_json(text: str):
+    def no_constants(c):
+        raise AssertionError(f"non-standard JSON constant {c}")
+    return json.loads(text, parse_constant=no_constants)
+
+
+def test_report_without_ground_truth(tmp_path):
+    s = hand_scores(dlen2=4)
+    page = build_report(s, {"pd": select(s, "pd", budget=0.5)}, tmp_path / "r", gamma=1.0,
+                        budgets=(0.1, 0.5, 1.0))
+    m = _strict_json((tmp_path / "r" / "metrics.json").read_text())
+    # PD (γ = 1) = (0, −7/12, 0.75, 0); λ = 0.1 keeps round(0.4) = 0 rows → null
+    bc = m["budget_curve"]
+    assert bc["mean_pd"]["pd"] == [None, pytest.approx(-7 / 24), pytest.approx(1 / 24)]
+    assert bc["mean_pd"]["high"][1] == pytest.approx(0.375)            # z3, z1
+    assert bc["mean_dlen"]["pd"][1] == pytest.approx(2.0) and "cp" not in bc
+    assert (tmp_path / "r" / "budget_curve.png").exists()
+    assert "true_pd_ceiling_cp" not in m and "cp" not in m["strategies"]["pd"]
+    assert m["pd_mean"] == pytest.approx(1 / 24) == float(np.mean(compute_pd(s, gamma=1.0).pd))
+    assert page.exists() and (tmp_path / "r" / "pd_hist.png").exists()
+
+
+def test_report_cli(pku_pairs, tmp_path):
+    write_table(pku_scores(pku_pairs, noise=0.3), tmp_path / "scores.parquet")
+    write_pairs(pku_pairs, tmp_path / "pairs.parquet")
+    r = runner.invoke(app, ["report", str(tmp_path / "scores.parquet"), "--data",
+                            str(tmp_path / "pairs.parquet"), "--output", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    assert "CP ceiling (true_pd): 1.000" in r.output
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert list(m["strategies"]) == ["pd", "random", "high", "mid"]
