@@ -239,10 +239,15 @@ def synth_cmd(n: int = typer.Option(10000, "--n", help="Number of pairs."),
     if not output.endswith((".parquet", ".pq")):
         _fail(PdrayError(f"synth writes Parquet; use a .parquet output, not {output!r}"))
     try:
+        from pdray.io import check_output
+
+        check_output(output)
         write_synthetic(output, n, asp, conflict_rate=conflict, length_effect=length_effect,
                         seed=seed, batch_size=batch_size)
     except ValueError as e:
         _fail(PdrayError(str(e)))
+    except (PdrayError, OSError) as e:
+        _fail(e)
     dt = time.perf_counter() - t0
     typer.echo(f"wrote {n} synthetic pairs -> {output} in {dt:.1f}s ({n / max(dt, 1e-9):,.0f} "
                "pairs/s)")

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from pdray.config import StrictModel
 from pdray.data.loaders import FORMATS
+from pdray.schema import aspect_problem
 
 
 class DataBuildConfig(StrictModel):
@@ -32,6 +33,21 @@ class DataBuildConfig(StrictModel):
     def _known_format(cls, v: str) -> str:
         if v not in FORMATS:
             raise ValueError(f"unknown format {v!r} (known: {', '.join(FORMATS)})")
+        return v
+
+    @field_validator("aspects", "known_aspects")
+    @classmethod
+    def _safe_aspects(cls, v: list[str] | None) -> list[str] | None:
+        for a in v or []:
+            if problem := aspect_problem(a):
+                raise ValueError(problem)
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _safe_constant_aspect(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "aspect" in v and (problem := aspect_problem(v["aspect"])):
+            raise ValueError(f"aspect: {problem}")
         return v
 
     def loader_options(self) -> dict[str, Any]:

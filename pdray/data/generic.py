@@ -9,10 +9,10 @@ from pdray.data.loaders import SourceRows
 from pdray.data.result import (
     LoadResult,
     RowIssues,
-    aspect_value_problem,
     id_problem,
     require_text,
     stable_id,
+    text_problem,
 )
 from pdray.io import exists
 from pdray.schema import pairs_from_rows
@@ -88,11 +88,14 @@ def load_generic(path: str, *, columns: dict[str, str] | None = None, aspect: st
                 issues.bad(i, cols["aspect"], "no aspect column and no constant aspect given", obj)
                 continue
             rid = obj.get(cols["id"])
-            if aspect_value_problem(a):
-                issues.bad(i, cols["aspect"], aspect_value_problem(a), obj)
+            if text_problem(a):
+                issues.bad(i, cols["aspect"], text_problem(a), obj)
                 continue
             if id_problem(rid):
                 issues.bad(i, cols["id"], id_problem(rid), obj)
+                continue
+            if obj.get(cols["source"]) is not None and text_problem(obj[cols["source"]]):
+                issues.bad(i, cols["source"], text_problem(obj[cols["source"]]), obj)
                 continue
             for canon in ("chosen_overall", "rejected_overall"):
                 v = obj.get(cols[canon])

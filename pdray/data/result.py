@@ -148,8 +148,8 @@ def id_problem(value) -> str | None:
     return f"expected text or an integer id, got {type_name(value)} {value!r:.40}"
 
 
-def aspect_value_problem(value) -> str | None:
-    """Why a source aspect value is not an aspect name (text only, never ``str(x)``)."""
+def text_problem(value) -> str | None:
+    """Why a source value is not text (aspects, sources: never turned into text by ``str``)."""
     if isinstance(value, str):
         return None
     return f"expected text, got {type_name(value)} {value!r:.40}"

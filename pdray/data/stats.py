@@ -11,8 +11,8 @@ from pdray.schema import ratings_dict
 
 def rating_gaps(table: pa.Table) -> tuple[list[str], np.ndarray]:
     """(aspects, rows × aspects matrix of chosen − rejected ground-truth ratings; NaN if absent)."""
-    if "chosen_ratings" not in table.column_names:
-        return [], np.zeros((table.num_rows, 0))
+    if not {"chosen_ratings", "rejected_ratings"} <= set(table.column_names):
+        return [], np.zeros((table.num_rows, 0))  # a gap needs both sides
     cr = [ratings_dict(v) or {} for v in table["chosen_ratings"].to_pylist()]
     rr = [ratings_dict(v) or {} for v in table["rejected_ratings"].to_pylist()]
     aspects = sorted({k for d in cr for k in d})
@@ -41,7 +41,7 @@ def disagreement_matrix(table: pa.Table) -> dict[str, dict[str, float]]:
 def conflict_flags(table: pa.Table, holistic: str = "mean") -> np.ndarray:
     """+1 pair agrees with the holistic preference, −1 in conflict (Def. 3.3), 0 tie, NaN unknown."""
     if holistic == "overall":
-        if "chosen_overall" not in table.column_names:
+        if not {"chosen_overall", "rejected_overall"} <= set(table.column_names):
             return np.full(table.num_rows, np.nan)
         c = np.asarray(table["chosen_overall"].to_numpy(zero_copy_only=False), dtype=float)
         r = np.asarray(table["rejected_overall"].to_numpy(zero_copy_only=False), dtype=float)

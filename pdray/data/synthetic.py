@@ -103,6 +103,11 @@ def generate_synthetic(n_pairs: int, aspects: list[str] | None = None, *, confli
         raise ValueError(f"synthetic data needs at least two aspects, got {aspects}")
     if len(set(aspects)) != len(aspects):
         raise ValueError(f"aspects must be distinct, got {aspects}")
+    from pdray.schema import aspect_problem
+
+    unsafe = next((p for a in aspects if (p := aspect_problem(a))), None)
+    if unsafe:
+        raise ValueError(unsafe)
     if not 0 <= conflict_rate <= 1:
         raise ValueError(f"conflict_rate must be in [0, 1], got {conflict_rate}")
     if n_pairs < 0 or batch_size < 1:

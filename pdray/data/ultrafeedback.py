@@ -19,10 +19,10 @@ from pdray.data.result import (
     RESPONSE_SCHEMA,
     LoadResult,
     RowIssues,
-    aspect_value_problem,
     id_problem,
     require_text,
     stable_id,
+    text_problem,
 )
 from pdray.schema import pairs_from_rows
 
@@ -83,6 +83,9 @@ def load_ultrafeedback_raw(path: str, *, aspects: tuple[str, ...] = UF_ASPECTS,
                 except (TypeError, ValueError):
                     issues.bad(i, f"{fld}.overall_score", f"non-numeric score {overall!r}", c,
                                unit=unit)
+                    continue
+                if c.get("model") is not None and text_problem(c["model"]):
+                    issues.bad(i, f"{fld}.model", text_problem(c["model"]), c, unit=unit)
                     continue
                 out.append({"prompt_id": pid, "prompt": prompt, "response": resp,
                             "ratings": list(ratings.items()), "overall": overall,
@@ -190,9 +193,13 @@ def load_binarized(path: str, *, aspect: str = "overall", aspect_column: str | N
         a = obj.get(aspect_column) if aspect_column and obj.get(aspect_column) else aspect
         rid = obj.get(id_column) if id_column and obj.get(id_column) is not None else (
             f"{source}-{i:07d}-{stable_id(prompt, chosen, rejected, n=8)}")
-        if aspect_value_problem(a) or id_problem(rid):
-            issues.bad(i, *((aspect_column, aspect_value_problem(a)) if aspect_value_problem(a)
-                            else (id_column, id_problem(rid))), obj)
+        problem = next(((f, p) for f, p in ((aspect_column or "aspect", text_problem(a)),
+                                            (id_column or "id", id_problem(rid)),
+                                            ("metadata.source", meta.get("source") is not None
+                                             and text_problem(meta["source"])))
+                        if p), None)
+        if problem:
+            issues.bad(i, *problem, obj)
             continue
         rec = {"id": str(rid), "aspect": str(a), **row, "chosen_overall": _score(sc),
                "rejected_overall": _score(sr), "source": meta.get("source") or source}

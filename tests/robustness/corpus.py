@@ -70,6 +70,11 @@ def _three(base: dict, **kw) -> bytes:
     return jsonl(*rows)
 
 
+UF_ROW = {"instruction": "q", "completions": [
+    {"model": f"m{j}", "response": f"answer {j}", "overall_score": 3.0,
+     "annotations": {a: {"Rating": str(3 + j)} for a in ("helpfulness", "honesty",
+                                                          "instruction_following",
+                                                          "truthfulness")}} for j in range(2)]}
 DEEP = b'{"id": "p1", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 GOOD3 = jsonl(pair(0), pair(1), pair(2))
 GZ = gzip.compress(GOOD3)
@@ -152,6 +157,8 @@ CASES = [
                  "honesty)"]),
     Case("one-aspect", "cli", {"p.jsonl": jsonl(pair(0), pair(2))}, V + ["--min-aspects", "2"],
          expect=[F + "field 'aspect': found 1 aspect(s) but at least 2 are needed"]),
+    Case("ratings-one-side", "cli", {"p.jsonl": jsonl(pair(0, chosen_ratings={"h": 1}), pair(1))},
+         I, code=0, expect=["2 pairs, 2 aspects", "no ground-truth ratings: conflict rate unknown"]),
     # --- unreadable files and lines ---
     Case("empty-file", "cli", {"p.jsonl": b""}, V, expect=[F + "no rows (the file is empty)"]),
     Case("blank-lines", "cli", {"p.jsonl": b"\n \n\n"}, B,
@@ -213,8 +220,16 @@ CASES = [
          expect=["error: {out}: cannot write: folder {tmp} is not writable"]),
     Case("disk-full", "cli", {"p.jsonl": GOOD3}, B, patch="disk-full",
          expect=["error: {out}: cannot write: No space left on device"]),
-    Case("boundary-oserror", "main", {}, ["data", "synth", "--n", "5", "-o", "{out}"],
+    Case("synth-permission", "cli", {}, ["data", "synth", "--n", "5", "-o", "{out}"],
          patch="synth-oserror", expect=["error: {out}: Permission denied"]),
+    Case("synth-under-file", "cli", {"f": b"x"}, ["data", "synth", "--n", "5", "-o",
+                                                  "{in}/s.parquet"],
+         expect=["error: {in}/s.parquet: cannot write: {in} is a file, not a folder"]),
+    Case("synth-unsafe-aspect", "cli", {}, ["data", "synth", "--n", "5", "-o", "{out}",
+                                            "--aspects", "../x,b"],
+         expect=["error: unsafe aspect name '../x'"]),
+    Case("boundary-oserror", "main", {}, ["data", "inspect", "x.parquet"], patch="app-oserror",
+         expect=["error: /data/out/x.parquet: No space left on device"]),
     # --- quarantine: the bad row set aside with its reason, and counted ---
     Case("q-chosen-number", "cli", {"p.jsonl": CHOSEN_NUMBER}, Q, code=0,
          expect=["quarantined=1", "quarantined 1 bad rows",
@@ -246,13 +261,29 @@ CASES = [
                  "messages"]),
     Case("trl-unsafe-constant-aspect", "cli", {"t.jsonl": _three(TRL, aspect=KeyError)},
          B + ["--format", "trl", "--aspect", "../../x"],
-         expect=[F + "row 1, field 'aspect': unsafe aspect name '../../x'"]),
+         expect=["error: config: options={{'aspect': '../../x'}}: Value error, aspect: "
+                 + "unsafe aspect name '../../x'"]),
+    Case("config-unsafe-known-aspect", "cli", {"p.jsonl": GOOD3}, B + ["known_aspects=[a, /x]"],
+         expect=["error: config: known_aspects=['a', '/x']: Value error, "
+                 + "unsafe aspect name '/x'"]),
+    Case("trl-unsafe-aspect-column", "cli", {"t.jsonl": _three(TRL, aspect="a/b")},
+         B + ["--format", "trl"], expect=[F + "row 1, field 'aspect': unsafe aspect name 'a/b'"]),
     Case("generic-aspect-number", "cli", {"t.jsonl": _three(TRL, aspect=3)},
          B + ["--format", "generic"],
          expect=[F + "row 1, field 'aspect': expected text, got number 3"]),
     Case("generic-identical", "cli", {"t.jsonl": _three(TRL, rejected="c")},
          B + ["--format", "generic"],
          expect=[F + "row 1, field 'rejected': identical to chosen"]),
+    Case("trl-metadata-source-number", "cli", {"t.jsonl": _three(TRL, metadata={"source": 9})},
+         B + ["--format", "trl"],
+         expect=[F + "row 1, field 'metadata.source': expected text, got number 9"]),
+    Case("generic-source-list", "cli", {"t.jsonl": _three(TRL, source=["x"])},
+         Q + ["--format", "generic"], code=0,
+         expect=["quarantined=1", "quarantined: row 1, field 'source': expected text, got list"]),
+    Case("uf-raw-model-number", "cli", {"u.jsonl": jsonl(UF_ROW, dict(UF_ROW, completions=[
+        dict(UF_ROW["completions"][0], model=3), UF_ROW["completions"][1]]))},
+         B + ["--format", "ultrafeedback_raw"],
+         expect=[F + "row 1, field 'completions[0].model': expected text, got number 3"]),
     Case("pku-identical", "cli", {"k.jsonl": _three(PKU, response_1="a")},
          B + ["--format", "pku_saferlhf"],
          expect=[F + "row 1, field 'response_1': identical to response_0"]),

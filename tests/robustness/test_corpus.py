@@ -38,6 +38,13 @@ def _inject(monkeypatch, patch: str | None) -> None:
         import pdray.io
 
         monkeypatch.setattr(pdray.io.os, "access", lambda *a, **k: False)
+    elif patch == "app-oserror":  # a fault no command catches reaches the CLI boundary
+        import pdray.cli
+
+        def fault(*a, **k):
+            raise OSError(28, "No space left on device", "/data/out/x.parquet")
+
+        monkeypatch.setattr(pdray.cli, "app", fault)
     elif patch == "synth-oserror":
         import pdray.data
 
