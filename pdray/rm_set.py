@@ -65,13 +65,17 @@ class RewardModelSet:
         root.mkdir(parents=True, exist_ok=True)
         path = root / MANIFEST
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(_finite(asdict(self)), indent=2, allow_nan=False),
+                       encoding="utf-8")
         tmp.replace(path)
         return path
 
     @classmethod
     def load(cls, root: str | Path) -> "RewardModelSet":
         path = Path(root) / MANIFEST
+        if not path.exists() and path.with_name(MANIFEST + ".stale").exists():
+            raise PdrayError(f"{path}: this reward-model set is being retrained (or its "
+                             f"retraining was interrupted); finish `pdray rm train` first")
         if not path.exists():
             raise PdrayError(f"{path}: not a reward-model set (run `pdray rm train` first)")
         try:
@@ -79,3 +83,16 @@ class RewardModelSet:
             return cls(**data)
         except (json.JSONDecodeError, TypeError) as e:
             raise PdrayError(f"{path}: unreadable reward-model manifest: {e}") from None
+
+
+def _finite(v):
+    """NaN / inf → None: ``rm_set.json`` is strict JSON."""
+    import math
+
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v

@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
             table = read_scores(scores)
             pairs = read_pairs(data) if data else None
             sels = {s: select(table, s, budget=budget, gamma=gamma, rho=rho, seed=seed,
-                              length_debias=length_debias, pairs=pairs, source=scores)
+                              length_debias=length_debias, pairs=pairs, source=scores,
+                              pairs_source=data)
                     for s in (x.strip() for x in strategies.split(",")) if s}
             page = build_report(table, sels, output, pairs=pairs, gamma=gamma, rho=rho,
                                 length_debias=length_debias, rm_metrics=rm_metrics_for(scores))

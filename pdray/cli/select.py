@@ -78,7 +78,7 @@ def _run(scores, overrides, strategy, budget, gamma, rho, length_debias, seed, o
     table = read_scores(scores)
     pairs = read_pairs(data) if data else None
     kw = cfg.select_kwargs(scores)
-    res = select(table, cfg.strategy, pairs=pairs, source=str(scores), **kw)
+    res = select(table, cfg.strategy, pairs=pairs, source=str(scores), pairs_source=data, **kw)
     res.manifest["inputs"] = {"scores": str(scores), "pairs": data}
     write_selection(res, output)
     c = res.manifest["counts"]

@@ -39,6 +39,18 @@ class SelectSection(StrictModel):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                description="per-strategy options")
 
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, v: list[str]) -> list[str]:
+        """An unknown strategy fails when the config loads, not after training and scoring."""
+        from pdray.selection.selectors import SELECTORS
+
+        unknown = [s for s in v if s not in SELECTORS]
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r} (known: "
+                             f"{', '.join(sorted(SELECTORS))})")
+        return v
+
 
 class RunSection(StrictModel):
     output_dir: str = "pdray_runs/default"

@@ -126,6 +126,21 @@ class PdrayRewardTrainer(RewardTrainer):
     def __init__(self, *args, length_debias: str = "penalty", head_lr: float | None = None,
                  **kwargs):
         self.length_debias, self.head_lr = length_debias, head_lr
+        model = kwargs.get("model")
+        config = getattr(model, "config", None)
+        if config is not None and getattr(config, "num_labels", 1) != 1:
+            # TRL allows one scalar head; κ heads (multi_head) are pdray's, picked per pair in
+            # compute_loss. Show TRL a one-label copy of the config while it initialises.
+            import copy
+
+            one = copy.deepcopy(config)
+            one.num_labels = 1
+            model.config = one
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                model.config = config
+            return
         super().__init__(*args, **kwargs)
 
     def create_optimizer(self, model=None):

@@ -31,7 +31,7 @@ from pdray.rm.config import RMConfig
 from pdray.rm.dataset import delta_len, training_rows
 from pdray.rm.losses import fit_length_coef, length_scale
 from pdray.rm.sampling import length_balanced_sample
-from pdray.rm_set import HOLISTIC, RewardModelSet
+from pdray.rm_set import HOLISTIC, MANIFEST, RewardModelSet
 from pdray.schema import validate_pairs
 
 
@@ -135,6 +135,14 @@ def train_reward_models(pairs: pa.Table | str, cfg: RMConfig, output_dir: str, *
     def run(u: Unit) -> dict:
         return _train_unit(u, backbone if u.num_labels > 1 else backbone1, tok, data_hash, echo)
 
+    stale = [u for u in units if not _is_trained(u, data_hash)]
+    if stale:  # unpublish: no reader may use a set whose units are being replaced
+        for d in {u.set_dir for u in stale}:
+            if (d / MANIFEST).exists():
+                (d / MANIFEST).replace(d / (MANIFEST + ".stale"))
+        for u in stale:  # a half-written unit folder is never "resumed" as a model
+            if u.out.exists() and not (u.out / "manifest.json").exists():
+                shutil.rmtree(u.out)
     with ThreadPoolExecutor(max_workers=len(units)) as pool:
         manifests = list(pool.map(run, units))
     by_name = {(u.set_dir, u.name): m for u, m in zip(units, manifests)}
@@ -159,6 +167,17 @@ def _unit_key(u: Unit, data_hash: str) -> str:
                        "set": "no_debias" if u.set_dir.name == "no_debias" else "main"},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _is_trained(u: Unit, data_hash: str) -> bool:
+    """A unit is trained when its folder holds a model and a manifest with the current key."""
+    man = u.out / "manifest.json"
+    if not (man.exists() and (u.out / "config.json").exists()):
+        return False
+    try:
+        return json.loads(man.read_text()).get("key") == _unit_key(u, data_hash)
+    except (OSError, ValueError):
+        return False
 
 
 def plan_steps(n_rows: int, cfg: RMConfig) -> int:
@@ -189,12 +208,9 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
     from ray.train.torch import TorchTrainer
 
     key = _unit_key(u, data_hash)
-    man_path = u.out / "manifest.json"
-    if man_path.exists():
-        old = json.loads(man_path.read_text())
-        if old.get("key") == key and (u.out / "config.json").exists():
-            echo(f"[rm:{u.name}] already trained (same data and config): skipping")
-            return old
+    if _is_trained(u, data_hash):
+        echo(f"[rm:{u.name}] already trained (same data and config): skipping")
+        return json.loads((u.out / "manifest.json").read_text())
     cfg = u.cfg
     fit, dev = split_dev(u.table, cfg.dev_fraction, cfg.seed)
     scale = length_scale(delta_len(tok, fit)) if cfg.length_debias == "learned" else 1.0

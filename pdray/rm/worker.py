@@ -109,9 +109,14 @@ def train_unit(spec: dict) -> None:
     if ckpt:
         with ckpt.as_directory() as d:
             path = os.path.join(d, RayTrainReportCallback.CHECKPOINT_NAME)
-            resumed_from = path
-            print(f"[rm:{spec['name']}] resuming from checkpoint {path}", flush=True)
-            trainer.train(resume_from_checkpoint=path)
+            if os.path.isfile(os.path.join(path, "trainer_state.json")):
+                resumed_from = path
+                print(f"[rm:{spec['name']}] resuming from checkpoint {path}", flush=True)
+                trainer.train(resume_from_checkpoint=path)
+            else:  # a finished run's final model, or a half-written checkpoint: start over
+                print(f"[rm:{spec['name']}] the last checkpoint ({d}) is not a training "
+                      f"checkpoint: training from scratch", flush=True)
+                trainer.train()
     else:
         trainer.train()
     history = trainer.state.log_history

@@ -44,7 +44,8 @@ class SelectionResult:
 def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma: float = 0.95,
            rho: float = 0.0, length_debias: str = "penalty", seed: int = 0,
            pairs: pa.Table | None = None, aspect_weights: dict | None = None,
-           source: str | None = None, **options) -> SelectionResult:
+           source: str | None = None, pairs_source: str | None = None,
+           **options) -> SelectionResult:
     """Select with ``strategy`` (see :data:`pdray.selection.SELECTORS`).
 
     Rows in = rows selected + rows not selected, always (relabelling baselines also count the
@@ -63,6 +64,7 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
     if length_debias not in LENGTH_MODES:
         raise ConfigError(f"length_debias must be one of {', '.join(LENGTH_MODES)}, "
                           f"got {length_debias!r}")
+    check_ids(scores, source, pairs, pairs_source)
     t0 = time.perf_counter()
     ctx = Context(scores, pairs, budget, gamma, rho, length_debias, seed, aspect_weights,
                   source)
@@ -96,6 +98,28 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
     log.info("select %s: %d of %d rows selected (%d dropped) in %.2f s (%.0f rows/s)", strategy,
              n_sel, n_in, dropped, dt, n_in / dt if dt > 0 else float("inf"))
     return SelectionResult(strategy, out["id"].to_pylist(), out, manifest)
+
+
+def check_ids(scores: pa.Table, source: str | None = None, pairs: pa.Table | None = None,
+              pairs_source: str | None = None) -> None:
+    """Unique ids in the scores (a duplicate would be selected twice), and — with ``pairs`` —
+    every scored id present in the pairs; errors name the file and the first offending row."""
+    ids = scores["id"]
+    if pc.count_distinct(ids).as_py() != scores.num_rows:
+        vc = pc.value_counts(ids)
+        dup = vc.filter(pc.greater(vc.field("counts"), 1))[0]["values"].as_py()
+        rows = pc.indices_nonzero(pc.equal(ids, dup)).to_pylist()
+        n_dup = scores.num_rows - pc.count_distinct(ids).as_py()
+        raise DataError(f"duplicate id {dup!r} (also at row {rows[0]}; {n_dup} duplicate rows "
+                        f"in all)", file=source, row=rows[1], field="id")
+    if pairs is not None:
+        missing = pc.invert(pc.is_in(ids, value_set=pairs["id"]))
+        n = pc.sum(missing).as_py() or 0
+        if n:
+            i = pc.indices_nonzero(missing).to_pylist()[0]
+            raise DataError(f"id {ids[i].as_py()!r} is not in the pairs "
+                            f"{pairs_source or '(--data)'} ({n} of {scores.num_rows} scored ids "
+                            f"are missing there)", file=source, row=i, field="id")
 
 
 def attach_pairs(selected: pa.Table, pairs: pa.Table) -> pa.Table:

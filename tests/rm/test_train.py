@@ -94,7 +94,7 @@ def test_too_few_pairs_and_bad_rows_are_clear_errors(ray_local, tmp_path):
 
 
 def test_step_floor_gives_the_promised_steps_on_40_pairs(ray_local, tmp_path):
-    """40 pairs (20 per aspect), batch 8: one epoch is 3 steps; the floor makes it 12."""
+    """40 pairs (about 20 per aspect), batch 8: one epoch is 3 steps; the floor makes it 12."""
     pairs = synthetic_pairs(40, aspects=["helpfulness", "honesty"], seed=4)
     cfg = RMConfig(**{**FAST, "batch_size": 8}, min_steps=12, dev_fraction=0.0,
                    holdout_fraction=0.0, length_debias="learned")
@@ -103,8 +103,30 @@ def test_step_floor_gives_the_promised_steps_on_40_pairs(ray_local, tmp_path):
         t = s.extra["units"][a]["train"]
         assert t["planned_steps"] == 12 and t["steps"] == 12
         assert len(t["learned_rho_per_token"]) == 1            # ρ̂_k of the learned mode
-        assert s.extra["units"][a]["sampling"]["sampled"] == 20  # p_r 0.6 floored to all of D_k
+        sp = s.extra["units"][a]["sampling"]
+        assert sp["sampled"] == sp["n"] and sp["n"] < 30     # p_r 0.6 floored to all of D_k
     from pdray.rm.train import plan_steps
 
     assert plan_steps(60_000, RMConfig(batch_size=32)) == 1875   # large D_k: one epoch
     assert plan_steps(250, RMConfig(batch_size=16)) == 60         # small D_k: the floor
+
+
+@pytest.mark.timeout(600)
+def test_deleted_unit_is_retrained_from_scratch_and_the_set_republished(ray_local, tmp_path):
+    import shutil
+
+    pairs = synthetic_pairs(120, aspects=["helpfulness", "honesty"], seed=5)
+    cfg = RMConfig(**FAST, max_steps=3)
+    root = tmp_path / "rm"
+    train_reward_models(pairs, cfg, str(root), echo=lambda *_: None)
+    shutil.rmtree(root / "honesty")                    # a deleted (or half-written) unit
+    logs = []
+    s = train_reward_models(pairs, cfg, str(root), echo=logs.append)
+    assert any("[rm:helpfulness] already trained" in x for x in logs)
+    assert not any("[rm:honesty] already trained" in x for x in logs)
+    assert s.extra["units"]["honesty"]["train"]["steps"] == 3
+    assert (root / "honesty" / "config.json").exists() and (root / "rm_set.json").exists()
+    # a set being replaced is unpublished: readers get a clear error, not a mix of models
+    (root / "rm_set.json").replace(root / "rm_set.json.stale")
+    with pytest.raises(PdrayError, match="being retrained"):
+        RewardModelSet.load(root)

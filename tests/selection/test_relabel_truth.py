@@ -56,8 +56,18 @@ def test_overall_relabels_by_overall():
 def test_relabel_needs_pairs_with_every_id():
     with pytest.raises(ConfigError, match="needs the pairs"):
         select(_scores(), "oracle")
-    with pytest.raises(DataError, match="'p3' of the scores is not in the pairs"):
-        select(_scores(), "oracle", pairs=_pairs().slice(0, 2))
+    with pytest.raises(DataError, match=r"scores.parquet: row 0, field 'id': id 'p3' is not in "
+                                        r"the pairs pairs.jsonl \(1 of 3 scored ids"):
+        select(_scores(), "oracle", pairs=_pairs().slice(0, 2), source="scores.parquet",
+               pairs_source="pairs.jsonl")
+
+
+def test_duplicate_scored_ids_are_an_error_naming_file_and_row():
+    s = _scores()
+    dup = pa.concat_tables([s, s.slice(1, 1)])
+    with pytest.raises(DataError, match=r"s.parquet: row 3, field 'id': duplicate id 'p1' "
+                                        r"\(also at row 1; 1 duplicate rows"):
+        select(dup, "pd", source="s.parquet")
 
 
 def test_true_pd_by_hand():
