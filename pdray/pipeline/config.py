@@ -35,6 +35,7 @@ class SelectSection(StrictModel):
     strategies: list[str] = Field(default_factory=lambda: ["pd", "random", "high", "mid"])
     budget: float = Field(0.3, gt=0, le=1)
     gamma: float = Field(0.95, gt=0, le=1)
+    fit_length: bool | None = Field(None, description="see pdray.selection.config.SelectConfig")
     seed: int = 0
     options: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                description="per-strategy options")

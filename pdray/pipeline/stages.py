@@ -182,7 +182,8 @@ def run_select(cfg: PipelineConfig, data: dict, rm: dict | None, score: dict,
                 srho, smode = length_term(score["scores_no_debias"])
             opts = dict(s.options.get(strategy, {}))
             res = select(table, name, budget=s.budget, gamma=s.gamma, rho=srho,
-                         length_debias=smode, seed=s.seed, pairs=pairs, **opts)
+                         length_debias=smode, fit_length=s.fit_length, seed=s.seed,
+                         pairs=pairs, **opts)
             write_selection(res, out / strategy)
             dirs[strategy] = str(out / strategy)
             counts[strategy] = len(res.selected_ids)
@@ -247,7 +248,8 @@ def _dmpo_pairs(cfg: PipelineConfig, data: dict, score: dict | None, rm: dict | 
 
     rho, mode = length_term(score["scores"])
     res = select(read_scores(score["scores"]), "pd", budget=1.0, gamma=cfg.select.gamma, rho=rho,
-                 length_debias=mode, seed=cfg.select.seed, pairs=read_table(data["train"]))
+                 length_debias=mode, fit_length=cfg.select.fit_length, seed=cfg.select.seed,
+                 pairs=read_table(data["train"]))
     write_selection(res, out / "_dmpo_input")
     return str(out / "_dmpo_input" / "selected.parquet")
 

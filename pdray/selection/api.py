@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from pdray import __version__
 from pdray.errors import ConfigError, DataError
 from pdray.io import read_table, table_hash, write_json, write_table
+from pdray.selection.length import remove_length
 from pdray.selection.scores import LENGTH_MODES
 from pdray.selection.selectors import DESCRIPTIONS, SELECTORS, Context
 
@@ -45,7 +46,7 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
            rho: float = 0.0, length_debias: str = "penalty", seed: int = 0,
            pairs: pa.Table | None = None, aspect_weights: dict | None = None,
            source: str | None = None, pairs_source: str | None = None,
-           **options) -> SelectionResult:
+           fit_length: bool | None = None, **options) -> SelectionResult:
     """Select with ``strategy`` (see :data:`pdray.selection.SELECTORS`).
 
     Rows in = rows selected + rows not selected, always (relabelling baselines also count the
@@ -66,7 +67,13 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
                           f"got {length_debias!r}")
     check_ids(scores, source, pairs, pairs_source)
     t0 = time.perf_counter()
-    ctx = Context(scores, pairs, budget, gamma, rho, length_debias, seed, aspect_weights,
+    if fit_length is None:
+        fit_length = length_debias == "learned"
+    slopes = None
+    table = scores
+    if fit_length:  # Eq. 18 with ρ̂_k fitted on the scored rows (pdray.selection.length)
+        table, slopes = remove_length(scores)
+    ctx = Context(table, pairs, budget, gamma, rho, length_debias, seed, aspect_weights,
                   source)
     choice = fn(ctx, **options)
     keep = np.asarray(choice.keep, dtype=np.int64)
@@ -84,7 +91,9 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
         "strategy": strategy, "description": DESCRIPTIONS.get(strategy, ""),
         "score_column": choice.score_name,
         "params": {"budget": budget, "gamma": gamma, "rho": rho, "length_debias": length_debias,
-                   "seed": seed, "aspect_weights": aspect_weights, **options},
+                   "fit_length": bool(fit_length), "seed": seed,
+                   "aspect_weights": aspect_weights, **options},
+        "fitted_rho": slopes,
         "counts": {"in": n_in, "selected": n_sel, "not_selected": n_in - n_sel - dropped,
                    "dropped": dropped},
         "q": choice.q, "info": choice.info,

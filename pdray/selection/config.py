@@ -22,6 +22,9 @@ class SelectConfig(StrictModel):
                               "manifest), so every entry point selects the same pairs")
     length_debias: Literal["learned", "penalty", "poe", "none"] | None = Field(
         None, description="length mode of the reward models; default: the scores manifest's")
+    fit_length: bool | None = Field(None, description="Eq. 18 with ρ̂_k fitted per aspect on the "
+                                    "scored rows (pdray.selection.length); default: on for "
+                                    "length_debias=learned reward models")
     seed: int = 0
     aspect_weights: dict[str, float] | None = Field(None, description="w_k of PD (default 1)")
     options: dict[str, Any] = Field(default_factory=dict, description="strategy options")
@@ -32,4 +35,4 @@ class SelectConfig(StrictModel):
         the scores at ``scores_path`` unless set here (:func:`pdray.selection.scores.length_term`)."""
         rho, mode = length_term(scores_path, self.rho, self.length_debias)
         return {"budget": self.budget, "gamma": self.gamma, "rho": rho, "length_debias": mode,
-                "seed": self.seed, "aspect_weights": self.aspect_weights, **self.options}
+                "fit_length": self.fit_length, "seed": self.seed, "aspect_weights": self.aspect_weights, **self.options}

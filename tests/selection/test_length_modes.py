@@ -45,3 +45,41 @@ def test_learned_and_poe_ignore_rho_and_unknown_modes_fail():
 
     with pytest.raises((ConfigError, ValueError), match="length_debias"):
         select(s, "pd", length_debias="bogus")
+
+
+def test_fitted_rho_hand_computed_and_removes_the_length_component():
+    from pdray.selection.length import fitted_length_slopes, remove_length
+
+    # aspect a scores the rows of b and vice versa; Δlen = (10, −20, 30, 40)
+    s = pa.table({"id": ["p0", "p1", "p2", "p3"], "aspect": ["a", "a", "b", "b"],
+                  "chosen_len": [20, 10, 40, 50], "rejected_len": [10, 30, 10, 10],
+                  "gap_a": [9.0, 9.0, 3.0, 5.0], "gap_b": [1.0, -1.0, 9.0, 9.0]})
+    rho = fitted_length_slopes(s)
+    # ρ̂_a from rows p2, p3: (3·30 + 5·40) / (30² + 40²) = 290 / 2500; ρ̂_b from p0, p1: 30 / 500
+    assert rho == {"a": pytest.approx(290 / 2500), "b": pytest.approx(30 / 500)}
+    adj, used = remove_length(s)
+    assert used == rho
+    ga = np.asarray(adj["gap_a"])
+    assert ga[2] == pytest.approx(3 - 290 / 2500 * 30) and ga[0] == pytest.approx(9 - 290 / 2500 * 10)
+    # no linear length component left where each gap enters PD
+    dl = np.array([10.0, -20.0, 30.0, 40.0])
+    assert np.dot(ga[2:], dl[2:]) == pytest.approx(0.0, abs=1e-9)
+    assert np.dot(np.asarray(adj["gap_b"])[:2], dl[:2]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_learned_mode_selection_is_length_neutral_by_default():
+    """A gap that is pure length (a length-biased model) is calibrated away under learned
+    reward models: the pd subset's Δlen stays at the dataset's."""
+    s = _scores()
+    dlen = np.asarray(s["chosen_len"], float) - np.asarray(s["rejected_len"], float)
+    rng = np.random.default_rng(1)
+    for c in ("gap_a", "gap_b"):
+        s = s.set_column(s.schema.get_field_index(c), c,
+                         pa.array(0.01 * dlen + rng.normal(0, 0.3, len(dlen))))
+    fit = select(s, "pd", budget=0.3, length_debias="learned")
+    raw = select(s, "pd", budget=0.3, length_debias="learned", fit_length=False)
+    idx = lambda r: np.asarray([int(i[1:]) for i in r.selected_ids])  # noqa: E731
+    assert abs(dlen[idx(fit)].mean() - dlen.mean()) < 15
+    assert dlen[idx(raw)].mean() > dlen.mean() + 100
+    assert fit.manifest["params"]["fit_length"] is True
+    assert fit.manifest["fitted_rho"]["a"] == pytest.approx(0.01, rel=0.1)
