@@ -26,8 +26,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 MARKER = "_stage.json"
 WHOLE_FILE_LIMIT = 64 * 1024**2

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from pdray.config import dump_config
 from pdray.io import write_json
+from pdray.pipeline import stages as S
 from pdray.pipeline.cache import StageCache
 from pdray.pipeline.config import PipelineConfig, validate_stage_configs
-from pdray.pipeline import stages as S
-from pdray.pipeline.summary import summarize, format_summary
+from pdray.pipeline.summary import format_summary, summarize
 from pdray.pipeline.tracking import make_tracker
 from pdray.raysetup import init_ray
 
