@@ -72,6 +72,17 @@ def run_seed(dataset: str, seed: int, overrides: list[str], out: Path, echo) -> 
     return {"minutes": minutes, **measure(res.stages, cfg)}
 
 
+def measure_run(out: Path) -> dict:
+    """The metrics of a finished run folder (``run.json``, ``config.yaml``, ``minutes.json``)."""
+    from pdray.config import load_config
+    from pdray.pipeline.config import PipelineConfig
+
+    info = json.loads((out / "run.json").read_text())["stages"]
+    cfg = load_config(PipelineConfig, str(out / "config.yaml"))
+    minutes = json.loads((out / "minutes.json").read_text())["minutes"]
+    return {"minutes": minutes, **measure(info, cfg)}
+
+
 def measure(info: dict, cfg) -> dict:
     """CP per strategy and budget, gap closed, Δlen in characters, RM accuracy."""
     from pdray.data.stats import conflict_flags
@@ -171,6 +182,8 @@ def main(argv=None) -> int:
     ap.add_argument("--label", default="default")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "_runs" / "selection_quality"))
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--measure-only", action="store_true",
+                    help="re-measure finished runs (their run.json) without running anything")
     ap.add_argument("overrides", nargs="*", help="key.sub=value overrides of the preset")
     a = ap.parse_args(argv)
     results = []
@@ -179,7 +192,10 @@ def main(argv=None) -> int:
         out = Path(a.out) / f"{a.dataset}-{a.label}-s{seed}"
         t0 = time.perf_counter()
         print(f"[selection_quality] {a.dataset} seed {seed} ({a.label}) …", flush=True)
-        res = {"seed": seed, **run_seed(a.dataset, seed, a.overrides, out, quiet)}
+        if a.measure_only:
+            res = {"seed": seed, **measure_run(out)}
+        else:
+            res = {"seed": seed, **run_seed(a.dataset, seed, a.overrides, out, quiet)}
         b = res["budgets"][0.3]
         print(f"[selection_quality] seed {seed}: λ=0.3 pd CP {b['pd']['cp']:.3f} vs random "
               f"{res['random_cp']:.3f}, gap closed {b['gap_closed']:+.3f}, RM acc "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import uuid
@@ -306,8 +307,19 @@ def _jsonable(row: dict) -> dict:
     return out
 
 
+def finite(v):
+    """``v`` with NaN / ±inf floats replaced by None, so the JSON written is strict."""
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
 def write_json(obj, path: str | os.PathLike) -> str:
-    """Write a JSON document atomically (manifests, metrics)."""
+    """Write a strict JSON document (NaN → null) atomically (manifests, metrics)."""
     fs, inner = resolve(path)
     tmp = f"{inner}.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -315,7 +327,8 @@ def write_json(obj, path: str | os.PathLike) -> str:
         if parent:
             fs.create_dir(parent, recursive=True)
         with fs.open_output_stream(tmp, compression=None) as out:
-            out.write((json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+            out.write((json.dumps(finite(obj), indent=2, sort_keys=False, default=str,
+                                  allow_nan=False) + "\n").encode("utf-8"))
         fs.move(tmp, inner)
     except OSError as e:
         _discard(fs, tmp)

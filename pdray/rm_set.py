@@ -61,13 +61,10 @@ class RewardModelSet:
         return self.aspects.index(aspect) if self.mode == "multi_head" else 0
 
     def save(self, root: str | Path) -> Path:
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
-        path = root / MANIFEST
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(_finite(asdict(self)), indent=2, allow_nan=False),
-                       encoding="utf-8")
-        tmp.replace(path)
+        from pdray.io import write_json
+
+        path = Path(root) / MANIFEST
+        write_json(asdict(self), path)   # atomic, strict JSON
         return path
 
     @classmethod
@@ -84,15 +81,3 @@ class RewardModelSet:
         except (json.JSONDecodeError, TypeError) as e:
             raise PdrayError(f"{path}: unreadable reward-model manifest: {e}") from None
 
-
-def _finite(v):
-    """NaN / inf → None: ``rm_set.json`` is strict JSON."""
-    import math
-
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v

@@ -28,9 +28,7 @@ def register(app: typer.Typer) -> None:
         from pdray.io import read_pairs
         from pdray.report import build_report
         from pdray.selection import select
-        from pdray.selection.scores import read_scores
-
-        from pdray.selection.scores import length_term, rm_metrics_for
+        from pdray.selection.scores import length_term, read_scores, rm_metrics_for
 
         try:
             rho, length_debias = length_term(scores, rho, length_debias)

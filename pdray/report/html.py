@@ -136,21 +136,10 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
                                ylabel="mean PD of the selection"))
     imgs.append(plot_curve(list(budgets), table["mean_dlen"], out / "budget_dlen.png",
                            ylabel="mean Δlen of the selection (tokens)"))
-    write_json(_strict(metrics), out / "metrics.json")
+    write_json(metrics, out / "metrics.json")
     page = out / "index.html"
     page.write_text(_html(metrics, imgs, links or {}), encoding="utf-8")
     return page
-
-
-def _strict(v):
-    """NaN / inf → null, so metrics.json is strict JSON (no NaN tokens)."""
-    if isinstance(v, dict):
-        return {k: _strict(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_strict(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def _rm_table(rm: dict | None) -> str:

@@ -7,7 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pdray.models.formatting import DEFAULT_RESPONSE_SHARE, encode_reward_inputs, response_token_lens
+from pdray.models.formatting import (
+    DEFAULT_RESPONSE_SHARE,
+    encode_reward_inputs,
+    response_token_lens,
+)
 from pdray.rm.losses import margin_for
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from pdray.io import write_json
 from pdray.models.reward import pair_rewards
 
 
@@ -151,9 +151,9 @@ def evaluate_set(root, heldout: pa.Table, *, max_length: int | None = None,
     metrics = {"own": own, "cross_accuracy": matrix, "conflict": conflict_matrix(matrix),
                "heldout_pairs": heldout.num_rows, "warnings": warnings}
     if write:
-        rm_set.extra["metrics"] = _strict(metrics)
+        rm_set.extra["metrics"] = metrics
         rm_set.save(root)
-        (root / "metrics.json").write_text(json.dumps(_strict(metrics), indent=2))
+        write_json(metrics, root / "metrics.json")
     for k, v in own.items():
         lo, hi = v["accuracy_ci95"]
         echo(f"[rm:{k}] held-out accuracy {v['heldout_accuracy']:.3f} (95% CI {lo:.2f}–{hi:.2f}, "
@@ -163,13 +163,3 @@ def evaluate_set(root, heldout: pa.Table, *, max_length: int | None = None,
         echo(f"[rm] warning: {w}")
     return metrics
 
-
-def _strict(v):
-    """NaN / inf → None, so the JSON files are strict JSON."""
-    if isinstance(v, dict):
-        return {k: _strict(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_strict(x) for x in v]
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v

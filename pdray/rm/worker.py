@@ -9,8 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from pdray.rm.losses import (LENGTH_COEF, HeadCollator, PdrayRewardTrainer, add_length_coef,
-                             pop_length_coef)
+from pdray.rm.losses import (
+    LENGTH_COEF,
+    HeadCollator,
+    PdrayRewardTrainer,
+    add_length_coef,
+    pop_length_coef,
+)
 
 
 def _progress_callback(name: str, fail_step: int | None, marker: str | None):

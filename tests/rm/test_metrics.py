@@ -11,8 +11,14 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from pdray.models.formatting import pair_text
 from pdray.models.tiny import build_tiny_reward_model
 from pdray.rm import conflict_matrix, evaluate_set
-from pdray.rm.metrics import (accuracy, length_correlation, length_only_accuracy, length_slope,
-                              quality_gate, wilson_interval)
+from pdray.rm.metrics import (
+    accuracy,
+    length_correlation,
+    length_only_accuracy,
+    length_slope,
+    quality_gate,
+    wilson_interval,
+)
 from pdray.rm_set import RewardModelSet
 from pdray.schema import pairs_from_rows
 
