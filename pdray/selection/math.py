@@ -19,7 +19,7 @@ from pdray.errors import PdrayError
 # fails), elementwise work runs in cache-sized blocks, and the blocks (and the final sort) are
 # shared between threads (numpy releases the GIL). Results are bit-identical to the plain
 # numpy formulas; tests/selection/test_scale_paths.py holds them to it.
-BLOCK = 1 << 16            # rows per block of the fused kernels
+BLOCK = 1 << 18            # rows per block of the fused kernels (fewer GIL hand-offs)
 SAMPLE = 1 << 16           # rows of the strided sample that places a selection window
 PARALLEL_MIN = 1 << 18     # below this many rows: no threads, no windows
 THREADS: int | None = None  # worker threads for large inputs (None: the CPUs this process may use)
@@ -50,8 +50,10 @@ def run_parallel(fn, parts: list) -> list:
     return [first] + [f.result() for f in futs]
 
 
-def split_rows(n: int, parts: int, align: int = BLOCK) -> list[tuple[int, int]]:
-    """``parts`` contiguous row ranges covering ``[0, n)``, cut at multiples of ``align``."""
+def split_rows(n: int, parts: int, align: int | None = None) -> list[tuple[int, int]]:
+    """``parts`` contiguous row ranges covering ``[0, n)``, cut at multiples of ``align``
+    (default :data:`BLOCK`)."""
+    align = BLOCK if align is None else align
     step = -(-max(1, -(-n // parts)) // align) * align
     return [(s, min(n, s + step)) for s in range(0, n, step)] or [(0, 0)]
 
@@ -225,13 +227,13 @@ def pd_columns(gaps: list, own: np.ndarray, codes: list[int], gamma: float, *,
 
     def pass1(rows):
         r0, r1 = rows
-        tmp, d, m, c = (np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK, bool),
-                        np.empty(BLOCK, bool))
-        below, above, parts = [0] * K, [0] * K, [[] for _ in range(K)]
+        tmp, d = np.empty(BLOCK), np.empty(BLOCK)
+        out, c1, c2 = (np.empty(BLOCK, bool) for _ in range(3))
+        below, nan, parts = [0] * K, [0] * K, [[] for _ in range(K)]
         for s in range(r0, r1, BLOCK):
             e = min(s + BLOCK, r1)
             L = e - s
-            t, db, mb, cb, ob = tmp[:L], d[:L], m[:L], c[:L], own[s:e]
+            t, db, ob, o, a, b = tmp[:L], d[:L], own[s:e], out[:L], c1[:L], c2[:L]
             if penalty:
                 np.subtract(chosen_len[s:e], rejected_len[s:e], out=db, dtype=np.float64)
                 np.multiply(db, rho, out=db)
@@ -241,38 +243,43 @@ def pd_columns(gaps: list, own: np.ndarray, codes: list[int], gamma: float, *,
                 else:
                     np.copyto(t, gaps[i][s:e])
                 np.abs(t, out=t)
-                np.equal(ob, codes[i], out=mb)
-                np.copyto(t, np.nan, where=mb)          # rows of D_k do not count (Eq. 13)
                 lo, hi = wins[i]
-                below[i] += int(np.count_nonzero(np.less(t, lo, out=cb)))
-                above[i] += int(np.count_nonzero(np.greater(t, hi, out=cb)))
-                np.greater_equal(t, lo, out=cb)
-                np.logical_and(cb, np.less_equal(t, hi, out=mb), out=cb)
-                parts[i].append(t[cb])
-        return below, above, parts
+                np.not_equal(ob, codes[i], out=o)       # rows outside D_k (Eq. 13)
+                np.less(t, lo, out=a)
+                seen = int(np.count_nonzero(a))
+                below[i] += int(np.count_nonzero(np.logical_and(a, o, out=a)))
+                seen += int(np.count_nonzero(np.greater(t, hi, out=a)))
+                np.greater_equal(t, lo, out=a)
+                np.logical_and(a, np.less_equal(t, hi, out=b), out=a)
+                seen += int(np.count_nonzero(a))
+                nan[i] += L - seen                       # NaN anywhere: the plain way, below
+                parts[i].append(t[np.logical_and(a, o, out=a)])
+        return below, nan, parts
 
     ranges = split_rows(n, T)
     res1 = run_parallel(pass1, ranges)
-    q = []
+    q, has_nan = [], []
     for i in range(K):
         if m_out[i] == 0:
             raise no_outside_error(labels[i])
         below = sum(r[0][i] for r in res1)
-        above = sum(r[1][i] for r in res1)
+        has_nan.append(sum(r[1][i] for r in res1) > 0)
         window = np.concatenate([p for r in res1 for p in r[2][i]] or [np.zeros(0)])
-        qi = (quantile_from_window(m_out[i], gamma, below, window)
-              if below + len(window) + above == m_out[i] else None)
+        qi = None if has_nan[i] else quantile_from_window(m_out[i], gamma, below, window)
         if qi is None:                           # the window missed (or NaN): the plain way
             g = adjusted(i, slice(None))
             qi = float(np.quantile(np.abs(g[own != codes[i]]), gamma))
         check_q(labels[i], qi, gamma)
         q.append(qi)
     w = [1.0] * K if weights is None else [float(x) for x in weights]
+    has_nan = [h or not np.isfinite(wi) for h, wi in zip(has_nan, w)]
     pd = np.empty(n, dtype=np.float64)
 
     def pass2(rows):
         r0, r1 = rows
         tmp, d, tot, m = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK, bool)
+        # Σ over k ≠ own(z): t·[own ≠ k] adds ±0.0 where reference code adds 0.0, the same sum
+        # (the running total is never −0.0); NaN·0 would not be 0, so NaN columns use where=
         for s in range(r0, r1, BLOCK):
             e = min(s + BLOCK, r1)
             L = e - s
@@ -290,8 +297,12 @@ def pd_columns(gaps: list, own: np.ndarray, codes: list[int], gamma: float, *,
                 np.clip(t, -1.0, 1.0, out=t)
                 if w[i] != 1.0:
                     np.multiply(t, w[i], out=t)
-                # Σ over k ≠ own(z); skipping a row adds exactly what adding 0.0 would
-                np.add(tt, t, out=tt, where=np.not_equal(ob, codes[i], out=mb))
+                np.not_equal(ob, codes[i], out=mb)
+                if has_nan[i]:
+                    np.add(tt, t, out=tt, where=mb)
+                else:
+                    np.multiply(t, mb, out=t)
+                    np.add(tt, t, out=tt)
             np.negative(tt, out=pd[s:e])
 
     run_parallel(pass2, ranges)
@@ -331,21 +342,20 @@ def top_lowest(score: np.ndarray, ids, k: int) -> np.ndarray:
             cand = np.flatnonzero(score <= thr)
     else:
         cand = np.arange(n)
-    cv = score[cand]
-    cv += 0.0                                   # −0.0 → +0.0: equal scores, equal keys
-    pos = _argsort_values(cv, T)
-    s = cv[pos]
-    tie = s[1:] == s[:-1]
-    if tie.any():
-        P, run = _runs(tie)
-        first = np.r_[True, run[1:] != run[:-1]]
-        live = int(np.count_nonzero(P[first] < k))      # runs that start inside the first k
-        keep = run <= live
-        P, run = P[keep], run[keep]
-        if len(P):
-            rows = cand[pos[P]]
-            pos[P] = pos[P][_order_by_id(ids, rows, run)]
-    return cand[pos[:k]].astype(np.int64, copy=False)
+    rows, P, run, vals = _argsort_rows(score, cand, T)
+    if len(P):
+        # exact ties can only sit inside the runs re-sorted by value
+        same = (run[1:] == run[:-1]) & (vals[1:] == vals[:-1])
+        if same.any():
+            Q, trun = _runs(same)
+            Q = P[Q]                                    # positions in ``rows``
+            first = np.r_[True, trun[1:] != trun[:-1]]
+            live = int(np.count_nonzero(Q[first] < k))  # tied runs that start inside the first k
+            keep = trun <= live
+            Q, trun = Q[keep], trun[keep]
+            if len(Q):
+                rows[Q] = rows[Q][_order_by_id(ids, rows[Q], trun)]
+    return rows[:k].astype(np.int64, copy=False)
 
 
 def _flatnonzero_le(x: np.ndarray, thr: float, threads: int) -> np.ndarray:
@@ -366,31 +376,48 @@ def _runs(eq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return P, np.cumsum(start)[P]
 
 
-def _argsort_values(v: np.ndarray, threads: int) -> np.ndarray:
-    """Stable argsort of finite float64 values without −0.0 (as ``kind="stable"``)."""
-    m = len(v)
+def _argsort_rows(score: np.ndarray, cand: np.ndarray, threads: int):
+    """``cand`` (increasing row numbers) stably sorted by ``score`` (finite), and the positions,
+    run numbers and values of the runs whose truncated keys collided (re-sorted exactly by value;
+    exact ties can only occur in them).
+
+    One uint64 key per row: the score's order-preserving bits with the low bits replaced by the
+    row number, so a plain ``np.sort`` of integers gives (score, row) order except inside runs
+    of colliding keys, which are re-sorted by their full scores.
+    """
+    m = len(cand)
+    empty = np.zeros(0, np.intp)
     if m < 2:
-        return np.arange(m)
+        return cand.astype(np.int64), empty, empty, np.zeros(0)
+    v = score[cand]
+    v += 0.0                                    # −0.0 → +0.0: equal scores, equal keys
     b = v.view(np.uint64)
     key = b ^ (np.negative(b >> np.uint64(63)) | np.uint64(1 << 63))   # order-preserving bits
-    nb = max(1, int(m - 1).bit_length())
+    nb = max(1, int(cand[-1]).bit_length())
     low = np.uint64((1 << nb) - 1)
     key &= ~low
-    key |= np.arange(m, dtype=np.uint64)
+    key |= cand.astype(np.uint64, copy=False)
     if threads > 1 and m >= PARALLEL_MIN:
         smp = np.sort(key[::max(1, m // SAMPLE)])
         piv = smp[[len(smp) * j // threads for j in range(1, threads)]]
-        bucket = np.searchsorted(piv, key, side="right")
-        parts = [key[bucket == j] for j in range(threads)]
+        if threads == 2:
+            lt = key < piv[0]
+            parts = [key[lt], key[~lt]]
+        else:
+            bucket = np.searchsorted(piv, key, side="right")
+            parts = [key[bucket == j] for j in range(threads)]
         key = np.concatenate(run_parallel(lambda a: (a.sort(), a)[1], parts))
     else:
         key.sort()
-    pos = (key & low).astype(np.intp)
+    rows = (key & low).astype(np.int64)
     coll = (key[1:] >> np.uint64(nb)) == (key[:-1] >> np.uint64(nb))
-    if coll.any():                              # truncated keys collide: order those exactly
-        P, run = _runs(coll)
-        pos[P] = pos[P][np.lexsort((v[pos[P]], run))]
-    return pos
+    if not coll.any():
+        return rows, empty, empty, np.zeros(0)
+    P, run = _runs(coll)
+    vals = score[rows[P]] + 0.0
+    perm = np.lexsort((vals, run))              # stable: equal scores stay in row order
+    rows[P] = rows[P][perm]
+    return rows, P, run, vals[perm]
 
 
 def _order_by_id(ids, rows: np.ndarray, run: np.ndarray) -> np.ndarray:
