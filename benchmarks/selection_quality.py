@@ -55,7 +55,8 @@ def run_seed(dataset: str, seed: int, overrides: list[str], out: Path, echo) -> 
     preset, source = DATASETS[dataset]
     base = read_yaml(preset)
     base["data"]["source"] = str(source)
-    base["data"]["seed"] = seed
+    base["data"]["seed"] = seed          # seeds the aspect assignment (PKU: split) and splits
+    base.setdefault("rm", {})["seed"] = seed
     base["data"]["test_fraction"] = 0.0
     base["select"]["strategies"] = STRATEGIES
     base["run"] = {**base.get("run", {}), "output_dir": str(out), "tracking": "none",

@@ -139,15 +139,8 @@ def _to_table(objs: list[dict], rows: list[int], issues: RowIssues) -> pa.Table:
             del objs[k], rows[k]
 
 
-def load_source(path: str, fmt: str = "pairs", *, min_aspects: int = 1, **options) -> LoadResult:
-    """Load ``path`` in format ``fmt`` (one of :data:`FORMATS`).
-
-    Pair formats return canonical pairs; the rating sources (``ultrafeedback_raw``,
-    ``helpsteer2``) return rated responses (``kind == "responses"``) to feed
-    :func:`build_conflict_dataset`. Common options: ``quarantine`` (bool), ``known_aspects``
-    (list; others are bad rows) and ``min_aspects`` (pair formats: fail when the output has
-    fewer distinct aspects, e.g. 2 for Preference Divergence). The rest go to the loader.
-    """
+def loader_for(fmt: str):
+    """The loader function of format ``fmt``."""
     from pdray.data.generic import load_generic
     from pdray.data.helpsteer import load_helpsteer
     from pdray.data.pku import load_pku_saferlhf
@@ -158,10 +151,23 @@ def load_source(path: str, fmt: str = "pairs", *, min_aspects: int = 1, **option
                "hh_rlhf": load_hh_rlhf, "generic": load_generic}
     if fmt not in loaders:
         raise ConfigError(f"unknown data format {fmt!r} (known: {', '.join(FORMATS)})")
+    return loaders[fmt]
+
+
+def load_source(path: str, fmt: str = "pairs", *, min_aspects: int = 1, **options) -> LoadResult:
+    """Load ``path`` in format ``fmt`` (one of :data:`FORMATS`).
+
+    Pair formats return canonical pairs; the rating sources (``ultrafeedback_raw``,
+    ``helpsteer2``) return rated responses (``kind == "responses"``) to feed
+    :func:`build_conflict_dataset`. Common options: ``quarantine`` (bool), ``known_aspects``
+    (list; others are bad rows) and ``min_aspects`` (pair formats: fail when the output has
+    fewer distinct aspects, e.g. 2 for Preference Divergence). The rest go to the loader.
+    """
+    loader = loader_for(fmt)
     if fmt == "pairs":
         options["min_aspects"] = min_aspects
     try:
-        res = loaders[fmt](path, **options)
+        res = loader(path, **options)
     except TypeError as e:
         if "unexpected keyword" in str(e):
             raise ConfigError(f"format {fmt!r}: {e}") from None

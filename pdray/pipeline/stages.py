@@ -90,7 +90,14 @@ def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
         return t, {"source": "synthetic"}
     from pdray.data import load_source
 
-    res = load_source(d.source, d.format, **d.options)
+    import inspect
+
+    from pdray.data.loaders import loader_for
+
+    opts = dict(d.options)
+    if "seed" in inspect.signature(loader_for(d.format)).parameters:
+        opts.setdefault("seed", d.seed)  # data.seed seeds the loader too (e.g. PKU aspects)
+    res = load_source(d.source, d.format, **opts)
     table = res.table
     info: dict[str, Any] = {"source": d.source, "format": d.format,
                             "dropped": len(res.dropped) if res.dropped is not None else 0}

@@ -77,3 +77,19 @@ def test_summary_metrics_hand_computed():
     assert row["mean_dlen"] == pytest.approx((5 - 4 + 0) / 3)
     text = format_summary([dict(row, dpo_acc=0.625), {"strategy": "x", "kept": 1, "cp": math.nan}])
     assert "0.333" in text and "0.625" in text and "—" in text and text.splitlines()[1].startswith("--")
+
+
+def test_data_seed_seeds_the_loader(shared_data):
+    """data.seed reaches loaders that take a seed: PKU's aspect assignment differs by seed."""
+    from pdray.pipeline.stages import load_pairs_for_pipeline
+
+    def aspects(seed):
+        cfg = load_config(PipelineConfig, None, [f"data.seed={seed}"], base=preset("pku") | {
+            "data": {**preset("pku")["data"],
+                     "source": str(shared_data / "preference" / "pku_saferlhf_500.jsonl")}})
+        t, _ = load_pairs_for_pipeline(cfg)
+        return t["aspect"].to_pylist()
+
+    a0, a1 = aspects(0), aspects(1)
+    assert len(a0) == len(a1) == 500 and a0 != a1
+    assert aspects(0) == a0
