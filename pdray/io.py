@@ -70,17 +70,25 @@ def output_format(path: str | os.PathLike) -> str:
                     f"{', '.join(PARQUET_SUFFIXES + JSONL_SUFFIXES)})", file=str(path))
 
 
-def check_output(path: str | os.PathLike, *, table: bool = True) -> None:
-    """Fail early (before any work) when ``path`` cannot be written: unsupported extension
-    (``table``), an existing folder in its place, a regular file among its parents, or a
-    parent folder that is not writable. URIs are only checked for their extension."""
-    if table:
+def check_output(path: str | os.PathLike, *, table: bool = True, folder: bool = False) -> None:
+    """Fail early (before any work) when ``path`` cannot be written. A file (a table when
+    ``table``: also its extension): an existing folder in its place; an output folder
+    (``folder``): an existing file in its place. Either: a regular file among its parents, or
+    a parent folder that is not writable. URIs are only checked for their extension."""
+    if table and not folder:
         output_format(path)
     if "://" in str(path):
         return
     p = Path(os.path.abspath(path))
-    if p.is_dir():
+    if not folder and p.is_dir():
         raise StorageError("cannot write: a folder is in the way", path=str(path))
+    if folder and p.exists() and not p.is_dir():
+        raise StorageError("cannot write: a file is in the way (expected a folder)",
+                           path=str(path))
+    if folder and p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise StorageError("cannot write: the folder is not writable", path=str(path))
+        return
     parent = p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -30,7 +30,16 @@ def register(app: typer.Typer) -> None:
         from pdray.selection import select
         from pdray.selection.scores import length_term, read_scores, rm_metrics_for
 
-        try:
+        from pdray.config import load_config
+        from pdray.io import check_output
+        from pdray.selection.config import SelectConfig
+
+        try:  # every option validated up front by the one typed config (exit 2)
+            given = {"budget": budget, "gamma": gamma, "rho": rho,
+                     "length_debias": length_debias, "seed": seed}
+            load_config(SelectConfig, None, [], base={k: v for k, v in given.items()
+                                                      if v is not None})
+            check_output(output, folder=True)
             rho, length_debias = length_term(scores, rho, length_debias)
             table = read_scores(scores)
             pairs = read_pairs(data) if data else None

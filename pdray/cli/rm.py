@@ -22,11 +22,13 @@ def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
     """Train one Bradley–Terry reward model per aspect (length-balanced sampling, Eq. 16;
     length penalty, Eq. 17), all aspects concurrently on Ray Train. Overrides: backbone=minilm,
     mode=multi_head, rho=0.002, ..."""
+    from pdray.io import check_output
     from pdray.raysetup import init_ray
     from pdray.rm import RMConfig, train_reward_models
 
     base = RMConfig.paper().model_dump() if paper else None
     cfg = stage_config(RMConfig, config, overrides, base=base)
+    check_output(output, folder=True)   # before Ray starts
     init_ray()
     s = train_reward_models(pairs, cfg, str(output), echo=typer.echo)
     typer.echo(f"reward-model set ({s.mode}, aspects {', '.join(s.aspects)}) -> {output}")

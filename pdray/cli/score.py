@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         writes the scores table (OUTPUT/shards/*.parquet), failures and a manifest. Re-running
         skips finished shards."""
         from pdray.errors import ConfigError
+        from pdray.io import check_output
         from pdray.raysetup import init_ray
         from pdray.scoring import ScoreConfig, score_pairs
 
@@ -54,5 +55,6 @@ def register(app: typer.Typer) -> None:
         extra = [f"{k}={v}" for k, v in (("backend", backend), ("num_actors", num_actors),
                                         ("batch_tokens", batch_tokens)) if v is not None]
         cfg = stage_config(ScoreConfig, config, list(overrides or []) + extra)
+        check_output(output, folder=True)   # before Ray starts
         init_ray()
         score_pairs(pairs, rm, str(output), cfg, echo=typer.echo)

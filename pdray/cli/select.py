@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
 def _run(scores, overrides, strategy, budget, gamma, rho, length_debias, seed, output, data,
          config, option, weight, report) -> None:
     from pdray.config import deep_merge, load_config, parse_override, read_yaml
-    from pdray.io import read_pairs
+    from pdray.io import check_output, read_pairs
     from pdray.selection import select, write_selection
     from pdray.selection.config import SelectConfig
     from pdray.selection.scores import read_scores
@@ -75,6 +75,7 @@ def _run(scores, overrides, strategy, budget, gamma, rho, length_debias, seed, o
         k, v = parse_override(w)
         given.setdefault("aspect_weights", {})[".".join(k)] = v
     cfg = load_config(SelectConfig, None, overrides or [], base=deep_merge(base, given))
+    check_output(output, folder=True)
     table = read_scores(scores)
     pairs = read_pairs(data) if data else None
     kw = cfg.select_kwargs(scores)
