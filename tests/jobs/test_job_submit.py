@@ -26,7 +26,7 @@ DRIVER = textwrap.dedent("""
              "run.tracking=none")
     runtime_env = {
         "working_dir": os.getcwd(),
-        "excludes": [".git", ".venv", "venv", "pdray_runs", "*.parquet"],
+        "excludes": [".git", ".venv", "venv", "pdray_runs", "benchmarks/_runs", "*.parquet"],
         "env_vars": {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
                      "OMP_NUM_THREADS": "1"}}
     for attempt in range(60):  # the job agent comes up a little after the head
