@@ -12,7 +12,7 @@ import pyarrow as pa
 from pdray.io import write_json
 from pdray.report.metrics import budget_table, selection_metrics, verdict
 from pdray.selection import compute_pd, select
-from pdray.selection.scores import gap_aspects
+from pdray.selection.scores import columns, gap_aspects
 
 
 def _plt():
@@ -112,7 +112,7 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
     metrics = selection_metrics(scores, selections, pairs if has_truth else None, true_ids)
     metrics["q"] = pdr.q
     metrics["pd_mean"] = float(np.mean(pdr.pd))
-    dl = (np.asarray(scores["chosen_len"], float) - np.asarray(scores["rejected_len"], float))
+    _, _, dl = columns(scores)
     metrics["pd_dlen_corr"] = (float(np.corrcoef(pdr.pd, dl)[0, 1])
                                if len(dl) > 2 and np.std(dl) > 0 and np.std(pdr.pd) > 0
                                else math.nan)

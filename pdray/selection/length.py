@@ -18,20 +18,17 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pdray.selection.scores import GAP_PREFIX, gap_aspects
+from pdray.selection.scores import GAP_PREFIX, columns, gap, gap_aspects
 
 
 def fitted_length_slopes(scores: pa.Table) -> dict[str, float]:
     """ρ̂_k per gap column (tokens⁻¹), fitted on the rows whose own aspect is not k."""
-    dlen = (np.asarray(scores["chosen_len"], dtype=np.float64)
-            - np.asarray(scores["rejected_len"], dtype=np.float64))
-    own = np.asarray(scores["aspect"].to_numpy(zero_copy_only=False))
+    _, own, dlen = columns(scores)
     out = {}
     for k in gap_aspects(scores):
         m = own != k
         den = float(np.dot(dlen[m], dlen[m]))
-        g = np.asarray(scores[GAP_PREFIX + k], dtype=np.float64)
-        out[k] = float(np.dot(g[m], dlen[m]) / den) if den > 0 else 0.0
+        out[k] = float(np.dot(gap(scores, k)[m], dlen[m]) / den) if den > 0 else 0.0
     return out
 
 
@@ -39,10 +36,9 @@ def remove_length(scores: pa.Table, slopes: dict[str, float] | None = None
                   ) -> tuple[pa.Table, dict[str, float]]:
     """``scores`` with every ``gap_<k>`` replaced by Δr̂_k − ρ̂_k·Δlen, and the ρ̂_k used."""
     slopes = fitted_length_slopes(scores) if slopes is None else slopes
-    dlen = (np.asarray(scores["chosen_len"], dtype=np.float64)
-            - np.asarray(scores["rejected_len"], dtype=np.float64))
+    _, _, dlen = columns(scores)
     for k, b in slopes.items():
         col = GAP_PREFIX + k
-        g = np.asarray(scores[col], dtype=np.float64) - b * dlen
+        g = gap(scores, k) - b * dlen
         scores = scores.set_column(scores.schema.get_field_index(col), col, pa.array(g))
     return scores, slopes

@@ -121,8 +121,8 @@ def length_term(path, rho: float | None = None, length_debias: str | None = None
     if mode not in LENGTH_MODES:
         raise DataError(f"unknown length mode {mode!r} (known: {', '.join(LENGTH_MODES)})",
                         field="length_debias")
-    if rho is None:
-        rho = float(term.get("rho", 0.0)) if mode == (term.get("length_debias") or mode) else 0.0
+    if rho is None:  # the manifest's ρ belongs to the manifest's mode only
+        rho = float(term.get("rho", 0.0)) if mode == term.get("length_debias") else 0.0
     return (float(rho) if mode == "penalty" else 0.0), mode
 
 
