@@ -40,3 +40,16 @@ def test_short_inputs_are_untouched_and_long_responses_keep_their_share(tok):
     ids, info = encode_reward_inputs(tok, [prompt], [long], max_length=80, response_share=0.75)
     assert len(ids[0]) == 80 and info.response_cut == 1
     assert "question" in tok.decode(ids[0])                      # ≥ 25 % left to the prompt
+
+
+def test_pairs_identical_after_truncation_are_flagged(tok):
+    """Scoring marks (column same_input) the pairs whose two inputs truncation made identical,
+    instead of scoring them as a silent 0."""
+    from pdray.scoring.backends import encode_pairs
+
+    shared = "word " * 200
+    prompts = ["short prompt", "short prompt"]
+    chosen = [shared + "the end A", "Yes."]
+    rejected = [shared + "the end B", "No."]
+    _, _, same = encode_pairs(tok, prompts, chosen, rejected, None, 40, 0.75)
+    assert same.tolist() == [True, False]

@@ -80,3 +80,19 @@ def test_report_cli(pku_pairs, tmp_path):
     assert "CP ceiling (true_pd): 1.000" in r.output
     m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert list(m["strategies"]) == ["pd", "random", "high", "mid"]
+
+
+def test_verdict_first_lines_by_hand():
+    from pdray.report.metrics import verdict
+
+    below = {"strategies": {"pd": {"cp": 0.70}}, "all": {"cp": 0.766}}
+    assert verdict(below)[0].startswith("PD is NOT above random: CP(pd) 0.700 ≤ CP(random, expected) 0.766")
+    above = {"strategies": {"pd": {"cp": 0.883}}, "all": {"cp": 0.766},
+             "true_pd_ceiling_cp": 1.0, "pd_dlen_corr": 0.8, "same_input": 3,
+             "reward_models": {"warnings": ["aspect 'a': weak"]}}
+    v = verdict(above)
+    assert v[0] == ("PD is above random: CP(pd) 0.883 vs CP(random, expected) 0.766 "
+                    "(gap to the true-PD ceiling closed: +0.50)")
+    assert "strongly correlated with Δlen (+0.80)" in v[1] and v[2].startswith("3 pairs")
+    assert v[3] == "aspect 'a': weak"
+    assert verdict({"strategies": {"pd": {"cp": None}}, "all": {}})[0].startswith("No ground truth")
