@@ -19,9 +19,10 @@ def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
               paper: bool = typer.Option(False, help="Start from the paper's hyper-parameters."),
               config: Optional[Path] = CONFIG_OPTION,
               overrides: Optional[list[str]] = OVERRIDES_ARG):
-    """Train one Bradley–Terry reward model per aspect (length-balanced sampling, Eq. 16;
-    length penalty, Eq. 17), all aspects concurrently on Ray Train. Overrides: backbone=minilm,
-    mode=multi_head, rho=0.002, ..."""
+    """Train one Bradley–Terry reward model per aspect (length-balanced sampling, Eq. 16; a
+    length term, Eq. 17: learned per aspect by default, or length_debias=penalty with rho),
+    all aspects concurrently on Ray Train, at least min_steps steps with early stopping on the
+    held-out loss. Overrides: backbone=minilm, mode=multi_head, min_steps=100, ..."""
     from pdray.io import check_output
     from pdray.raysetup import init_ray
     from pdray.rm import RMConfig, train_reward_models

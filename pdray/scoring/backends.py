@@ -103,10 +103,14 @@ class HFScorer(Scorer):
         n = len(prompts)
         out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
         stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
+        encoded: dict = {}  # separate mode: one tokenizer for every aspect → encode once
         for folder, _, system, heads in self.plan:
             m = self.models[folder]
-            tc, tr, same = encode_pairs(m.tok, prompts, chosen, rejected, system, self.max_length,
-                                        self.response_share)
+            key = (m.tok.name_or_path, len(m.tok), system)
+            if key not in encoded:
+                encoded[key] = encode_pairs(m.tok, prompts, chosen, rejected, system,
+                                            self.max_length, self.response_share)
+            tc, tr, same = encoded[key]
             stats["same_input"] |= same
             for b in pair_batches([len(x) for x in tc], [len(x) for x in tr], self.cfg.batch_tokens):
                 ids, mask = pad_batch([tc[i] for i in b] + [tr[i] for i in b], m.tok.pad_token_id)
