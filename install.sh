@@ -2,12 +2,12 @@
 # Install pdray into ./.venv on a fresh machine (CPU). Torch goes first, pinned, so that
 # nothing later pulls a multi-GB CUDA build; everything else is installed with torch held.
 #   PDRAY_VENV   where to create the virtualenv (default: .venv)
-#   PDRAY_EXTRAS extras to install (default: dev,models)
+#   PDRAY_EXTRAS extras to install (default: dev,models,judge; judge = the openai client)
 #   PDRAY_TORCH  torch requirement (default: torch==2.13.0)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${PDRAY_VENV:-.venv}"
-EXTRAS="${PDRAY_EXTRAS:-dev,models}"
+EXTRAS="${PDRAY_EXTRAS:-dev,models,judge}"
 TORCH="${PDRAY_TORCH:-torch==2.13.0}"
 PY="${PYTHON:-python3}"
 

@@ -2,7 +2,7 @@
 
 from pdray.eval.config import EvalConfig, GenerationConfig
 from pdray.eval.generate import generate_answers, model_fingerprint
-from pdray.eval.judge import (
+from pdray.eval.pairwise import (
                               JUDGE_INSTRUCTION,
                               JUDGE_SYSTEM_PROMPT,
                               JUDGE_USER_TEMPLATE,
@@ -14,7 +14,6 @@ from pdray.eval.judge import (
                               judge_messages,
                               parse_scores,
 )
-from pdray.eval.judges import OpenAIJudge, RewardModelJudge, make_judge
 from pdray.eval.metrics import (
                               average_length,
                               average_win_score,
@@ -22,8 +21,10 @@ from pdray.eval.metrics import (
                               win_rate,
                               win_score,
 )
+from pdray.eval.openai_judge import OpenAIJudge
 from pdray.eval.prompts import PAPER_SETS, load_prompt_set, load_prompt_sets, read_answers
-from pdray.eval.run import EvalResult, evaluate, evaluate_models
+from pdray.eval.rm_judge import RewardModelJudge
+from pdray.eval.run import EvalResult, evaluate, evaluate_models, make_judge
 
 __all__ = [
                               "JUDGE_INSTRUCTION",

@@ -42,7 +42,9 @@ class EvalConfig(StrictModel):
     api_key_env: str = Field("OPENAI_API_KEY", description="NAME of the env var holding the key")
     judge_temperature: float = Field(0.0, ge=0)
     judge_max_tokens: int = Field(512, ge=8)
-    judge_timeout_s: float = Field(120.0, gt=0)
+    judge_timeout_s: float = Field(120.0, gt=0, description="seconds per judge request")
+    judge_max_retries: int = Field(3, ge=0, description="retries of a failed judge request "
+                                   "(429, 5xx, connection; exponential backoff)")
     judge_concurrency: int = Field(4, ge=1)
     rm_judge_temperature: float = Field(1.0, gt=0, description="T in score = 1 + 9·σ(r/T)")
     rm_judge_max_length: int = Field(1024, ge=16)

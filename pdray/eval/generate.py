@@ -19,6 +19,8 @@ from pathlib import Path
 from pdray.errors import ConfigError, PdrayError
 from pdray.eval.cache import ShardCache
 from pdray.eval.config import GenerationConfig
+from pdray.models.formatting import fix_pad_token
+from pdray.models.smollm import smollm2_path
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +86,7 @@ def generate_hf(model: str, prompts: Sequence[str], gen: GenerationConfig, log_f
              "float16": torch.float16}[gen.dtype]
     tok = AutoTokenizer.from_pretrained(model, trust_remote_code=gen.trust_remote_code)
     tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    fix_pad_token(tok, echo=log.info)
     lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype,
                                               trust_remote_code=gen.trust_remote_code)
     lm.to(device).eval()
@@ -163,7 +164,5 @@ def generate_answers(model: str, ids: Sequence[str], prompts: Sequence[str],
 
 def _resolve_model(model: str) -> str:
     if model == "smollm2":
-        from pdray.models.smollm import smollm2_path
-
         return smollm2_path()
     return str(model)

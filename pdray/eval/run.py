@@ -24,7 +24,6 @@ from pdray.errors import ConfigError, DataError
 from pdray.eval.cache import ShardCache
 from pdray.eval.config import EvalConfig
 from pdray.eval.generate import generate_answers
-from pdray.eval.judge import Judge, judge_both_orders
 from pdray.eval.metrics import (
     average_win_score,
     length_controlled_win_rate,
@@ -33,7 +32,10 @@ from pdray.eval.metrics import (
     set_summary,
     win_rate,
 )
+from pdray.eval.openai_judge import OpenAIJudge
+from pdray.eval.pairwise import Judge, judge_both_orders
 from pdray.eval.prompts import load_prompt_sets, read_answers
+from pdray.eval.rm_judge import RewardModelJudge
 from pdray.io import write_json, write_table
 
 log = logging.getLogger(__name__)
@@ -166,6 +168,20 @@ def _finite(summary: dict) -> dict:
     return {k: {kk: _nan_none(vv) for kk, vv in v.items()} for k, v in summary.items()}
 
 
+def make_judge(cfg: EvalConfig) -> Judge:
+    """Build the judge named by an :class:`~pdray.eval.config.EvalConfig`."""
+    if cfg.judge == "openai":
+        return OpenAIJudge(cfg.judge_model, cfg.base_url, api_key_env=cfg.api_key_env,
+                           temperature=cfg.judge_temperature, max_tokens=cfg.judge_max_tokens,
+                           timeout_s=cfg.judge_timeout_s, max_retries=cfg.judge_max_retries,
+                           concurrency=cfg.judge_concurrency)
+    if cfg.judge == "rm":
+        return RewardModelJudge(cfg.judge_model, temperature=cfg.rm_judge_temperature,
+                                max_length=cfg.rm_judge_max_length,
+                                trust_remote_code=cfg.trust_remote_code)
+    raise ConfigError(f"unknown judge {cfg.judge!r} (openai | rm)")
+
+
 def evaluate_models(models: Mapping[str, str], cfg: EvalConfig, output_dir: str | Path,
                     echo: Callable[[str], None] | None = None) -> dict:
     """Pipeline entry: evaluate each model of ``{name: folder}`` against ``cfg.baseline``.
@@ -174,8 +190,6 @@ def evaluate_models(models: Mapping[str, str], cfg: EvalConfig, output_dir: str 
     comparison), a model folder, an answers file or ``reference``. Returns
     ``{name: {"AW": ..., "sets": ..., "dir": ...}}`` (JSON-able).
     """
-    from pdray.eval.judges import make_judge
-
     base = cfg.baseline
     if base is None and "random" in models:
         base = "random"

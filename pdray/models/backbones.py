@@ -10,6 +10,9 @@ import logging
 from pathlib import Path
 
 from pdray.errors import PdrayError
+from pdray.models.formatting import fix_pad_token
+from pdray.models.smollm import smollm2_path
+from pdray.models.tiny import build_tiny_reward_model
 
 log = logging.getLogger("pdray.models")
 
@@ -27,8 +30,6 @@ def resolve_backbone(name: str, workdir: str | Path, *, texts=(), seed: int = 0,
                      num_labels: int = 1) -> str:
     """A loadable folder or hub id for ``name`` (building the tiny model under ``workdir``)."""
     if name == "tiny":
-        from pdray.models.tiny import build_tiny_reward_model
-
         d = Path(workdir) / f"tiny-rm-{num_labels}"
         if not (d / "config.json").exists():
             build_tiny_reward_model(d, seed=seed, num_labels=num_labels, texts=list(texts)[:4000])
@@ -36,20 +37,8 @@ def resolve_backbone(name: str, workdir: str | Path, *, texts=(), seed: int = 0,
     if name == "minilm":
         return minilm_path()
     if name == "smollm2":
-        from pdray.models.smollm import smollm2_path
-
         return smollm2_path()
     return name
-
-
-def fix_pad_token(tokenizer, echo=log.warning) -> None:
-    """Give a tokenizer without a pad token one (eos, else unk), and say so."""
-    if tokenizer.pad_token is None:
-        tok = tokenizer.eos_token or tokenizer.unk_token
-        if tok is None:
-            raise PdrayError("the tokenizer has no pad, eos or unk token to pad with")
-        tokenizer.pad_token = tok
-        echo(f"tokenizer had no pad token; using {tok!r}")
 
 
 def check_classification_head(config, path: str, trust_remote_code: bool = False) -> None:

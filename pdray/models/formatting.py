@@ -15,10 +15,25 @@ responses would get the same input and a reward gap of exactly 0.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from pdray.errors import PdrayError
+
 DEFAULT_RESPONSE_SHARE = 0.75
+log = logging.getLogger("pdray.models")
+
+
+def fix_pad_token(tokenizer, echo=log.warning) -> None:
+    """Give a tokenizer without a pad token one (eos, else unk), and say so (the one place
+    pdray pads a tokenizer; :mod:`pdray.models.backbones` re-exports it)."""
+    if tokenizer.pad_token is None:
+        tok = tokenizer.eos_token or tokenizer.unk_token
+        if tok is None:
+            raise PdrayError("the tokenizer has no pad, eos or unk token to pad with")
+        tokenizer.pad_token = tok
+        echo(f"tokenizer had no pad token; using {tok!r}")
 
 
 def pair_text(tokenizer, prompt: str, response: str, system_prompt: str | None = None) -> str:

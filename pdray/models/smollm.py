@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from pdray.errors import PdrayError
+from pdray.models.formatting import fix_pad_token
 
 
 def cache_dir() -> Path:
@@ -50,8 +51,7 @@ def smollm2_path() -> str:
     if missing or unexpected:
         raise PdrayError(f"{g}: GGUF weights do not match the config (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    fix_pad_token(tok, echo=lambda _msg: None)  # SmolLM2's GGUF tokenizer has none: use eos
     model.config.pad_token_id = tok.pad_token_id
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp, safe_serialization=True)

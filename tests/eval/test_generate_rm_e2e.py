@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pdray.eval import EvalConfig, GenerationConfig, RewardModelJudge, evaluate, generate_answers
-from pdray.eval.judge import JudgeRequest
+from pdray.eval.pairwise import JudgeRequest
 
 PROMPTS = ["What is the capital of France?", "How do I bake bread?", "Count to five."]
 

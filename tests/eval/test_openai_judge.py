@@ -1,4 +1,5 @@
-"""OpenAIJudge against a local OpenAI-compatible HTTP server (127.0.0.1, canned replies)."""
+"""OpenAIJudge (on the ``openai`` package) against a local OpenAI-compatible HTTP server
+(127.0.0.1, canned replies) and an ``httpx.MockTransport``: no request leaves the machine."""
 
 import json
 import logging
@@ -8,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from pdray.errors import ConfigError, PdrayError
-from pdray.eval.judge import JUDGE_SYSTEM_PROMPT, JudgeRequest, judge_both_orders
-from pdray.eval.judges import OpenAIJudge
+from pdray.eval.cache import ShardCache
+from pdray.eval.openai_judge import OpenAIJudge
+from pdray.eval.pairwise import JUDGE_SYSTEM_PROMPT, JudgeRequest, judge_both_orders
 
 SECRET = "sk-test-DO-NOT-LEAK-1234567890"
 
@@ -26,6 +28,7 @@ class _Handler(BaseHTTPRequestHandler):
         if srv.status_plan:
             code = srv.status_plan.pop(0)
             self.send_response(code)
+            self.send_header("retry-after-ms", "5")  # the client's retry waits 5 ms
             self.end_headers()
             self.wfile.write(b'{"error": "busy"}')
             return
@@ -59,15 +62,12 @@ def server():
 def test_openai_judge_roundtrip_key_in_header_never_in_logs(server, monkeypatch, caplog, tmp_path):
     monkeypatch.setenv("MY_JUDGE_KEY", SECRET)
     url = f"http://127.0.0.1:{server.server_port}/v1"
-    judge = OpenAIJudge("gpt-judge", url, api_key_env="MY_JUDGE_KEY", concurrency=2,
-                        backoff_s=0.01)
+    judge = OpenAIJudge("gpt-judge", url, api_key_env="MY_JUDGE_KEY", concurrency=2)
     server.status_plan = [503]  # first call fails, is retried
     caplog.set_level(logging.DEBUG)
     items = [("Explain DNS.", "long detailed answer", "short"),
              ("Say hi.", "short", "long detailed answer"),
              ("Odd.", "weird", "short")]
-    from pdray.eval.cache import ShardCache
-
     res = judge_both_orders(judge, items, cache=ShardCache(tmp_path, "judge"), log=logging.info)
     assert [r["outcome"] for r in res] == ["win", "loss", "failed"]
     assert res[0]["text_1"].startswith("9 5") and res[0]["text_2"].startswith("5 9")
@@ -90,7 +90,7 @@ def test_openai_judge_errors(server, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="environment variable OPENAI_API_KEY"):
         OpenAIJudge("gpt", "https://api.example.com/v1")
-    local = OpenAIJudge("gpt", url, backoff_s=0.01)  # a local server needs no key
+    local = OpenAIJudge("gpt", url)  # a local server needs no key
     assert local.judge([JudgeRequest("q", "short", "short")])[0].text == "5 5\nExplanation."
     assert server.seen[-1]["auth"] is None
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
@@ -99,8 +99,94 @@ def test_openai_judge_errors(server, monkeypatch):
         OpenAIJudge("gpt", url).judge([JudgeRequest("q", "a", "b")])
     assert SECRET not in str(e.value)
     server.status_plan = [500, 500, 500, 500]
-    reply = OpenAIJudge("gpt", url, max_retries=3, backoff_s=0.01).judge(
+    reply = OpenAIJudge("gpt", url, max_retries=3).judge(
         [JudgeRequest("q", "a", "b")])[0]
     assert reply.text is None and reply.error.startswith("HTTP 500")
+    assert len(server.seen) == 2 + 4  # the 401 once (never retried), the 500 four times
     dead = OpenAIJudge("gpt", "http://127.0.0.1:9/v1", max_retries=0, timeout_s=2)
     assert dead.judge([JudgeRequest("q", "a", "b")])[0].error.startswith("connection error")
+
+
+def _completion(text):
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "gpt",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}]}
+
+
+def _mock_judge(monkeypatch, plan, **kw):
+    """An OpenAIJudge whose requests go to ``plan`` (a list of callables or responses) through
+    ``httpx.MockTransport``; returns (judge, the requests it received)."""
+    import httpx
+
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        step = plan.pop(0)
+        return step(request) if callable(step) else step
+
+    monkeypatch.setenv("MOCK_JUDGE_KEY", SECRET)
+    judge = OpenAIJudge("gpt-x", "https://judge.example.com/v1", api_key_env="MOCK_JUDGE_KEY",
+                        concurrency=1, http_client=httpx.Client(
+                            transport=httpx.MockTransport(handler)), **kw)
+    return judge, seen
+
+
+@pytest.mark.timeout(60)
+def test_openai_judge_mock_transport_request_shape_and_retries(monkeypatch, caplog):
+    import httpx
+
+    caplog.set_level(logging.DEBUG)
+    fast = {"retry-after-ms": "1"}
+    judge, seen = _mock_judge(monkeypatch, [
+        httpx.Response(429, headers=fast, json={"error": {"message": "slow down"}}),
+        httpx.Response(503, headers=fast, json={"error": {"message": "busy"}}),
+        httpx.Response(200, json=_completion("7 3\nfine"))],
+        max_retries=2, temperature=0.25, max_tokens=64)
+    reply = judge.judge([JudgeRequest("Why?", "because", "no")])[0]
+    assert reply.text == "7 3\nfine" and reply.error is None
+    assert len(seen) == 3  # two retried failures, then the answer
+    assert [r.headers["x-stainless-retry-count"] for r in seen] == ["0", "1", "2"]
+    for r in seen:
+        assert r.method == "POST" and str(r.url) == "https://judge.example.com/v1/chat/completions"
+        assert r.headers["authorization"] == f"Bearer {SECRET}"
+        body = json.loads(r.content)
+        assert body["model"] == "gpt-x" and body["temperature"] == 0.25
+        assert body["max_tokens"] == 64
+        assert [m["role"] for m in body["messages"]] == ["system", "user"]
+        assert "[The Start of Assistant 1's Answer]\nbecause\n\n" in body["messages"][1]["content"]
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.timeout(60)
+def test_openai_judge_mock_transport_failures_never_show_the_key(monkeypatch, caplog):
+    import httpx
+
+    caplog.set_level(logging.DEBUG)
+    echo_key = httpx.Response(500, headers={"retry-after-ms": "1"},
+                              text=f"upstream said: bad key {SECRET}")
+    judge, seen = _mock_judge(monkeypatch, [echo_key, echo_key], max_retries=1)
+    reply = judge.judge([JudgeRequest("q", "a", "b")])[0]
+    assert len(seen) == 2 and reply.text is None
+    assert reply.error == "HTTP 500: upstream said: bad key ***"
+
+    judge, seen = _mock_judge(monkeypatch, [httpx.Response(400, json={"error": "bad request"})])
+    assert judge.judge([JudgeRequest("q", "a", "b")])[0].error.startswith("HTTP 400")
+    assert len(seen) == 1  # a client error is not retried
+
+    def refuse(request):
+        raise httpx.ConnectError("connection refused", request=request)
+
+    judge, seen = _mock_judge(monkeypatch, [refuse, refuse], max_retries=1)
+    error = judge.judge([JudgeRequest("q", "a", "b")])[0].error
+    assert len(seen) == 2 and error == "connection error: connection refused"
+
+    judge, seen = _mock_judge(monkeypatch, [httpx.Response(200, json={"id": "x"})])
+    assert judge.judge([JudgeRequest("q", "a", "b")])[0].error.startswith("malformed response")
+
+    judge, _ = _mock_judge(monkeypatch, [httpx.Response(403, json={"error": "no"})])
+    with pytest.raises(PdrayError, match=r"HTTP 403") as e:
+        judge.judge([JudgeRequest("q", "a", "b")])
+    assert SECRET not in str(e.value) and SECRET not in repr(e.value)
+    assert SECRET not in repr(judge) and SECRET not in judge.name
+    assert SECRET not in caplog.text

@@ -1,4 +1,4 @@
-"""The paper's pairwise judge (Sec. 5.1, App. B.2, Figure B.2): prompt, score parsing, order swap.
+"""The paper's pairwise judging protocol (App. B.2, Fig. B.2): prompt, score parsing, order swap.
 
 Every (prompt, target answer, baseline answer) is judged twice: once with the target as
 Assistant 1 and once with it as Assistant 2. The judge must put the two 1-10 scores on its first

@@ -3,7 +3,7 @@
 import pytest
 
 from pdray.eval.cache import ShardCache
-from pdray.eval.judge import (
+from pdray.eval.pairwise import (
     JUDGE_SYSTEM_PROMPT,
     Judge,
     JudgeReply,
