@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
+
+
+def verbose_default() -> bool:
+    """``PDRAY_VERBOSE=1`` (set by ``--verbose``) shows Ray's own log lines on the terminal."""
+    return os.environ.get("PDRAY_VERBOSE", "") not in ("", "0", "false")
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
@@ -10,12 +16,18 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     """Connect to ``address`` (``"auto"`` for a cluster) or start a local Ray.
 
     Local defaults follow what is known to work on small machines: no dashboard, usage stats
-    off, a modest object store. Calling it again when Ray is up is a no-op.
+    off, a modest object store. ``quiet`` (what ``pdray score`` / ``pdray lossdiff score`` use
+    unless ``--verbose``): worker output is not forwarded to the terminal
+    (``log_to_driver=False``) and Ray Data's bars are off; the scoring workers write their output
+    to ``OUTPUT/logs/``, other workers to Ray's session logs. Calling it again when Ray is up is a
+    no-op.
     """
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    if quiet:
+        quiet_ray_data(False)
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
@@ -25,3 +37,16 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
              object_store_memory=object_store_memory, log_to_driver=not quiet,
              configure_logging=True, logging_level="WARNING")
+
+
+def quiet_ray_data(verbose: bool | None = None) -> None:
+    """Ray Data's progress bars and INFO lines only when verbose (pdray prints its own
+    progress lines)."""
+    from ray.data import DataContext
+
+    verbose = verbose_default() if verbose is None else verbose
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = verbose
+    ctx.enable_operator_progress_bars = verbose
+    ctx.print_on_execution_start = verbose
+    logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.WARNING)

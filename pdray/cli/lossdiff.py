@@ -59,6 +59,9 @@ def score_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
               num_actors: int | None = typer.Option(None),
               batch_tokens: int | None = typer.Option(None),
               beta: float | None = typer.Option(None),
+              verbose: bool = typer.Option(False, "--verbose", help="Ray's own worker log "
+                                           "lines and bars on the terminal (default: "
+                                           "OUTPUT/logs/)"),
               config: Path | None = CONFIG_OPTION,
               overrides: list[str] | None = OVERRIDES_ARG):
     """Log-probs of chosen/rejected under policy, reference and auxiliary models (Ray Data),
@@ -68,8 +71,9 @@ def score_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
     from pdray.raysetup import init_ray
 
     cfg = _cfg(config, overrides, num_actors=num_actors, batch_tokens=batch_tokens, beta=beta)
-    init_ray()
-    score_logprobs(read_pairs(pairs), policy, reference, aux, output, cfg, echo=typer.echo)
+    init_ray(quiet=not verbose)
+    score_logprobs(read_pairs(pairs), policy, reference, aux, output, cfg, echo=typer.echo,
+                   verbose=verbose)
 
 
 @sub.command("select")

@@ -24,18 +24,21 @@ def register(app: typer.Typer) -> None:
                   backend: Optional[str] = typer.Option(None, help="hf | vllm"),
                   num_actors: Optional[int] = typer.Option(None),
                   batch_tokens: Optional[int] = typer.Option(None),
+                  verbose: bool = typer.Option(False, "--verbose", help="Ray's own worker "
+                                               "log lines and bars on the terminal (default: "
+                                               "OUTPUT/logs/)"),
                   config: Optional[Path] = CONFIG_OPTION,
                   overrides: Optional[list[str]] = OVERRIDES_ARG):
         """Cross pseudo-rewards: every pair through every aspect's reward model (Ray Data);
-        writes the scores table (OUTPUT/shards/*.parquet), failures and a manifest. Re-running
-        skips finished shards."""
+        writes the scores table (OUTPUT/shards/*.parquet), failures and a manifest. A Parquet
+        input is streamed (never read whole); a progress line (rows, rows/s, ETA) at least
+        every 30 s. Re-running skips finished shards whose inputs are unchanged."""
         from pdray.errors import ConfigError
         from pdray.io import check_output
         from pdray.raysetup import init_ray
         from pdray.scoring import ScoreConfig, score_pairs
 
         if kind == "logprob":
-            from pdray.io import read_table
             from pdray.lossdiff import LossDiffConfig
             from pdray.lossdiff.pipeline import score_logprobs
 
@@ -43,9 +46,9 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("--kind logprob needs --policy, --reference and --aux "
                                   "(see pdray lossdiff warmup)")
             lcfg = stage_config(LossDiffConfig, config, overrides)
-            init_ray()
-            score_logprobs(read_table(pairs), policy, reference, aux, str(output), lcfg,
-                           echo=typer.echo)
+            init_ray(quiet=not verbose)
+            score_logprobs(pairs, policy, reference, aux, str(output), lcfg,
+                           echo=typer.echo, verbose=verbose)
             return
         if kind != "reward":
             raise ConfigError(f"--kind must be reward or logprob, got {kind!r}")
@@ -56,5 +59,5 @@ def register(app: typer.Typer) -> None:
                                         ("batch_tokens", batch_tokens)) if v is not None]
         cfg = stage_config(ScoreConfig, config, list(overrides or []) + extra)
         check_output(output, folder=True)   # before Ray starts
-        init_ray()
-        score_pairs(pairs, rm, str(output), cfg, echo=typer.echo)
+        init_ray(quiet=not verbose)
+        score_pairs(pairs, rm, str(output), cfg, echo=typer.echo, verbose=verbose)

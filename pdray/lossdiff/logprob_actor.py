@@ -132,7 +132,7 @@ class LogProbActor:
         self.cfg = LossDiffConfig.model_validate_json(cfg_json)
         dev = "cuda" if self.cfg.gpus_per_actor > 0 and torch.cuda.is_available() else "cpu"
         if dev == "cpu":
-            torch.set_num_threads(max(1, int(self.cfg.cpus_per_actor)))
+            torch.set_num_threads(max(1, round(self.cfg.cpus_per_actor or 1)))
         self.models, self.toks = {}, {}
         for name in MODELS:
             self.models[name], self.toks[name] = load_causal_lm(

@@ -2,7 +2,7 @@
 
 from pdray.scoring.backends import HFScorer, Scorer, VLLMScorer, make_scorer, pair_batches
 from pdray.scoring.config import ScoreConfig
-from pdray.scoring.pipeline import ScoreRun, score_pairs, shard_plan
+from pdray.scoring.pipeline import ScoreRun, score_pairs
 
 __all__ = ["HFScorer", "ScoreConfig", "ScoreRun", "Scorer", "VLLMScorer", "make_scorer",
-           "pair_batches", "score_pairs", "shard_plan"]
+           "pair_batches", "score_pairs"]

@@ -1,0 +1,208 @@
+"""Execution half of the streaming runner: shard workers on a Ray Data actor pool, progress.
+
+See :mod:`pdray.scoring.shards` for the plan, the staging of the input and the resume rules.
+A stage plugs in its scorer class (``__init__(*args)``, ``__call__(pa.Table) -> pa.Table`` with
+an ``_error`` column, null when the row was scored); :class:`ShardWorker` wraps it, reads its
+shard's row group, calls it ``CHUNK_ROWS`` rows at a time, commits the shard's files and reports
+rows to :class:`Progress`. The driver only receives one stats row per shard.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pdray.errors import PdrayError
+from pdray.scoring.shards import CHUNK_ROWS, PROGRESS_S, Staged, commit
+
+
+class Progress:
+    """A tiny Ray actor: rows done so far (summed over workers)."""
+
+    def __init__(self):
+        self.rows = 0
+
+    def add(self, n: int) -> None:
+        self.rows += int(n)
+
+    def get(self) -> int:
+        return self.rows
+
+
+def format_progress(tag: str, done: int, total: int, seconds: float) -> str:
+    """``[tag] done/total rows (pct), rate rows/s, ETA`` — one progress line."""
+    rate = done / seconds if seconds > 0 else 0.0
+    left = max(total - done, 0)
+    eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+    pct = 100.0 * done / total if total else 100.0
+    return f"[{tag}] {min(done, total)}/{total} rows ({pct:.0f}%), {rate:.1f} rows/s, ETA {eta}"
+
+
+def _redirect_output(log_dir: str | None) -> None:
+    """Send this worker process's stdout/stderr (Python and C level) to a file in log_dir."""
+    if not log_dir:
+        return
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(log_dir) / f"worker-{os.getpid()}.log",
+                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+class ShardWorker:
+    """Ray Data callable class: one block = one shard descriptor; scores and commits it."""
+
+    def __init__(self, scorer_path: str, scorer_args: tuple, input_path: str, out: str,
+                 progress=None, log_dir: str | None = None):
+        _redirect_output(log_dir)
+        mod, _, name = scorer_path.rpartition(".")
+        self.scorer = getattr(importlib.import_module(mod), name)(*scorer_args)
+        self.input = pq.ParquetFile(input_path)
+        self.out = Path(out)
+        self.progress = progress
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        for name, rg in zip(batch["name"].to_pylist(), batch["row_group"].to_pylist()):
+            rows.append(self._shard(name, rg))
+        return pa.Table.from_pylist(rows)
+
+    def _shard(self, name: str, rg: int) -> dict:
+        t0 = time.perf_counter()
+        pairs = self.input.read_row_group(rg)
+        parts = []
+        for start in range(0, pairs.num_rows, CHUNK_ROWS):
+            chunk = pairs.slice(start, CHUNK_ROWS)
+            chunk = chunk.append_column("_shard", pa.array([name] * chunk.num_rows, pa.string()))
+            parts.append(self.scorer(chunk))
+            if self.progress is not None:
+                self.progress.add.remote(chunk.num_rows)
+        t = pa.concat_tables(parts)
+        err = t["_error"]
+        bad = pc.invert(pc.is_null(err))
+        failed = t.filter(bad).select(["id", "aspect", "_error"]).rename_columns(
+            ["id", "aspect", "error"])
+        good = t.filter(pc.is_null(err))
+        stats = {"name": name, "scored": good.num_rows, "failed": failed.num_rows,
+                 "tokens": float(pc.sum(good["_tokens"]).as_py() or 0)
+                 if "_tokens" in good.column_names else 0.0,
+                 "padded": float(pc.sum(good["_padded"]).as_py() or 0)
+                 if "_padded" in good.column_names else 0.0,
+                 "seconds": 0.0}
+        good = good.drop_columns([c for c in good.column_names if c.startswith("_")])
+        commit(failed, self.out / "failures" / f"{name}.parquet")
+        commit(good, self.out / "shards" / f"{name}.parquet")  # last: marks the shard done
+        stats["seconds"] = time.perf_counter() - t0
+        return stats
+
+
+@dataclass
+class RunStats:
+    scored: int = 0
+    failed: int = 0
+    tokens: float = 0.0
+    padded: float = 0.0
+    seconds: float = 0.0
+
+
+def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: str,
+               scorer_args: tuple, num_actors: int, num_cpus: float | None,
+               num_gpus: float | None, max_restarts: int, tag: str, echo,
+               verbose: bool = False, progress_s: float = PROGRESS_S) -> RunStats:
+    """Score the ``pending`` shards on an actor pool; return the summed stats."""
+    import ray
+    import ray.data
+
+    from pdray.raysetup import quiet_ray_data
+
+    stats = RunStats()
+    if not pending:
+        return stats
+    quiet_ray_data(verbose)
+    index = {e["name"]: i for i, e in enumerate(staged.plan)}
+    rows = {e["name"]: e["rows"] for e in staged.plan}
+    total = sum(rows[n] for n in pending)
+    items = [{"name": n, "row_group": index[n]} for n in pending]
+    counter = ray.remote(num_cpus=0)(Progress).remote()
+    log_dir = None if verbose else str(out / "logs")
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        ShardWorker, batch_size=None, batch_format="pyarrow",
+        fn_constructor_args=(scorer_path, scorer_args, str(staged.path), str(out), counter,
+                             log_dir),
+        compute=ray.data.ActorPoolStrategy(size=num_actors), num_cpus=num_cpus,
+        num_gpus=num_gpus or None, max_restarts=max_restarts, max_task_retries=-1)
+    if log_dir:
+        echo(f"[{tag}] worker logs: {log_dir}")
+    t0 = time.perf_counter()
+    stop = threading.Event()
+
+    def report():
+        while not stop.wait(progress_s):
+            try:
+                done = ray.get(counter.get.remote(), timeout=10)
+            except Exception:  # noqa: BLE001, S112 - a missed tick is not an error
+                continue
+            echo(format_progress(tag, done, total, time.perf_counter() - t0))
+
+    ticker = threading.Thread(target=report, daemon=True)
+    ticker.start()
+    seen = set()
+    try:
+        for r in ds.iter_rows():
+            seen.add(r["name"])
+            stats.scored += int(r["scored"])
+            stats.failed += int(r["failed"])
+            stats.tokens += float(r["tokens"])
+            stats.padded += float(r["padded"])
+    finally:
+        stop.set()
+        ticker.join(timeout=5)
+        ray.kill(counter)
+    stats.seconds = time.perf_counter() - t0
+    missing = sorted(set(pending) - seen)
+    if missing:
+        raise PdrayError(f"[{tag}] shards not scored after the run: {missing[:5]}")
+    echo(format_progress(tag, stats.scored + stats.failed, total, stats.seconds))
+    return stats
+
+
+def collect_failures(out: Path, names: list[str]) -> pa.Table:
+    """The failures of every shard in ``names`` (small: ids and errors only)."""
+    parts = [pq.read_table(out / "failures" / f"{n}.parquet") for n in names]
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        return pa.table({"id": pa.array([], pa.string()), "aspect": pa.array([], pa.string()),
+                         "error": pa.array([], pa.string())})
+    return pa.concat_tables(parts)
+
+
+def count_scored(out: Path, names: list[str], sum_column: str | None = None) -> tuple[int, int, int]:
+    """(rows, distinct ids, sum of a boolean column) over the committed shards, reading only the
+    ``id`` (and ``sum_column``) columns."""
+    n = 0
+    total = 0
+    ids = []
+    for name in names:
+        p = out / "shards" / f"{name}.parquet"
+        cols = ["id"] + ([sum_column] if sum_column and sum_column in
+                         pq.read_schema(p).names else [])
+        t = pq.read_table(p, columns=cols)
+        n += t.num_rows
+        ids.append(t["id"].cast(pa.string()))
+        if len(cols) > 1:
+            total += int(pc.sum(t[sum_column]).as_py() or 0)
+    distinct = pc.count_distinct(pa.chunked_array([c for a in ids for c in a.chunks],
+                                                  type=pa.string())).as_py() if ids else 0
+    return n, distinct, total

@@ -1,0 +1,86 @@
+"""The streaming runner's driver side without Ray: input staging, content hash, plan checks,
+progress lines."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pdray.data import synthetic_pairs
+from pdray.errors import DataError
+from pdray.scoring import shards as S
+from pdray.scoring.runner import format_progress
+
+COLS = ["id", "aspect", "prompt", "chosen", "rejected"]
+
+
+@pytest.fixture
+def pairs():
+    return synthetic_pairs(50, aspects=["a", "b"], seed=1).select(COLS)
+
+
+def test_stage_input_streams_a_file_into_one_row_group_per_shard(pairs, tmp_path):
+    src = tmp_path / "pairs.parquet"
+    pq.write_table(pairs, src, row_group_size=7)  # source layout unrelated to the shards
+    out = tmp_path / "o"
+    out.mkdir()
+    st = S.stage_input(str(src), out, shard_rows=20)
+    assert st.num_rows == 50 and st.src == str(src)
+    assert [e["rows"] for e in st.plan] == [20, 20, 10]
+    f = pq.ParquetFile(st.path)
+    assert f.num_row_groups == 3
+    assert f.read_row_group(1)["id"].to_pylist() == pairs["id"].to_pylist()[20:40]
+    # same content from a table: same hash and plan; the hash ignores shard_rows
+    st_t = S.stage_input(pairs, out, shard_rows=20)
+    assert st_t.content_hash == st.content_hash and st_t.plan == st.plan
+    assert S.stage_input(pairs, out, shard_rows=13).content_hash == st.content_hash
+    # one edited character changes it
+    rows = pairs.to_pylist()
+    rows[33]["rejected"] += "!"
+    edited = pa.Table.from_pylist(rows, schema=pairs.schema)
+    assert S.stage_input(edited, out, shard_rows=20).content_hash != st.content_hash
+    assert not list(out.glob(".staging-*"))
+
+
+def test_stage_input_names_the_missing_column(pairs, tmp_path):
+    src = tmp_path / "p.parquet"
+    pq.write_table(pairs.drop_columns(["rejected"]), src)
+    with pytest.raises(DataError, match="rejected") as e:
+        S.stage_input(str(src), tmp_path, shard_rows=10)
+    assert "p.parquet" in str(e.value)
+    with pytest.raises(DataError, match="prompt"):
+        S.stage_input(pairs.drop_columns(["prompt"]), tmp_path, shard_rows=10)
+
+
+def test_validate_shard_checks_ids_against_the_plan(pairs, tmp_path):
+    out = tmp_path / "o"
+    S.prepare_output(out)
+    st = S.stage_input(pairs, out, shard_rows=25)
+    e = st.plan[0]
+    part = pairs.slice(0, 25)
+    scored = part.slice(0, 24).select(["id", "aspect"]).append_column(
+        "gap_x", pa.array(np.zeros(24)))
+    failed = pa.table({"id": part["id"][24:], "aspect": part["aspect"][24:],
+                       "error": ["boom"]})
+    S.commit(scored, out / "shards" / f"{e['name']}.parquet")
+    assert S.validate_shard(out, e, ["id", "gap_x"]) == "its failures file is missing"
+    S.commit(failed, out / "failures" / f"{e['name']}.parquet")
+    assert S.validate_shard(out, e, ["id", "gap_x"]) is None
+    assert S.validate_shard(out, e, ["id", "gap_y"]) == "missing column(s) gap_y"
+    other = dict(e, ids=S.ids_digest(pairs["id"].to_pylist()[1:26]))
+    assert S.validate_shard(out, other, ["id"]) == "its ids differ from the plan's"
+    assert S.validate_shard(out, dict(e, rows=26), ["id"]) == "25 rows where the plan has 26"
+
+
+def test_what_changed_names_each_input():
+    old = {"pairs": "h1", "rm": {"a": "1", "b": "2"}, "scoring": {"dtype": "auto"}}
+    new = {"pairs": "h2", "rm": {"a": "1", "b": "3"}, "scoring": {"dtype": "float32"}}
+    assert S.what_changed(old, new) == ("pairs content; reward-model set (b); "
+                                        "scoring settings (dtype auto -> float32)")
+    assert S.what_changed(old, old) == "inputs"
+
+
+def test_progress_line():
+    assert format_progress("score", 250, 1000, 50.0) == \
+        "[score] 250/1000 rows (25%), 5.0 rows/s, ETA 150s"
+    assert format_progress("score", 0, 10, 3.0).endswith("0.0 rows/s, ETA ?")
