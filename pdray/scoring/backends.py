@@ -1,4 +1,5 @@
-"""Scorers: one interface, two backends (transformers, vLLM).
+"""Scorers: one interface, three backends (transformers; vLLM by hand; ``ray.data.llm`` in
+:mod:`pdray.scoring.llm`).
 
 A scorer turns a batch of pairs into r̂_k(x, y_w) and r̂_k(x, y_l) for every aspect k of a
 reward-model set: raw logits of the aspect's head, never a sigmoid. Chosen and rejected of a
@@ -215,6 +216,10 @@ def _plan_for(rm_set: RewardModelSet, rm_dir: str):
 
 
 def make_scorer(rm_set: RewardModelSet, rm_dir: str, cfg) -> Scorer:
+    if cfg.backend == "ray_llm":
+        from pdray.scoring.llm import RayLLMScorer
+
+        return RayLLMScorer(rm_set, rm_dir, cfg)
     if cfg.backend == "vllm":
         return VLLMScorer(rm_set, rm_dir, cfg)
     return HFScorer(rm_set, rm_dir, cfg)

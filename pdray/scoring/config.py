@@ -10,7 +10,9 @@ from pdray.config import StrictModel
 
 
 class ScoreConfig(StrictModel):
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "vllm", "ray_llm"] = Field(
+        "hf", description="hf (transformers, CPU or GPU) | vllm (vllm.LLM in the actor) | "
+        "ray_llm (ray.data.llm classify processor, GPU)")
     num_actors: int = Field(1, ge=1, description="scoring actors (one model copy each)")
     cpus_per_actor: float | None = Field(None, gt=0, description="CPUs (and torch threads) "
                                          "per actor; default: the cluster's CPUs / num_actors")
@@ -21,6 +23,7 @@ class ScoreConfig(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
     max_restarts: int = Field(3, ge=0, description="times a dead actor is restarted")
-    vllm: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM kwargs")
+    vllm: dict[str, Any] = Field(default_factory=dict, description="extra vLLM engine kwargs")
+    llm_batch_size: int = Field(256, ge=1, description="ray_llm: rows per vLLM engine batch")
     fail_once_at_batch: int | None = Field(None, description="testing: kill an actor once")
     stop_after_shards: int | None = Field(None, description="testing: interrupt the run")

@@ -122,7 +122,9 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
     stats = run_shards(staged, pending, out, scorer_path="pdray.scoring.actor.ScoringActor",
                        scorer_args=(rm_dir, cfg.model_dump_json(), str(out)),
                        num_actors=cfg.num_actors, num_cpus=cfg.cpus_per_actor,
-                       num_gpus=cfg.gpus_per_actor, max_restarts=cfg.max_restarts,
+                       # ray_llm: the processor's engine actors take the GPUs, not the worker
+                       num_gpus=0 if cfg.backend == "ray_llm" else cfg.gpus_per_actor,
+                       max_restarts=cfg.max_restarts,
                        tag="score", echo=echo, verbose=verbose)
     if cfg.stop_after_shards is not None and len(names) > len(done) + len(pending):
         echo("[score] stopped early (stop_after_shards): re-run to finish")
