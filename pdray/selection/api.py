@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class SelectionResult:
     strategy: str
-    selected_ids: list[str]
     table: pa.Table                 # id + score column (+ the full pairs when given)
     manifest: dict = field(default_factory=dict)
+
+    @cached_property
+    def selected_ids(self) -> list[str]:
+        """The selected ids in selection order, as Python strings (made on first use: the
+        table's Arrow ``id`` column is what the hot path and the writer use)."""
+        return self.table["id"].to_pylist()
 
     @property
     def score_column(self) -> str:
@@ -39,7 +45,7 @@ class SelectionResult:
         d = Path(directory)
         table = read_table(d / "selected.parquet")
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
-        return cls(manifest["strategy"], table["id"].to_pylist(), table, manifest)
+        return cls(manifest["strategy"], table, manifest)
 
 
 def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma: float = 0.95,
@@ -106,7 +112,7 @@ def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma
     dt = time.perf_counter() - t0
     log.info("select %s: %d of %d rows selected (%d dropped) in %.2f s (%.0f rows/s)", strategy,
              n_sel, n_in, dropped, dt, n_in / dt if dt > 0 else float("inf"))
-    return SelectionResult(strategy, out["id"].to_pylist(), out, manifest)
+    return SelectionResult(strategy, out, manifest)
 
 
 def check_ids(scores: pa.Table, source: str | None = None, pairs: pa.Table | None = None,
@@ -114,14 +120,15 @@ def check_ids(scores: pa.Table, source: str | None = None, pairs: pa.Table | Non
     """Unique ids in the scores (a duplicate would be selected twice), and — with ``pairs`` —
     every scored id present in the pairs; errors name the file and the first offending row."""
     ids = scores["id"]
-    n_unique = len(pc.unique(ids))   # a hash pass: ~4× faster than count_distinct on strings
-    if n_unique != scores.num_rows:
-        vc = pc.value_counts(ids)
-        dup = vc.filter(pc.greater(vc.field("counts"), 1))[0]["values"].as_py()
-        rows = pc.indices_nonzero(pc.equal(ids, dup)).to_pylist()
-        n_dup = scores.num_rows - n_unique
-        raise DataError(f"duplicate id {dup!r} (also at row {rows[0]}; {n_dup} duplicate rows "
-                        f"in all)", file=source, row=rows[1], field="id")
+    if not distinct_ids(ids):
+        n_unique = len(pc.unique(ids))
+        if n_unique != scores.num_rows:       # else: two different ids with one hash
+            vc = pc.value_counts(ids)
+            dup = vc.filter(pc.greater(vc.field("counts"), 1))[0]["values"].as_py()
+            rows = pc.indices_nonzero(pc.equal(ids, dup)).to_pylist()
+            n_dup = scores.num_rows - n_unique
+            raise DataError(f"duplicate id {dup!r} (also at row {rows[0]}; {n_dup} duplicate rows "
+                            f"in all)", file=source, row=rows[1], field="id")
     if pairs is not None:
         missing = pc.invert(pc.is_in(ids, value_set=pairs["id"]))
         n = pc.sum(missing).as_py() or 0
@@ -130,6 +137,23 @@ def check_ids(scores: pa.Table, source: str | None = None, pairs: pa.Table | Non
             raise DataError(f"id {ids[i].as_py()!r} is not in the pairs "
                             f"{pairs_source or '(--data)'} ({n} of {scores.num_rows} scored ids "
                             f"are missing there)", file=source, row=i, field="id")
+
+
+def distinct_ids(ids: pa.ChunkedArray | pa.Array) -> bool:
+    """True when no id repeats (a quick yes; False means "maybe", for an exact check).
+
+    One 64-bit hash per id (polars, multi-threaded, straight from the Arrow buffers) and a
+    count of the distinct hashes: distinct hashes mean distinct ids. Equal hashes mean a
+    repeated id or, with odds about n²/2⁶⁵, two ids that share a hash; the caller settles it
+    exactly. Without polars it is Arrow's exact (single-threaded) ``unique``, ~8× slower on
+    10 M string ids.
+    """
+    n = len(ids)
+    try:
+        import polars as pl
+    except ImportError:  # polars is optional; Arrow alone is exact, only slower
+        return len(pc.unique(ids)) == n
+    return pl.from_arrow(ids).hash(seed=0).n_unique() == n
 
 
 def attach_pairs(selected: pa.Table, pairs: pa.Table) -> pa.Table:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,7 +46,7 @@ def pd_from_gaps(gaps: dict, own: np.ndarray, *, gamma: float,
     return PDResult(pd, q, norm, sorted(q))
 
 
-def compute_pd(scores: pa.Table, *, gamma: float = 0.95, rho: float = 0.0,
+def compute_pd(scores: pa.Table, *, gamma: float, rho: float = 0.0,
                length_debias: str = "penalty", aspect_weights: dict | None = None,
                file: str | None = None) -> PDResult:
     """PD of every row of a scores table.
@@ -57,43 +56,15 @@ def compute_pd(scores: pa.Table, *, gamma: float = 0.95, rho: float = 0.0,
 
     The numbers are those of ``length_adjusted_gap`` → :func:`pd_from_gaps`, bit for bit,
     computed by the fused kernel :func:`pdray.selection.math.pd_columns` straight from the
-    Arrow buffers. On large tables the contract check runs on a second thread meanwhile; its
-    error, if any, is the one raised.
+    Arrow buffers. The contract check (:func:`validate_scores`) runs first and reuses the
+    aspect codes, so a bad table fails with its contract error before any arithmetic.
     """
     if length_debias not in ("penalty", "poe", "learned", "none"):
         raise ValueError(f"unknown length_debias {length_debias!r}")
-    n = scores.num_rows
-    if M.n_threads(n) == 1:
-        aspects = validate_scores(scores, file)
-        return _compute_pd(scores, aspects, gamma, rho, length_debias, aspect_weights, file)
-    box: dict = {}
-
-    def check():
-        try:
-            box["aspects"] = validate_scores(scores, file)
-        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
-            box["error"] = e
-
-    th = threading.Thread(target=check, name="pdray-validate", daemon=True)
-    th.start()
-    try:
-        r = _compute_pd(scores, None, gamma, rho, length_debias, aspect_weights, file)
-    except BaseException:
-        th.join()
-        if "error" in box:
-            raise box["error"] from None
-        raise
-    th.join()
-    if "error" in box:
-        raise box["error"]
-    assert r.aspects == box["aspects"], (r.aspects, box["aspects"])
-    return r
-
-
-def _compute_pd(scores, aspects, gamma, rho, length_debias, aspect_weights, file) -> PDResult:
-    own_codes, names = aspect_codes(scores)
-    if aspects is None:
-        aspects = sorted(names)
+    names = None
+    if "aspect" in scores.column_names and not scores["aspect"].null_count:
+        own_codes, names = aspect_codes(scores)
+    aspects = validate_scores(scores, file, own=names)
     if aspect_weights:
         unknown = set(aspect_weights) - set(aspects)
         if unknown:

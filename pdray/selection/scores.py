@@ -19,21 +19,24 @@ def gap_aspects(scores: pa.Table) -> list[str]:
 
 
 def validate_scores(scores: pa.Table, file: str | None = None, *,
-                    require_pd_aspects: bool = True) -> list[str]:
+                    require_pd_aspects: bool = True, own: list | None = None) -> list[str]:
     """Check the contract and return the PD aspects (the rows' own aspects, each with a gap).
 
     Errors name the file, row and field: a missing column, an aspect with no ``gap_<k>``
-    column, NaN or infinite gaps or lengths, negative lengths, null ids or aspects.
+    column, NaN or infinite gaps or lengths, negative lengths, null ids or aspects. ``own``:
+    the distinct values of the ``aspect`` column when the caller has them already (it saves a
+    hash pass over the strings). Every check is one cheap pass (a null count, a sum, a
+    minimum); the row of an offending value is looked up only when there is one.
     """
     for c in REQUIRED:
         if c not in scores.column_names:
             raise DataError(f"required scores column is missing (have: {', '.join(scores.column_names)})",
                             file=file, field=c)
     gaps = set(gap_aspects(scores))
-    own = pc.unique(scores["aspect"]).to_pylist()
-    if None in own:
+    if scores["aspect"].null_count:
         i = pc.indices_nonzero(pc.is_null(scores["aspect"])).to_pylist()[0]
         raise DataError("null aspect", file=file, row=i, field="aspect")
+    own = pc.unique(scores["aspect"]).to_pylist() if own is None else list(own)
     for a in sorted(own):
         if a not in gaps:
             i = pc.indices_nonzero(pc.equal(scores["aspect"], a)).to_pylist()[0]
@@ -41,17 +44,11 @@ def validate_scores(scores: pa.Table, file: str | None = None, *,
                             f"{', '.join('gap_' + g for g in sorted(gaps)) or 'none'})",
                             file=file, row=i, field="aspect")
     for col in [GAP_PREFIX + g for g in gaps] + ["chosen_len", "rejected_len"]:
-        arr = scores[col]
-        if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
-            raise DataError(f"expected numbers, got {arr.type}", file=file, field=col)
-        bad = pc.invert(pc.is_finite(arr.cast(pa.float64()))).fill_null(True)
-        idx = pc.indices_nonzero(bad).to_pylist()
-        if idx:
-            raise DataError(f"non-finite value {arr[idx[0]].as_py()!r} "
-                            f"({len(idx)} such rows)", file=file, row=idx[0], field=col)
+        _check_finite(scores[col], file, col)
     for col in ("chosen_len", "rejected_len"):
-        neg = pc.less(scores[col], 0)
-        if pc.any(neg).as_py():
+        low = pc.min(scores[col]).as_py()
+        if low is not None and low < 0:
+            neg = pc.less(scores[col], 0)
             i = pc.indices_nonzero(neg.fill_null(False)).to_pylist()[0]
             raise DataError(f"negative token length {scores[col][i].as_py()}", file=file, row=i,
                             field=col)
@@ -62,6 +59,25 @@ def validate_scores(scores: pa.Table, file: str | None = None, *,
         raise DataError(f"PD needs pairs of at least two aspects, found {sorted(own)}",
                         file=file, field="aspect")
     return sorted(own)
+
+
+def _check_finite(arr, file, col) -> None:
+    """A numeric column without nulls, NaN or ±inf. Integers can only be null; for floats a
+    finite sum proves every value finite (NaN and ±inf propagate), and only a non-finite sum
+    (or an overflowing one) pays for the elementwise look-up of the first bad row."""
+    if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+        raise DataError(f"expected numbers, got {arr.type}", file=file, field=col)
+    if not arr.null_count:
+        if pa.types.is_integer(arr.type):
+            return
+        total = pc.sum(arr).as_py()
+        if total is None or np.isfinite(total):
+            return
+    bad = pc.invert(pc.is_finite(arr.cast(pa.float64()))).fill_null(True)
+    idx = pc.indices_nonzero(bad).to_pylist()
+    if idx:
+        raise DataError(f"non-finite value {arr[idx[0]].as_py()!r} "
+                        f"({len(idx)} such rows)", file=file, row=idx[0], field=col)
 
 
 def columns(scores: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

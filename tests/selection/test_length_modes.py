@@ -78,7 +78,7 @@ def test_learned_mode_selection_is_length_neutral_by_default():
                          pa.array(0.01 * dlen + rng.normal(0, 0.3, len(dlen))))
     fit = select(s, "pd", budget=0.3, length_debias="learned")
     raw = select(s, "pd", budget=0.3, length_debias="learned", fit_length=False)
-    idx = lambda r: np.asarray([int(i[1:]) for i in r.selected_ids])  # noqa: E731
+    idx = lambda r: np.asarray([int(i[1:]) for i in r.selected_ids])
     assert abs(dlen[idx(fit)].mean() - dlen.mean()) < 15
     assert dlen[idx(raw)].mean() > dlen.mean() + 100
     assert fit.manifest["params"]["fit_length"] is True

@@ -80,10 +80,10 @@ def test_unknown_weight_and_single_aspect_fail(scores):
     from pdray.errors import DataError
 
     with pytest.raises(DataError, match=r"aspect_weights name unknown aspects \['Z'\]"):
-        compute_pd(scores, aspect_weights={"Z": 1.0})
+        compute_pd(scores, gamma=0.95, aspect_weights={"Z": 1.0})
     one = scores.set_column(1, "aspect", pa.array(["A"] * 4))
     with pytest.raises(DataError, match="PD needs pairs of at least two aspects"):
-        compute_pd(one)
+        compute_pd(one, gamma=0.95)
 
 
 def test_holistic_column_is_not_part_of_pd(scores):

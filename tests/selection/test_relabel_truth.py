@@ -70,6 +70,18 @@ def test_duplicate_scored_ids_are_an_error_naming_file_and_row():
         select(dup, "pd", source="s.parquet")
 
 
+def test_duplicate_check_is_exact_when_hashes_collide(monkeypatch):
+    from pdray.selection import api
+
+    assert api.distinct_ids(pa.array(["p1", "p2", "p3"]))
+    assert not api.distinct_ids(pa.chunked_array([["p1", "p2"], ["p1"]]))
+    monkeypatch.setattr(api, "distinct_ids", lambda ids: False)   # as if every hash collided
+    assert select(_scores(), "all").selected_ids == ["p1", "p2", "p3"]   # distinct: no error
+    s = _scores()
+    with pytest.raises(DataError, match=r"row 3, field 'id': duplicate id 'p1' \(also at row 1"):
+        select(pa.concat_tables([s, s.slice(1, 1)]), "pd")
+
+
 def test_true_pd_by_hand():
     r = select(_scores(), "true_pd", budget=1 / 3, gamma=1.0, pairs=_pairs())
     assert r.selected_ids == ["p2"]

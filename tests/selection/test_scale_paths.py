@@ -1,7 +1,7 @@
 """The fast paths of selection at scale give the plain formulas' results bit for bit.
 
-``compute_pd`` (fused blocks, sample-placed quantile windows, threads, the contract check on a
-second thread) is held to ``length_adjusted_gap`` → ``pd_from_gaps`` (np.quantile, np.clip,
+``compute_pd`` (fused blocks, sample-placed quantile windows, threads, the contract check first
+on the shared aspect codes) is held to ``length_adjusted_gap`` → ``pd_from_gaps`` (np.quantile, np.clip,
 np.where), and ``top_lowest`` (packed-key sort, Arrow id tie-break) to ``top_lowest_reference``
 (full partition, stable argsort, one id sort per tied run). The thresholds are lowered so that
 small tables take every large-table branch.
@@ -180,20 +180,20 @@ def test_aspect_codes_threads_and_dictionary(paths):
     assert sorted(names) == ["a", "hello", "x", "zz"]
 
 
-def test_contract_errors_win_on_the_threaded_path(paths):
+def test_contract_errors_win_before_the_arithmetic(paths):
     t = _table(3000, seed=7)
     bad = t.set_column(t.column_names.index("gap_b"), "gap_b",
                        pa.array(np.where(np.arange(3000) == 2000, np.nan, t["gap_b"].to_numpy())))
     with pytest.raises(DataError, match="non-finite"):
-        compute_pd(bad)
+        compute_pd(bad, gamma=0.95)
     nulls = t.set_column(1, "aspect", pa.array([None] + t["aspect"].to_pylist()[1:]))
     with pytest.raises(DataError, match="null aspect"):
-        compute_pd(nulls)
+        compute_pd(nulls, gamma=0.95)
     missing = t.drop_columns(["gap_c"])
     with pytest.raises(DataError, match="no gap_c column"):
-        compute_pd(missing)
+        compute_pd(missing, gamma=0.95)
     with pytest.raises(DataError, match="aspect_weights name unknown"):
-        compute_pd(t, aspect_weights={"q": 1.0})
+        compute_pd(t, gamma=0.95, aspect_weights={"q": 1.0})
     zero = t.set_column(t.column_names.index("gap_a"), "gap_a", pa.array(np.zeros(3000)))
     with pytest.raises(PdrayError, match="aspect 'a': q_k = 0.0"):
-        compute_pd(zero)
+        compute_pd(zero, gamma=0.95)

@@ -18,6 +18,8 @@ def test_pd_high_mid_random(scores):
     assert select(scores, "mid", budget=0.5, gamma=1.0).selected_ids == ["z1", "z4"]
     r1 = select(scores, "random", budget=0.5, seed=7).selected_ids
     assert len(r1) == 2 and r1 == select(scores, "random", budget=0.5, seed=7).selected_ids
+    # the draws follow the ids, not the rows (this was an ``or True`` assertion once, #14)
+    assert r1 == select(scores.take([3, 2, 1, 0]), "random", budget=0.5, seed=7).selected_ids
 
 
 def test_random_is_seeded_uniform_and_order_invariant():
@@ -86,10 +88,23 @@ def test_unknown_strategy_and_option(scores):
      "row 2, field 'id': null id"),
     (lambda t: t.set_column(6, "gap_C", pa.array(["a", "b", "c", "d"])),
      "field 'gap_C': expected numbers, got string"),
+    (lambda t: t.set_column(5, "gap_B", pa.array([1.0, np.inf, -np.inf, 1.0])),
+     r"row 1, field 'gap_B': non-finite value inf \(2 such rows\)"),      # the sum is NaN
+    (lambda t: t.set_column(6, "gap_C", pa.array([1.0, None, 2.0, 1.0])),
+     "row 1, field 'gap_C': non-finite value None"),
+    (lambda t: t.set_column(2, "chosen_len", pa.array([5, 5, None, 5])),
+     "row 2, field 'chosen_len': non-finite value None"),
 ])
 def test_scores_contract_errors(mutate, match):
     with pytest.raises(DataError, match="^scores.parquet: " + match):
         validate_scores(mutate(hand_scores()), "scores.parquet")
+
+
+def test_scores_contract_passes_huge_finite_gaps():
+    """A sum that overflows to inf is no proof of a bad value: the exact check decides."""
+    t = hand_scores().set_column(5, "gap_B", pa.array([1.7e308, 1.7e308, -1.0, 1.0]))
+    assert validate_scores(t, "scores.parquet") == ["A", "B", "C"]
+    assert validate_scores(t, own=["C", "A", "B"]) == ["A", "B", "C"]
 
 
 def test_true_pd_on_real_pku_beats_random_and_high_is_worse(pku_pairs):
