@@ -1,0 +1,20 @@
+"""A scorer for the runner's Ray test: it prints (to check where worker output goes) and takes
+a fixed time per call (to check the progress lines). Its "score" is the prompt's length."""
+
+import time
+
+import pyarrow as pa
+
+
+class SlowScorer:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        print(f"slow scorer: {batch.num_rows} rows")
+        time.sleep(self.seconds)
+        lens = [len(p) if p else None for p in batch["prompt"].to_pylist()]
+        return pa.table({"id": batch["id"], "aspect": batch["aspect"],
+                         "gap_len": pa.array([float(x or 0) for x in lens]),
+                         "_error": pa.array([None if x else "field 'prompt': empty text"
+                                             for x in lens], pa.string())})
