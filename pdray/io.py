@@ -9,6 +9,7 @@ or write failure is a one-line :class:`~pdray.errors.PdrayError` naming the path
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -271,36 +272,51 @@ def read_pairs(path: str | os.PathLike, *, validate: bool = True, min_aspects: i
     return conform(read_table(path), str(path))
 
 
-def write_table(table: pa.Table, path: str | os.PathLike) -> str:
-    """Write atomically as Parquet or JSONL (by suffix; others refused); returns the path."""
-    fmt = output_format(path)
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[tuple[pafs.FileSystem, str]]:
+    """``(filesystem, temporary path)`` to write ``path`` under (its folder is created). When
+    the block ends the file is renamed onto ``path``; when it raises, the temporary file is
+    deleted, so a crashed writer never leaves half a file. Every atomic write in pdray goes
+    through here; an ``OSError`` becomes a one-line :class:`StorageError` naming ``path``."""
     fs, inner = resolve(path)
     tmp = f"{inner}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         parent = os.path.dirname(inner)
         if parent:
             fs.create_dir(parent, recursive=True)
+        yield fs, tmp
+        fs.move(tmp, inner)
+    except BaseException as e:
+        try:
+            fs.delete_file(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise StorageError(f"cannot write: {os_reason(e)}", path=str(path)) from None
+        raise
+
+
+def write_table(table: pa.Table, path: str | os.PathLike) -> str:
+    """Write atomically as Parquet or JSONL (by suffix; others refused); returns the path."""
+    fmt = output_format(path)
+    with atomic_output(path) as (fs, tmp):
         if fmt == "parquet":
             pq.write_table(table, tmp, filesystem=fs)
         else:
+            payload = "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n"
+                              for r in table.to_pylist()).encode("utf-8")
+            if str(path).lower().endswith(".gz"):
+                payload = gzip.compress(payload)
             with fs.open_output_stream(tmp, compression=None) as out:
-                payload = "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n"
-                                  for r in table.to_pylist()).encode("utf-8")
-                if str(path).lower().endswith(".gz"):
-                    payload = gzip.compress(payload)
                 out.write(payload)
-        fs.move(tmp, inner)
-    except OSError as e:
-        _discard(fs, tmp)
-        raise StorageError(f"cannot write: {os_reason(e)}", path=str(path)) from None
     return str(path)
 
 
-def _discard(fs, tmp: str) -> None:
-    try:
-        fs.delete_file(tmp)
-    except OSError:
-        pass
+def write_text(text: str, path: str | os.PathLike) -> str:
+    """Write a UTF-8 text file atomically (configs, summaries, pages); returns the path."""
+    with atomic_output(path) as (fs, tmp), fs.open_output_stream(tmp, compression=None) as out:
+        out.write(text.encode("utf-8"))
+    return str(path)
 
 
 write_pairs = write_table
@@ -328,20 +344,8 @@ def finite(v):
 
 def write_json(obj, path: str | os.PathLike) -> str:
     """Write a strict JSON document (NaN → null) atomically (manifests, metrics)."""
-    fs, inner = resolve(path)
-    tmp = f"{inner}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        parent = os.path.dirname(inner)
-        if parent:
-            fs.create_dir(parent, recursive=True)
-        with fs.open_output_stream(tmp, compression=None) as out:
-            out.write((json.dumps(finite(obj), indent=2, sort_keys=False, default=str,
-                                  allow_nan=False) + "\n").encode("utf-8"))
-        fs.move(tmp, inner)
-    except OSError as e:
-        _discard(fs, tmp)
-        raise StorageError(f"cannot write: {os_reason(e)}", path=str(path)) from None
-    return str(path)
+    return write_text(json.dumps(finite(obj), indent=2, sort_keys=False, default=str,
+                                 allow_nan=False) + "\n", path)
 
 
 def read_json(path: str | os.PathLike):
@@ -408,14 +412,3 @@ def _hash_array(arr: pa.Array, h) -> None:
         w.write_table(tbl)
     h.update(sink.getvalue().to_pybytes())
 
-
-def to_ray_dataset(path_or_table, **read_kwargs):
-    """A ``ray.data.Dataset`` over a Parquet path/URI (streamed) or an in-memory table."""
-    import ray.data
-
-    if isinstance(path_or_table, pa.Table):
-        return ray.data.from_arrow(path_or_table)
-    fmt = detect_format(str(path_or_table))
-    if fmt == "parquet":
-        return ray.data.read_parquet(str(path_or_table), **read_kwargs)
-    return ray.data.from_arrow(read_table(path_or_table))

@@ -367,8 +367,3 @@ def ratings_dict(value) -> dict[str, float] | None:
     if isinstance(value, dict):
         return dict(value)
     return {k: v for k, v in value}
-
-
-def aspects_of(table: pa.Table) -> list[str]:
-    """The sorted distinct aspects of a pair table."""
-    return sorted(pc.unique(table["aspect"]).to_pylist())

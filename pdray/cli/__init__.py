@@ -14,10 +14,10 @@ import sys
 import typer
 
 from pdray import __version__
-from pdray.errors import PdrayError
+from pdray.errors import PdrayError, os_reason
 
 # Order = order in `pdray --help`.
-STAGES = ("data", "rm", "score", "select", "report", "dpo", "lossdiff", "eval", "run", "tune", "demo", "jobs")
+STAGES = ("data", "rm", "score", "select", "report", "dpo", "lossdiff", "eval", "run", "tune", "demo")
 
 app = typer.Typer(
     name="pdray",
@@ -43,14 +43,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def _register_stages() -> None:
     for name in STAGES:
-        modname = f"pdray.cli.{name}"
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name == modname:
-                continue  # stage not installed in this build
-            raise
-        mod.register(app)
+        importlib.import_module(f"pdray.cli.{name}").register(app)
 
 
 _register_stages()
@@ -65,8 +58,6 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except OSError as e:
-        from pdray.errors import os_reason
-
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         typer.echo(f"error: {where}{os_reason(e)}", err=True)
         sys.exit(2)

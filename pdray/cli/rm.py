@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, stage_config
+from pdray.io import check_output, read_pairs, write_json
 
 rm_app = typer.Typer(help="Per-aspect reward models.", no_args_is_help=True)
 
@@ -23,7 +23,6 @@ def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
     length term, Eq. 17: learned per aspect by default, or length_debias=penalty with rho),
     all aspects concurrently on Ray Train, at least min_steps steps with early stopping on the
     held-out loss. Overrides: backbone=minilm, mode=multi_head, min_steps=100, ..."""
-    from pdray.io import check_output
     from pdray.raysetup import init_ray
     from pdray.rm import RMConfig, train_reward_models
 
@@ -44,7 +43,6 @@ def eval_cmd(rm_dir: Path = typer.Argument(..., help="A reward-model set (rm_set
              trust_remote_code: bool = typer.Option(False, help="Allow custom model code.")):
     """Pairwise accuracy of every aspect's model on its own pairs, the cross-aspect accuracy and
     conflict matrices (paper Fig. B.3) and the margin~Δlen correlation."""
-    from pdray.io import read_pairs
     from pdray.rm.metrics import evaluate_set
 
     table = read_pairs(pairs, min_aspects=1)
@@ -58,7 +56,7 @@ def eval_cmd(rm_dir: Path = typer.Argument(..., help="A reward-model set (rm_set
             typer.echo(f"{k[:36]:<36} " + " ".join(f"{m['cross_accuracy'][k][c]:>12.3f}"
                                                      for c in cols))
     if output:
-        output.write_text(json.dumps(m, indent=2))
+        write_json(m, output)
         typer.echo(f"metrics -> {output}")
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator
 
-from pdray.data.loaders import SourceRows
 from pdray.data.result import (
     LoadResult,
     RowIssues,
@@ -14,6 +14,8 @@ from pdray.data.result import (
     stable_id,
     text_problem,
 )
+from pdray.data.source_rows import SourceRows
+from pdray.errors import ConfigError
 from pdray.io import exists
 from pdray.schema import pairs_from_rows
 
@@ -40,11 +42,7 @@ class _HubRows:
         else:
             kwargs = {}
             if self.trc:
-                import inspect
-
                 if "trust_remote_code" not in inspect.signature(datasets.load_dataset).parameters:
-                    from pdray.errors import ConfigError
-
                     raise ConfigError(f"trust_remote_code: datasets {datasets.__version__} no "
                                       "longer runs dataset scripts; use a Parquet/JSON dataset")
                 kwargs["trust_remote_code"] = True
@@ -66,8 +64,6 @@ def load_generic(path: str, *, columns: dict[str, str] | None = None, aspect: st
     set."""
     unknown = set(columns or {}) - set(CANONICAL)
     if unknown:
-        from pdray.errors import ConfigError
-
         raise ConfigError(f"columns: unknown canonical name(s) {sorted(unknown)} "
                           f"(known: {', '.join(CANONICAL)})")
     cols = {c: c for c in CANONICAL} | dict(columns or {})

@@ -10,8 +10,8 @@ import math
 
 import pyarrow as pa
 
-from pdray.data.loaders import SourceRows
 from pdray.data.result import RESPONSE_SCHEMA, LoadResult, RowIssues, require_text, stable_id
+from pdray.data.source_rows import SourceRows
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import time
-from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
+from pdray.data.generic import load_generic
+from pdray.data.helpsteer import load_helpsteer
+from pdray.data.pku import load_pku_saferlhf
 from pdray.data.result import LoadResult, RowIssues
-from pdray.errors import ConfigError, DataError, os_reason
-from pdray.io import detect_format, iter_json_rows, read_table, resolve
+from pdray.data.source_rows import SourceRows
+from pdray.data.ultrafeedback import load_binarized, load_hh_rlhf, load_ultrafeedback_raw
+from pdray.errors import ConfigError, DataError
+from pdray.io import detect_format, read_table
 from pdray.schema import (
     RowChecker,
     check_aspect_count,
@@ -35,53 +36,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("pairs", "ultrafeedback_raw", "ultrafeedback_binarized", "trl", "helpsteer2",
            "pku_saferlhf", "hh_rlhf", "generic")
-PROGRESS_EVERY = 100_000
-
-
-class SourceRows:
-    """Iterate ``(row, dict)`` over a JSONL / JSONL.gz / JSON-array / Parquet file.
-
-    Unreadable rows (non-UTF-8 bytes, broken JSON, too deep, lone surrogates, not an object;
-    :func:`pdray.io.iter_json_rows`) go through ``issues``
-    (raise, or quarantine and skip). ``n`` counts every row seen, bad ones included. Logs
-    progress every :data:`PROGRESS_EVERY` rows.
-    """
-
-    def __init__(self, path: str, issues: RowIssues):
-        self.path, self.issues, self.n = str(path), issues, 0
-
-    def __iter__(self) -> Iterator[tuple[int, dict]]:
-        t0 = time.perf_counter()
-        for i, obj in self._raw():
-            self.n = i + 1
-            if self.n % PROGRESS_EVERY == 0:
-                dt = time.perf_counter() - t0
-                log.info("%s: %d rows read (%.0f rows/s)", self.path, self.n, self.n / max(dt, 1e-9))
-            if obj is not None:
-                yield i, obj
-
-    def _raw(self) -> Iterator[tuple[int, dict | None]]:
-        if detect_format(self.path) != "parquet":
-            yield from iter_json_rows(self.path, on_bad=self.issues.bad)
-            return
-        fs, inner = resolve(self.path)
-        info = fs.get_file_info(inner)
-        if info.type == pafs.FileType.NotFound:
-            raise DataError("file does not exist", file=self.path)
-        if info.type == pafs.FileType.Directory:
-            batches = read_table(self.path).to_batches(max_chunksize=10_000)
-        else:
-            try:
-                batches = pq.ParquetFile(fs.open_input_file(inner)).iter_batches(batch_size=10_000)
-            except (pa.ArrowException, OSError) as e:
-                raise DataError(f"not a readable Parquet file: {os_reason(e)}",
-                                file=self.path) from None
-        i = 0
-        for batch in batches:
-            for obj in batch.to_pylist():
-                yield i, obj
-                i += 1
-
 
 def load_pairs(path: str, *, quarantine: bool = False, known_aspects: list[str] | None = None,
                min_aspects: int = 1) -> LoadResult:
@@ -141,10 +95,6 @@ def _to_table(objs: list[dict], rows: list[int], issues: RowIssues) -> pa.Table:
 
 def loader_for(fmt: str):
     """The loader function of format ``fmt``."""
-    from pdray.data.generic import load_generic
-    from pdray.data.helpsteer import load_helpsteer
-    from pdray.data.pku import load_pku_saferlhf
-    from pdray.data.ultrafeedback import load_binarized, load_hh_rlhf, load_ultrafeedback_raw
     loaders = {"pairs": load_pairs, "ultrafeedback_raw": load_ultrafeedback_raw,
                "ultrafeedback_binarized": load_binarized, "trl": load_binarized,
                "helpsteer2": load_helpsteer, "pku_saferlhf": load_pku_saferlhf,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 
-from pdray.data.loaders import SourceRows
 from pdray.data.result import LoadResult, RowIssues, require_text, stable_id
+from pdray.data.source_rows import SourceRows
 from pdray.errors import ConfigError
 from pdray.schema import pairs_from_rows
 

@@ -18,9 +18,10 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
-from pdray.schema import RATINGS_TYPE, empty_pairs
+from pdray.io import atomic_output
+from pdray.schema import RATINGS_TYPE, aspect_problem, empty_pairs
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ def generate_synthetic(n_pairs: int, aspects: list[str] | None = None, *, confli
         raise ValueError(f"synthetic data needs at least two aspects, got {aspects}")
     if len(set(aspects)) != len(aspects):
         raise ValueError(f"aspects must be distinct, got {aspects}")
-    from pdray.schema import aspect_problem
-
     unsafe = next((p for a in aspects if (p := aspect_problem(a))), None)
     if unsafe:
         raise ValueError(unsafe)
@@ -163,40 +162,23 @@ def synthetic_pairs(n_pairs: int, aspects: list[str] | None = None, **kwargs) ->
 
 
 def write_synthetic(path: str, n_pairs: int, aspects: list[str] | None = None, **kwargs) -> str:
-    """Stream synthetic pairs to one Parquet file without holding them all in memory."""
-    import os
-    import uuid
-
-    import pyarrow.parquet as pq
-
-    from pdray.io import resolve
-
-    fs, inner = resolve(path)
-    parent = os.path.dirname(inner)
-    if parent:
-        fs.create_dir(parent, recursive=True)
-    tmp = f"{inner}.tmp-{uuid.uuid4().hex[:8]}"
-    writer = None
+    """Stream synthetic pairs to one Parquet file (atomically) without holding them in memory."""
     t0, done = time.perf_counter(), 0
-    try:
-        for batch in generate_synthetic(n_pairs, aspects, **kwargs):
-            done += batch.num_rows
-            log.info("synthetic: %d/%d pairs (%.0f pairs/s)", done, n_pairs,
-                     done / max(time.perf_counter() - t0, 1e-9))
+    with atomic_output(path) as (fs, tmp):
+        writer = None
+        try:
+            for batch in generate_synthetic(n_pairs, aspects, **kwargs):
+                done += batch.num_rows
+                log.info("synthetic: %d/%d pairs (%.0f pairs/s)", done, n_pairs,
+                         done / max(time.perf_counter() - t0, 1e-9))
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, batch.schema, filesystem=fs)
+                writer.write_table(batch)
             if writer is None:
-                writer = pq.ParquetWriter(tmp, batch.schema, filesystem=fs)
-            writer.write_table(batch)
-        if writer is None:
-            pq.write_table(empty_pairs(), tmp, filesystem=fs)
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
-            fs.delete_file(tmp)
-        raise
-    if writer is not None:
-        writer.close()
-    fs.move(tmp, inner)
+                pq.write_table(empty_pairs(), tmp, filesystem=fs)
+        finally:
+            if writer is not None:
+                writer.close()
     return path
 
 

@@ -14,7 +14,6 @@ import math
 
 import pyarrow as pa
 
-from pdray.data.loaders import SourceRows
 from pdray.data.result import (
     RESPONSE_SCHEMA,
     LoadResult,
@@ -24,6 +23,7 @@ from pdray.data.result import (
     stable_id,
     text_problem,
 )
+from pdray.data.source_rows import SourceRows
 from pdray.schema import pairs_from_rows
 
 UF_ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")

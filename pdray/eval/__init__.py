@@ -2,6 +2,14 @@
 
 from pdray.eval.config import EvalConfig, GenerationConfig
 from pdray.eval.generate import generate_answers, model_fingerprint
+from pdray.eval.metrics import (
+                              average_length,
+                              average_win_score,
+                              length_controlled_win_rate,
+                              win_rate,
+                              win_score,
+)
+from pdray.eval.openai_judge import OpenAIJudge
 from pdray.eval.pairwise import (
                               JUDGE_INSTRUCTION,
                               JUDGE_SYSTEM_PROMPT,
@@ -14,14 +22,6 @@ from pdray.eval.pairwise import (
                               judge_messages,
                               parse_scores,
 )
-from pdray.eval.metrics import (
-                              average_length,
-                              average_win_score,
-                              length_controlled_win_rate,
-                              win_rate,
-                              win_score,
-)
-from pdray.eval.openai_judge import OpenAIJudge
 from pdray.eval.prompts import PAPER_SETS, load_prompt_set, load_prompt_sets, read_answers
 from pdray.eval.rm_judge import RewardModelJudge
 from pdray.eval.run import EvalResult, evaluate, evaluate_models, make_judge

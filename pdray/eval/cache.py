@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pdray.io import write_table
+
 
 class ShardCache:
     def __init__(self, root: str | Path | None, namespace: str):
@@ -38,12 +40,8 @@ class ShardCache:
         self._load().update(rows)
         if self.dir is None:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist([{"key": k, **v} for k, v in rows.items()])
-        name = f"part-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = self.dir / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(self.dir / name)
+        write_table(table, self.dir / f"part-{uuid.uuid4().hex[:12]}.parquet")
 
     def __len__(self) -> int:
         return len(self._load())

@@ -112,10 +112,17 @@ def install_forward(model, pooling: str, length_coef: str | None = None):
     return model
 
 
+def reward_output(model, input_ids, attention_mask):
+    """The one reward forward pass (training, scoring, metrics, the RM judge): the output of a
+    model given pdray's forward by :func:`install_forward` (as
+    :func:`pdray.models.backbones.load_reward_backbone` does) — ``logits`` (batch, num_labels)
+    and, in the learned length mode, ``length_coef``. ``model`` may be wrapped (DDP, peft)."""
+    return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+
+
 def reward_forward(model, input_ids, attention_mask):
-    """Raw head logits, shape (batch, num_labels), of a model loaded with
-    :func:`pdray.models.backbones.load_reward_backbone` (which installs its saved pooling)."""
-    return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    """Raw head logits, shape (batch, num_labels): :func:`reward_output`'s ``logits``."""
+    return reward_output(model, input_ids, attention_mask).logits
 
 
 def token_batches(lengths: Sequence[int], batch_tokens: int, max_rows: int = 256) -> list[list[int]]:

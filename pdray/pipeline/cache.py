@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pdray.io import write_json
+
 MARKER = "_stage.json"
 WHOLE_FILE_LIMIT = 64 * 1024**2
 EDGE_BYTES = 4 * 1024**2
@@ -242,9 +244,7 @@ class StageCache:
                   **info}
         if key in _LAST_PAYLOADS and "inputs" not in record:
             record["inputs"] = _LAST_PAYLOADS[key][1]
-        tmp = d / (MARKER + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-        tmp.replace(d / MARKER)
+        write_json(record, d / MARKER)
         return record
 
     @contextlib.contextmanager

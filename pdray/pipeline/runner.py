@@ -11,7 +11,6 @@ SIGTERM (turned into :class:`Terminated` while the run is in progress) ends it `
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import threading
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pdray.config import dump_config
-from pdray.io import write_json
+from pdray.io import write_json, write_text
 from pdray.pipeline import stages as S
 from pdray.pipeline.cache import StageCache
 from pdray.pipeline.config import PipelineConfig, validate_stage_configs
@@ -70,7 +69,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     built = validate_stage_configs(cfg)  # fail on any bad key before starting Ray
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    write_text(dump_config(cfg), out / "config.yaml")
     init_ray(cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
     cache = StageCache(out / "stages", echo=echo)
     tracker = make_tracker(cfg.run.tracking, str(out), cfg.run.experiment, cfg.name,
@@ -138,7 +137,7 @@ def _finish(res: PipelineResult, info: dict, cfg: PipelineConfig, tracker, echo)
         table = format_summary(res.summary)
         echo("")
         echo(table)
-        (res.output_dir / "summary.txt").write_text(table + "\n", encoding="utf-8")
+        write_text(table + "\n", res.output_dir / "summary.txt")
         write_json(res.summary, res.output_dir / "summary.json")
         for row in res.summary:
             tracker.log_metrics(f"summary.{row['strategy']}",
@@ -146,7 +145,3 @@ def _finish(res: PipelineResult, info: dict, cfg: PipelineConfig, tracker, echo)
     write_json({"stages": info, "seconds": res.seconds}, res.output_dir / "run.json")
     echo(f"[run] stage manifests: {res.output_dir / 'run.json'}")
     return res
-
-
-def load_run(output_dir: str | Path) -> dict:
-    return json.loads((Path(output_dir) / "run.json").read_text(encoding="utf-8"))

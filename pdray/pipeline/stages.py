@@ -88,10 +88,9 @@ def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
         t = synthetic_pairs(d.n_pairs, aspects=d.aspects, conflict_rate=d.conflict or 0.0,
                             length_effect=d.length_effect, seed=d.seed)
         return t, {"source": "synthetic"}
-    from pdray.data import load_source
-
     import inspect
 
+    from pdray.data import load_source
     from pdray.data.loaders import loader_for
 
     opts = dict(d.options)
@@ -162,7 +161,6 @@ def run_score(cfg: PipelineConfig, score_cfg, data: dict, rm: dict, cache: Stage
 def run_select(cfg: PipelineConfig, data: dict, rm: dict | None, score: dict,
                cache: StageCache, echo) -> dict:
     from pdray.selection import select, write_selection
-
     from pdray.selection.scores import length_term
 
     s = cfg.select
@@ -280,8 +278,8 @@ def run_eval(cfg: PipelineConfig, eval_cfg, dpo: dict, cache: StageCache, echo) 
 def run_report(cfg: PipelineConfig, data: dict, score: dict, select_info: dict,
                dpo: dict | None, cache: StageCache, echo) -> dict:
     from pdray.report import build_report
-    from pdray.selection.scores import rm_metrics_for
     from pdray.selection import SelectionResult
+    from pdray.selection.scores import rm_metrics_for
 
     key = stage_key("report", {"select": content_hash(select_info["dir"]),
                                "dpo": content_hash(dpo["dir"]) if dpo else None,

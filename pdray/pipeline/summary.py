@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pdray.data.stats import conflict_flags
 from pdray.io import read_table
 from pdray.selection.scores import read_scores
-from pdray.data.stats import conflict_flags
 
 
 def holistic_agreement(table: pa.Table) -> np.ndarray:

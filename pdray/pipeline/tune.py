@@ -24,10 +24,10 @@ import yaml
 
 from pdray.config import apply_overrides, dump_config
 from pdray.errors import ConfigError
-from pdray.io import read_table, write_json
-from pdray.selection.scores import read_scores
+from pdray.io import read_table, write_json, write_text
 from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.runner import run_pipeline
+from pdray.selection.scores import read_scores
 
 
 def search_space(spec: dict[str, Any]) -> dict:
@@ -142,7 +142,7 @@ def run_tune(cfg: PipelineConfig, *, echo=print) -> dict:
     best = results.get_best_result(metric=metric, mode=t.mode)
     best_params = dict(best.config)
     best_cfg = trial_config(base, best_params)
-    (tune_dir / "best_config.yaml").write_text(dump_config(best_cfg), encoding="utf-8")
+    write_text(dump_config(best_cfg), tune_dir / "best_config.yaml")
     plot = sensitivity_plot(df, metric, tune_dir / "sensitivity.png")
     summary = {"metric": metric, "mode": t.mode, "best_params": best_params,
                "best_value": best.metrics.get(metric), "trials": len(df),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pdray.io import write_json
+from pdray.io import write_json, write_text
 from pdray.report.metrics import budget_table, selection_metrics, verdict
 from pdray.selection import compute_pd, select
 from pdray.selection.scores import columns, gap_aspects
@@ -138,7 +138,7 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
                            ylabel="mean Δlen of the selection (tokens)"))
     write_json(metrics, out / "metrics.json")
     page = out / "index.html"
-    page.write_text(_html(metrics, imgs, links or {}), encoding="utf-8")
+    write_text(_html(metrics, imgs, links or {}), page)
     return page
 
 

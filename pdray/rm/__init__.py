@@ -1,12 +1,35 @@
-"""Per-aspect Bradley–Terry reward models (paper Sec. 4.1–4.2, Eq. 11, 16, 17) on Ray Train."""
+"""Per-aspect Bradley–Terry reward models (paper Sec. 4.1–4.2, Eq. 11, 16, 17) on Ray Train.
 
-from pdray.rm.config import PAPER_SYSTEM_PROMPTS, RMConfig
-from pdray.rm.dataset import delta_len, training_rows
-from pdray.rm.losses import bt_loss, margin_for
-from pdray.rm.metrics import conflict_matrix, evaluate_set
-from pdray.rm.sampling import balanced_shares, length_balanced_indices, length_balanced_sample
-from pdray.rm.train import train_reward_models
+Modules: ``config`` (:class:`RMConfig`, the stage's defaults), ``model_set`` (the reward-model
+set manifest ``rm_set.json`` that scoring reads), ``dataset``, ``sampling``, ``losses`` (the TRL
+trainer), ``worker`` (one Ray Train worker), ``train`` (the driver), ``metrics`` (quality gates).
+The names below are loaded on first use, so reading a reward-model set (scoring, the CLI) does
+not import torch and trl.
+"""
 
-__all__ = ["PAPER_SYSTEM_PROMPTS", "RMConfig", "balanced_shares", "bt_loss", "conflict_matrix",
-           "delta_len", "evaluate_set", "length_balanced_indices", "length_balanced_sample",
-           "margin_for", "train_reward_models", "training_rows"]
+from __future__ import annotations
+
+import importlib
+
+_HOME = {
+    "PAPER_SYSTEM_PROMPTS": "config", "RMConfig": "config",
+    "RewardModelSet": "model_set",
+    "delta_len": "dataset", "training_rows": "dataset",
+    "bt_loss": "losses", "margin_for": "losses",
+    "conflict_matrix": "metrics", "evaluate_set": "metrics",
+    "balanced_shares": "sampling", "length_balanced_indices": "sampling",
+    "length_balanced_sample": "sampling",
+    "train_reward_models": "train",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'pdray.rm' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pdray.rm.{_HOME[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

@@ -24,7 +24,7 @@ from torch import nn
 from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
-from pdray.models.reward import head_parameter_names
+from pdray.models.reward import head_parameter_names, reward_output
 
 LENGTH_MODES = ("learned", "penalty", "poe", "none")
 LENGTH_COEF = "pdray_length_coef"
@@ -164,8 +164,7 @@ class PdrayRewardTrainer(RewardTrainer):
         mode = "train" if self.model.training else "eval"
         head = inputs.pop("head", None)
         margin = inputs.pop("margin", None)
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                    use_cache=False)
+        out = reward_output(model, inputs["input_ids"], inputs["attention_mask"])
         logits = out.logits
         if head is None:
             rewards = logits[:, 0]

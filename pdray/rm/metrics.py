@@ -103,7 +103,7 @@ def evaluate_set(root, heldout: pa.Table, *, max_length: int | None = None,
 
     from pdray.models.backbones import load_reward_backbone
     from pdray.rm.dataset import delta_len
-    from pdray.rm_set import HOLISTIC, RewardModelSet
+    from pdray.rm.model_set import HOLISTIC, RewardModelSet
 
     root = Path(root)
     rm_set = RewardModelSet.load(root)

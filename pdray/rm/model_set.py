@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from pdray.errors import PdrayError
+from pdray.io import write_json
 
 Mode = Literal["separate", "all_in_one", "multi_head"]
 LengthDebias = Literal["learned", "penalty", "poe", "none"]
@@ -61,8 +62,6 @@ class RewardModelSet:
         return self.aspects.index(aspect) if self.mode == "multi_head" else 0
 
     def save(self, root: str | Path) -> Path:
-        from pdray.io import write_json
-
         path = Path(root) / MANIFEST
         write_json(asdict(self), path)   # atomic, strict JSON
         return path

@@ -24,14 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pdray.errors import PdrayError
-from pdray.io import read_pairs, table_hash
+from pdray.io import read_pairs, table_hash, write_json
 from pdray.models.backbones import fix_pad_token, resolve_backbone
 from pdray.rm import metrics as RM
 from pdray.rm.config import RMConfig
 from pdray.rm.dataset import delta_len, training_rows
 from pdray.rm.losses import fit_length_coef, length_scale
+from pdray.rm.model_set import HOLISTIC, MANIFEST, RewardModelSet
 from pdray.rm.sampling import length_balanced_sample
-from pdray.rm_set import HOLISTIC, MANIFEST, RewardModelSet
 from pdray.schema import validate_pairs
 
 
@@ -272,7 +272,7 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
                            "learned_rho_per_token", "resumed", "start", "end")},
                 "wall_seconds": round(time.time() - t0, 2), "launched_at": t0,
                 "finished_at": time.time(), "model_path": str(u.out)}
-    (u.out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    write_json(manifest, u.out / "manifest.json")
     best = m.get("best_eval_loss")
     best_txt = (f", best held-out BT loss {best:.4f} at step {m.get('best_step')}"
                 if best is not None else "")
@@ -322,5 +322,5 @@ def _evaluate(root: Path, heldout: pa.Table, units: list[Unit], cfg: RMConfig, e
         man = json.loads((u.out / "manifest.json").read_text())
         man["metrics"] = {a: {**metrics["own"].get(a, {}),
                               "cross_accuracy": metrics["cross_accuracy"].get(a)} for a in names}
-        (u.out / "manifest.json").write_text(json.dumps(man, indent=2, default=str))
+        write_json(man, u.out / "manifest.json")
     return metrics

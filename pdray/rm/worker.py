@@ -9,6 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from pdray.models.backbones import load_reward_backbone
+from pdray.models.callbacks import fail_once_callback
+from pdray.models.reward import POOLING_KEY, install_forward, resolve_pooling
 from pdray.rm.losses import (
     LENGTH_COEF,
     HeadCollator,
@@ -18,7 +21,7 @@ from pdray.rm.losses import (
 )
 
 
-def _progress_callback(name: str, fail_step: int | None, marker: str | None):
+def _progress_callback(name: str):
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -33,11 +36,6 @@ def _progress_callback(name: str, fail_step: int | None, marker: str | None):
                 print(f"[rm:{name}] step {state.global_step}/{state.max_steps} held-out BT loss "
                       f"{logs['eval_loss']:.4f} acc {logs.get('eval_accuracy', float('nan')):.3f}",
                       flush=True)
-
-        def on_step_end(self, args, state, control, **kw):
-            if fail_step and state.global_step == fail_step and marker and not os.path.exists(marker):
-                Path(marker).write_text("failed once")
-                raise RuntimeError(f"[rm:{name}] injected failure at step {fail_step}")
 
     return Progress()
 
@@ -56,9 +54,6 @@ def train_unit(spec: dict) -> None:
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
     from transformers import EarlyStoppingCallback
     from trl import RewardConfig
-
-    from pdray.models.backbones import load_reward_backbone
-    from pdray.models.reward import POOLING_KEY, install_forward, resolve_pooling
 
     ctx = ray.train.get_context()
     cpus = spec.get("cpus_per_worker") or 1
@@ -103,8 +98,11 @@ def train_unit(spec: dict) -> None:
     trainer = PdrayRewardTrainer(model=model, args=args, train_dataset=ds, eval_dataset=eval_ds,
                                  processing_class=tok, data_collator=collator,
                                  length_debias=spec["length_debias"], head_lr=spec["head_lr"])
-    trainer.add_callback(_progress_callback(spec["name"], spec.get("fail_once_at_step"),
-                                            spec.get("fail_marker")))
+    trainer.add_callback(_progress_callback(spec["name"]))
+    fail = fail_once_callback(f"rm:{spec['name']}", spec.get("fail_once_at_step"),
+                              spec.get("fail_marker"))
+    if fail is not None:
+        trainer.add_callback(fail)
     if stopping:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=spec["patience"]))
     trainer.add_callback(RayTrainReportCallback())

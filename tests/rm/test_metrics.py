@@ -19,7 +19,7 @@ from pdray.rm.metrics import (
     quality_gate,
     wilson_interval,
 )
-from pdray.rm_set import RewardModelSet
+from pdray.rm.model_set import RewardModelSet
 from pdray.schema import pairs_from_rows
 
 

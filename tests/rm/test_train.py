@@ -7,7 +7,7 @@ from transformers import AutoModelForSequenceClassification
 from pdray.data import synthetic_pairs
 from pdray.errors import DataError, PdrayError
 from pdray.rm import RMConfig, train_reward_models
-from pdray.rm_set import RewardModelSet
+from pdray.rm.model_set import RewardModelSet
 
 FAST = dict(backbone="tiny", lr=3e-3, batch_size=16, max_length=96, cpus_per_worker=0.25,
             sample_ratio=0.6, save_steps=1)
