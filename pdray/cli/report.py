@@ -1,4 +1,4 @@
-"""``pdray report SCORES --strategies pd,random,high,mid --data PAIRS --output DIR``."""
+"""``pdray report SCORES [--strategies pd,random,high,mid] --data PAIRS --output DIR``."""
 
 from __future__ import annotations
 
@@ -8,46 +8,51 @@ from pathlib import Path
 import typer
 
 from pdray.errors import PdrayError
+from pdray.selection.config import COMPARED, SelectConfig
+
+
+def _help(name: str) -> str:
+    """An option's help: the config field's description and its default (one home)."""
+    f = SelectConfig.model_fields[name]
+    return f"{f.description}; default {f.default}."
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(scores: str = typer.Argument(..., help="Scores table or directory of shards."),
-                   strategies: str = typer.Option("pd,random,high,mid",
+                   strategies: str = typer.Option(",".join(COMPARED),
                                                   help="Comma-separated strategies to compare."),
-                   budget: float = typer.Option(0.3), gamma: float = typer.Option(0.95),
+                   budget: float | None = typer.Option(None, help=_help("budget")),
+                   gamma: float | None = typer.Option(None, help=_help("gamma")),
                    rho: float | None = typer.Option(None, help="default: the scores manifest's"),
                    length_debias: str | None = typer.Option(
                        None, help="learned | penalty | poe | none (default: the scores "
                        "manifest's)"),
-                   seed: int = typer.Option(0),
+                   seed: int | None = typer.Option(None, help=_help("seed")),
                    data: str | None = typer.Option(None, help="Pairs with ground truth "
                                                       "(enables CP, conflict rate, budget curve)."),
                    output: Path = typer.Option(..., "--output", "-o")):
         """Compare strategies on the same scores: HTML page, PNG plots and metrics.json."""
-        from pdray.io import read_pairs
+        from pdray.config import load_config
+        from pdray.io import check_output, read_pairs
         from pdray.report import build_report
         from pdray.selection import select
         from pdray.selection.scores import length_term, read_scores, rm_metrics_for
 
-        from pdray.config import load_config
-        from pdray.io import check_output
-        from pdray.selection.config import SelectConfig
-
         try:  # every option validated up front by the one typed config (exit 2)
             given = {"budget": budget, "gamma": gamma, "rho": rho,
                      "length_debias": length_debias, "seed": seed}
-            load_config(SelectConfig, None, [], base={k: v for k, v in given.items()
-                                                      if v is not None})
+            cfg = load_config(SelectConfig, None, [], base={k: v for k, v in given.items()
+                                                            if v is not None})
             check_output(output, folder=True)
-            rho, length_debias = length_term(scores, rho, length_debias)
+            rho, length_debias = length_term(scores, cfg.rho, cfg.length_debias)
             table = read_scores(scores)
             pairs = read_pairs(data) if data else None
-            sels = {s: select(table, s, budget=budget, gamma=gamma, rho=rho, seed=seed,
-                              length_debias=length_debias, pairs=pairs, source=scores,
-                              pairs_source=data)
+            sels = {s: select(table, s, budget=cfg.budget, gamma=cfg.gamma, rho=rho,
+                              seed=cfg.seed, length_debias=length_debias, pairs=pairs,
+                              source=scores, pairs_source=data)
                     for s in (x.strip() for x in strategies.split(",")) if s}
-            page = build_report(table, sels, output, pairs=pairs, gamma=gamma, rho=rho,
+            page = build_report(table, sels, output, pairs=pairs, gamma=cfg.gamma, rho=rho,
                                 length_debias=length_debias, rm_metrics=rm_metrics_for(scores))
         except PdrayError as e:
             typer.echo(f"error: {e}", err=True)

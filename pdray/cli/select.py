@@ -1,4 +1,4 @@
-"""``pdray select SCORES --strategy pd --budget 0.3 --gamma 0.95 --output DIR [--data PAIRS]``.
+"""``pdray select SCORES [--strategy S] [--budget λ] [--gamma γ] --output DIR [--data PAIRS]``.
 
 Settings: ``--config`` YAML (a :class:`pdray.selection.config.SelectConfig`) < the options
 given on the command line < ``key.sub=value`` overrides after SCORES.
@@ -11,6 +11,13 @@ from pathlib import Path
 import typer
 
 from pdray.errors import PdrayError
+from pdray.selection.config import SelectConfig, default
+
+
+def _help(name: str) -> str:
+    """An option's help: the config field's description and its default (one home)."""
+    f = SelectConfig.model_fields[name]
+    return f"{f.description}; default {f.default}."
 
 
 def _fail(e: Exception):
@@ -26,15 +33,16 @@ def register(app: typer.Typer) -> None:
                        None, help="Overrides key.sub=value, e.g. options.low=0.25."),
                    strategy: str | None = typer.Option(
                        None, help="pd | random | high | mid | holistic | no_debias | true_pd | "
-                       "band | lossdiff_irm | pd_irm | oracle | overall | all (default pd)"),
-                   budget: float | None = typer.Option(None, help="λ = |D̃|/|D| (default 0.3)."),
-                   gamma: float | None = typer.Option(None, help="γ of q_k, Eq. 13 (0.95)."),
+                       f"band | lossdiff_irm | pd_irm | oracle | overall | all (default "
+                       f"{default('strategy')})"),
+                   budget: float | None = typer.Option(None, help=_help("budget")),
+                   gamma: float | None = typer.Option(None, help=_help("gamma")),
                    rho: float | None = typer.Option(None, help="ρ per token, Eq. 18 (default: "
                                                     "the scores manifest's)."),
                    length_debias: str | None = typer.Option(
                        None, help="learned | penalty | poe | none (default: the scores "
                        "manifest's)"),
-                   seed: int | None = typer.Option(None),
+                   seed: int | None = typer.Option(None, help=_help("seed")),
                    output: Path = typer.Option(..., "--output", "-o"),
                    data: str | None = typer.Option(None, help="Canonical pairs: write the full "
                                                       "selected pairs (ready for DPO)."),
@@ -59,7 +67,6 @@ def _run(scores, overrides, strategy, budget, gamma, rho, length_debias, seed, o
     from pdray.config import deep_merge, load_config, parse_override, read_yaml
     from pdray.io import check_output, read_pairs
     from pdray.selection import select, write_selection
-    from pdray.selection.config import SelectConfig
     from pdray.selection.scores import read_scores
 
     base = read_yaml(config) if config is not None else {}

@@ -1,6 +1,7 @@
 """The pipeline configuration: one YAML with a section per stage.
 
-``data``, ``select``, ``run`` and ``tune`` are typed here; ``rm``, ``score``, ``dpo`` and ``eval``
+``data``, ``run`` and ``tune`` are typed here, ``select`` on selection's own parameters
+(:class:`pdray.selection.config.SelectParams`); ``rm``, ``score``, ``dpo`` and ``eval``
 are the stage modules' own config models (:class:`pdray.rm.RMConfig`,
 :class:`pdray.scoring.ScoreConfig`, :class:`pdray.align.DPOConfig`, :class:`pdray.eval` config),
 kept as mappings here and validated by :func:`validate_stage_configs` before anything runs, so a
@@ -15,6 +16,7 @@ from pydantic import Field, field_validator
 
 from pdray.config import StrictModel
 from pdray.errors import ConfigError
+from pdray.selection.config import COMPARED, SelectParams
 
 
 class DataSection(StrictModel):
@@ -31,12 +33,12 @@ class DataSection(StrictModel):
     seed: int = 0
 
 
-class SelectSection(StrictModel):
-    strategies: list[str] = Field(default_factory=lambda: ["pd", "random", "high", "mid"])
-    budget: float = Field(0.3, gt=0, le=1)
-    gamma: float = Field(0.95, gt=0, le=1)
-    fit_length: bool | None = Field(None, description="see pdray.selection.config.SelectConfig")
-    seed: int = 0
+class SelectSection(SelectParams):
+    """``select``: the parameters of :class:`pdray.selection.config.SelectConfig` (λ, γ, the
+    length fit, the seed: their defaults live there) over a list of strategies; ρ and the
+    length mode come from the scores manifest."""
+
+    strategies: list[str] = Field(default_factory=lambda: list(COMPARED))
     options: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                description="per-strategy options")
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 from pdray.io import write_json, write_text
 from pdray.report.metrics import budget_table, selection_metrics, verdict
 from pdray.selection import compute_pd, select
+from pdray.selection.config import default
 from pdray.selection.scores import columns, gap_aspects
 
 
@@ -91,7 +92,7 @@ def plot_curve(budgets: list[float], curve: dict, path: Path,
 
 
 def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
-                 pairs: pa.Table | None = None, gamma: float = 0.95, rho: float = 0.0,
+                 pairs: pa.Table | None = None, gamma: float = default("gamma"), rho: float = 0.0,
                  length_debias: str = "penalty", budgets: tuple = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
                  links: dict[str, str] | None = None, rm_metrics: dict | None = None) -> Path:
     """Write ``index.html``, PNG plots and ``metrics.json`` to ``output_dir``; return the HTML path.
@@ -106,8 +107,8 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
     has_truth = pairs is not None and "chosen_ratings" in pairs.column_names
     true_ids = None
     if has_truth:
-        lam = next(iter(selections.values())).manifest.get("params", {}).get("budget", 0.3) \
-            if selections else 0.3
+        lam = next(iter(selections.values())).manifest.get("params", {}).get(
+            "budget", default("budget")) if selections else default("budget")
         true_ids = select(scores, "true_pd", budget=lam, gamma=gamma, pairs=pairs).selected_ids
     metrics = selection_metrics(scores, selections, pairs if has_truth else None, true_ids)
     metrics["q"] = pdr.q

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.data.stats import conflict_flags as holistic_agreement
+from pdray.selection.config import default
 
 
 def _lookup(pairs: pa.Table) -> dict:
@@ -72,7 +73,7 @@ def selection_metrics(scores: pa.Table, selections: dict, pairs: pa.Table | None
 
 
 def budget_table(scores: pa.Table, strategies: list[str], budgets: list[float], *,
-                 pairs: pa.Table | None = None, gamma: float = 0.95, rho: float = 0.0,
+                 pairs: pa.Table | None = None, gamma: float = default("gamma"), rho: float = 0.0,
                  length_debias: str = "penalty", seed: int = 0) -> dict[str, dict]:
     """Per strategy and budget λ: mean PD and mean Δlen of the selection, and its CP when
     ``pairs`` carries ground truth. ``{"mean_pd": {s: [...]}, "mean_dlen": {...}, "cp": {...}}``."""

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from pdray import __version__
 from pdray.errors import ConfigError, DataError
 from pdray.io import read_table, table_hash, write_json, write_table
+from pdray.selection.config import default
 from pdray.selection.length import remove_length
 from pdray.selection.scores import LENGTH_MODES
 from pdray.selection.selectors import DESCRIPTIONS, SELECTORS, Context
@@ -48,12 +49,14 @@ class SelectionResult:
         return cls(manifest["strategy"], table, manifest)
 
 
-def select(scores: pa.Table, strategy: str = "pd", *, budget: float = 0.3, gamma: float = 0.95,
-           rho: float = 0.0, length_debias: str = "penalty", seed: int = 0,
+def select(scores: pa.Table, strategy: str = default("strategy"), *,
+           budget: float = default("budget"), gamma: float = default("gamma"),
+           rho: float = 0.0, length_debias: str = "penalty", seed: int = default("seed"),
            pairs: pa.Table | None = None, aspect_weights: dict | None = None,
            source: str | None = None, pairs_source: str | None = None,
            fit_length: bool | None = None, **options) -> SelectionResult:
-    """Select with ``strategy`` (see :data:`pdray.selection.SELECTORS`).
+    """Select with ``strategy`` (see :data:`pdray.selection.SELECTORS`); the defaults are
+    :class:`pdray.selection.config.SelectConfig`'s.
 
     Rows in = rows selected + rows not selected, always (relabelling baselines also count the
     pairs they drop for ties). With ``pairs`` the result carries the full selected pairs in the

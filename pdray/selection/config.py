@@ -1,4 +1,11 @@
-"""Typed configuration of ``pdray select`` / ``pdray report`` (YAML + ``key.sub=value``)."""
+"""Typed configuration of selection: the one home of its defaults.
+
+:class:`SelectParams` holds what every way of selecting shares (λ, γ, the length fit, the seed);
+:class:`SelectConfig` is one ``pdray select`` / ``pdray report`` run (YAML + ``key.sub=value``),
+and the ``select`` section of ``pdray run`` (:class:`pdray.pipeline.config.SelectSection`) is
+the same parameters over a list of strategies. Code that needs a default reads it from here
+(:func:`default`), never writes the number again.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +16,30 @@ from pydantic import Field
 from pdray.config import StrictModel
 from pdray.selection.scores import length_term
 
+COMPARED = ("pd", "random", "high", "mid")   # strategies compared when none are named
 
-class SelectConfig(StrictModel):
+
+class SelectParams(StrictModel):
+    """The selection settings shared by ``pdray select``, ``pdray report`` and ``pdray run``."""
+
+    budget: float = Field(0.3, gt=0, le=1, description="λ = |D̃|/|D| (Eq. 10)")
+    gamma: float = Field(0.95, gt=0, le=1, description="γ of the quantile scale q_k (Eq. 13)")
+    fit_length: bool | None = Field(None, description="Eq. 18 with ρ̂_k fitted per aspect on the "
+                                    "scored rows (pdray.selection.length); default: on for "
+                                    "length_debias=learned reward models")
+    seed: int = Field(0, description="seed of the random strategy")
+
+
+class SelectConfig(SelectParams):
     """One selection run. Every field can come from ``--config`` YAML, a CLI option or an
     override such as ``options.low=0.25`` or ``aspect_weights.helpfulness=2``."""
 
     strategy: str = Field("pd", description="a name in pdray.selection.SELECTORS")
-    budget: float = Field(0.3, gt=0, le=1, description="λ = |D̃|/|D| (Eq. 10)")
-    gamma: float = Field(0.95, gt=0, le=1, description="γ of the quantile scale q_k (Eq. 13)")
     rho: float | None = Field(None, ge=0, description="ρ of the length term, per token "
                               "(Eq. 18); default: the one the scores were made with (their "
                               "manifest), so every entry point selects the same pairs")
     length_debias: Literal["learned", "penalty", "poe", "none"] | None = Field(
         None, description="length mode of the reward models; default: the scores manifest's")
-    fit_length: bool | None = Field(None, description="Eq. 18 with ρ̂_k fitted per aspect on the "
-                                    "scored rows (pdray.selection.length); default: on for "
-                                    "length_debias=learned reward models")
-    seed: int = 0
     aspect_weights: dict[str, float] | None = Field(None, description="w_k of PD (default 1)")
     options: dict[str, Any] = Field(default_factory=dict, description="strategy options")
     report: bool = False
@@ -36,3 +50,8 @@ class SelectConfig(StrictModel):
         rho, mode = length_term(scores_path, self.rho, self.length_debias)
         return {"budget": self.budget, "gamma": self.gamma, "rho": rho, "length_debias": mode,
                 "fit_length": self.fit_length, "seed": self.seed, "aspect_weights": self.aspect_weights, **self.options}
+
+
+def default(name: str):
+    """The default of :class:`SelectConfig`'s field ``name`` (e.g. ``default("gamma")``)."""
+    return SelectConfig.model_fields[name].default

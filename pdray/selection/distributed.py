@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from pdray.errors import ConfigError, PdrayError
 from pdray.selection import math as M
+from pdray.selection.config import default
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ def _key_threshold(scored, n: int, k: int, exact: bool, sketch_k: int,
     return float("inf") if rank >= 1 else float(merged.get_quantile(rank))
 
 
-def select_distributed(ds, strategy: str = "pd", *, budget: float = 0.3, gamma: float = 0.95,
+def select_distributed(ds, strategy: str = default("strategy"), *,
+                       budget: float = default("budget"), gamma: float = default("gamma"),
                        rho: float = 0.0, length_debias: str = "penalty",
                        aspect_weights: dict | None = None, exact_limit: int = 5_000_000,
                        sketch_k: int = KLL_K) -> dict:
