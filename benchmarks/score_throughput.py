@@ -4,9 +4,12 @@ Rows of the table:
   (a) a plain single-process transformers loop written the obvious way (fixed batch of 16 pairs,
       input order, chosen and rejected in separate passes) — the baseline;
   (b) pdray's scorer in-process (length bucketing under a token budget, pairs together);
-  (c) pdray's Ray Data pipeline with 1 and 2 actors (includes Ray start-up per run).
+  (c) pdray's Ray Data pipeline with 1 actor on all cores (the default) and 2 actors (includes
+      actor start-up per run); the ratio column compares each row with (b), the hand loop on
+      the same cores.
 Achieved FLOP/s = 2·params·tokens/s against the matmul FLOP/s measured here in the same run.
-``--scale N``: driver peak RSS while scoring N synthetic pairs with a tiny model (flat memory).
+``--scale N``: N/10 and N synthetic pairs (written to a Parquet file, streamed) with a tiny
+model: driver peak RSS, worker peak RSS (sampled every 0.2 s) and pairs/s.
 Usage: python benchmarks/score_throughput.py [--pairs 300] [--scale 100000] [--record]
 """
 
@@ -64,6 +67,32 @@ def build_set(root: Path):
     return root
 
 
+class RssSampler:
+    """Peak RSS of this process and of the Ray Data scoring workers, sampled in a thread."""
+
+    def __enter__(self):
+        import threading
+
+        self.driver = self.worker = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            self.driver = max(self.driver, me.memory_info().rss)
+            for p in psutil.process_iter(["cmdline", "memory_info"]):
+                cmd = " ".join(p.info["cmdline"] or [])
+                if "ShardWorker" in cmd or "MapWorker" in cmd:
+                    self.worker = max(self.worker, p.info["memory_info"].rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
 def naive_loop(root: Path, t: pa.Table, batch: int = 16) -> tuple[float, int]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -107,11 +136,11 @@ def main() -> None:
     t0 = time.perf_counter()
     _, st = sc.score(t["prompt"].to_pylist(), t["chosen"].to_pylist(), t["rejected"].to_pylist())
     rows.append(("(b) pdray scorer, bucketed", time.perf_counter() - t0, st["tokens"]))
-    init_ray(num_cpus=os.cpu_count())
+    init_ray(num_cpus=os.cpu_count(), quiet=True)
     for n_act in (1, 2):
         t0 = time.perf_counter()
         run = score_pairs(t, str(root), str(tmp / f"s{n_act}"),
-                          ScoreConfig(num_actors=n_act, cpus_per_actor=0.9, batch_tokens=8192,
+                          ScoreConfig(num_actors=n_act, batch_tokens=8192,
                                       shard_rows=max(1, args.pairs // 4)), echo=lambda *_: None)
         rows.append((f"(c) Ray Data pipeline, {n_act} actor(s)", time.perf_counter() - t0,
                      st["tokens"]))
@@ -122,11 +151,15 @@ def main() -> None:
     out = [f"### score_throughput — {date} — {machine} — {args.pairs} real pairs "
            f"(PKU-SafeRLHF + UltraFeedback), 2 MiniLM reward models, matmul peak "
            f"{peak / 1e9:.1f} GFLOP/s", "",
-           "| path | seconds | pairs/s | tokens/s | achieved FLOP/s / matmul | speed-up vs (a) |",
-           "|---|---|---|---|---|---|"]
+           f"load average before: {os.getloadavg()[0]:.2f}", "",
+           "| path | seconds | pairs/s | tokens/s | achieved FLOP/s / matmul | speed-up vs (a) "
+           "| ratio vs (b) |",
+           "|---|---|---|---|---|---|---|"]
+    hand = rows[1][1]
     for name, sec, tok in rows:
         out.append(f"| {name} | {sec:.2f} | {args.pairs / sec:.1f} | {tok / sec:.0f} | "
-                   f"{2 * params * tok / sec / peak:.2f} | {base / sec:.2f}× |")
+                   f"{2 * params * tok / sec / peak:.2f} | {base / sec:.2f}× | "
+                   f"{hand / sec:.2f}× |")
     out.append(f"\npadding share of (b): {1 - st['tokens'] / max(st['padded'], 1):.1%}")
     if args.scale:
         from pdray.data import write_synthetic
@@ -140,15 +173,15 @@ def main() -> None:
         for n in (args.scale // 10, args.scale):
             path = tmp / f"syn{n}.parquet"
             write_synthetic(str(path), n, ["helpfulness", "honesty"])
-            proc = psutil.Process()
-            base_rss = proc.memory_info().rss
-            t0 = time.perf_counter()
-            score_pairs(str(path), str(tmp / "tiny"), str(tmp / f"big{n}"),
-                        ScoreConfig(num_actors=2, cpus_per_actor=0.9, shard_rows=5000),
-                        echo=lambda *_: None)
-            out.append(f"driver RSS growth scoring {n:,} synthetic pairs: "
-                       f"{(proc.memory_info().rss - base_rss) / 2**20:.0f} MiB "
-                       f"({n / (time.perf_counter() - t0):.0f} pairs/s)")
+            with RssSampler() as rss:
+                t0 = time.perf_counter()
+                score_pairs(str(path), str(tmp / "tiny"), str(tmp / f"big{n}"),
+                            ScoreConfig(shard_rows=5000), echo=lambda *_: None)
+                sec = time.perf_counter() - t0
+            out.append(f"{n:,} synthetic pairs (tiny backbone, 1 actor × {os.cpu_count()} "
+                       f"cores): driver peak RSS {rss.driver / 2**20:.0f} MiB, worker peak RSS "
+                       f"{rss.worker / 2**20:.0f} MiB, {n / sec:.0f} pairs/s ({sec:.0f} s), "
+                       f"load average after {os.getloadavg()[0]:.2f}")
     text = "\n".join(out) + "\n"
     print(text)
     if args.record:

@@ -149,10 +149,10 @@ class LogProbActor:
                 L = self.cfg.max_length
                 cache[key] = ([encode_pair(tok, p, c, L) for p, c in zip(prompts, chosen)],
                               [encode_pair(tok, p, r, L) for p, r in zip(prompts, rejected)])
-            pad = tok.pad_token_id
-            for side, enc in zip(("chosen", "rejected"), cache[key]):
-                out[f"{name}_{side}_logp"] = logprobs_of_encoded(
-                    self.models[name], enc, pad_id=pad, batch_tokens=self.cfg.batch_tokens)
+            enc_c, enc_r = cache[key]  # chosen and rejected bucketed together: one pass
+            lp = logprobs_of_encoded(self.models[name], enc_c + enc_r, pad_id=tok.pad_token_id,
+                                     batch_tokens=self.cfg.batch_tokens)
+            out[f"{name}_chosen_logp"], out[f"{name}_rejected_logp"] = lp[:len(enc_c)], lp[len(enc_c):]
         return out
 
     def __call__(self, batch: pa.Table) -> pa.Table:

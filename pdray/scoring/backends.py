@@ -15,25 +15,16 @@ import numpy as np
 
 from pdray.errors import PdrayError
 from pdray.models.formatting import encode_reward_inputs
-from pdray.models.reward import pad_batch, reward_forward
+from pdray.models.reward import pad_batch, reward_forward, token_batches
 from pdray.rm_set import HOLISTIC, RewardModelSet
 
 
 def pair_batches(lengths_c, lengths_r, batch_tokens: int, max_rows: int = 512) -> list[list[int]]:
-    """Pairs sorted by their longer side, grouped so 2·rows·max_len ≤ ``batch_tokens``."""
-    L = np.maximum(np.asarray(lengths_c), np.asarray(lengths_r))
-    order = np.argsort(L, kind="stable")
-    out, cur, cur_max = [], [], 0
-    for i in order:
-        m = max(cur_max, int(L[i]))
-        if cur and (2 * m * (len(cur) + 1) > batch_tokens or len(cur) >= max_rows):
-            out.append(cur)
-            cur, m = [], int(L[i])
-        cur.append(int(i))
-        cur_max = m
-    if cur:
-        out.append(cur)
-    return out
+    """Pairs sorted by their longer side, grouped so 2·rows·max_len ≤ ``batch_tokens`` (chosen
+    and rejected of a pair share a forward pass): :func:`pdray.models.reward.token_batches` on
+    the longer side with half the budget."""
+    longer = np.maximum(np.asarray(lengths_c), np.asarray(lengths_r))
+    return token_batches(longer, batch_tokens / 2, max_rows=max_rows)
 
 
 def encode_pairs(tok, prompts, chosen, rejected, system, max_length: int, response_share: float):

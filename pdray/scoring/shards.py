@@ -16,12 +16,17 @@ Shape: the driver *plans*, the actors *score and write*, the driver *collects sm
 4. A :class:`Progress` actor counts rows; the driver prints rows done, rows/s and ETA at least
    every ``PROGRESS_S`` seconds while the actors work.
 
-Why not Ray Data's checkpointing (``DataContext.checkpoint_config``, Ray 2.60): measured in
-``benchmarks/RESULTS.md`` (2026-12-01) it records *ids only*: after an output file was truncated
-or deleted a re-run rescored nothing (the ids were checkpointed) and the table stayed short, and
-it has no notion of the inputs that produced a row (other pairs content or reward models under
-the same ids would be skipped). Those are exactly the checks ``tests/stale`` asserts, so the
-runner keeps its shard layer (shard files validated against the plan), and Ray Data does the
+Why not Ray Data's checkpointing (``DataContext.checkpoint_config``, Ray 2.60): its checkpoint
+is the set of ids written (``IdColumnCheckpointManager`` loads the id column of its checkpoint
+files and filters the read by it), so it has no notion of the inputs that produced a row: other
+pairs content or other reward models under the same ids would be skipped, and an output file
+lost after its ids were checkpointed is not rescored. Those are the
+checks ``tests/stale`` asserts. Measured here (benchmarks/RESULTS.md, 2026-12-01), read_parquet
+→ map_batches(ActorPoolStrategy) → write_parquet with a checkpoint on 200 rows: on a 2-CPU local
+Ray the resumed run (checkpoint-filter actor pool + scorer pool + write tasks) did not finish in
+8 minutes; with 4 logical CPUs it resumed (100 → 200 rows), and after one output file was
+deleted the re-run wrote 0 rows: the table stayed at 100 of 200 rows with no error. So the
+runner keeps its own shard layer (shard files validated against the plan) and Ray Data does the
 streaming, the actor pool and the restarts.
 """
 
