@@ -1,4 +1,5 @@
-"""The Ray Data callable class: one scorer per actor, a shard of pairs per call."""
+"""The reward scorer a :class:`pdray.scoring.runner.ShardWorker` wraps: one per actor, a chunk of a
+shard per call."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pdray.rm_set import RewardModelSet
 
 
 class ScoringActor:
-    """Loads the reward models once; ``__call__`` scores a block (one shard) of pairs.
+    """Loads the reward models once; ``__call__`` scores a chunk of a shard's pairs.
 
     Output rows: the scores contract (``id``, ``aspect``, ``chosen_len``, ``rejected_len``,
     ``gap_<k>``) plus ``_shard``, ``_error`` (null when scored), ``_tokens``, ``_padded``.
@@ -26,7 +27,7 @@ class ScoringActor:
         from pdray.scoring.config import ScoreConfig
 
         self.cfg = ScoreConfig.model_validate_json(cfg_json)
-        if not self.cfg.gpus_per_actor:  # Ray gives a fractional-CPU actor one thread
+        if not self.cfg.gpus_per_actor:  # torch threads = the actor's CPUs (at least one)
             import torch
 
             torch.set_num_threads(max(1, int(round(self.cfg.cpus_per_actor or 1))))
