@@ -21,9 +21,11 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+import xxhash
 
 from pdray.errors import DataError, StorageError, os_reason
 from pdray.schema import conform, pairs_from_rows
@@ -217,11 +219,6 @@ def iter_json_rows(path: str | os.PathLike, on_bad=None) -> Iterator[tuple[int, 
         row += 1
 
 
-def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (row, object) for each non-empty line; a bad row raises with file and row."""
-    yield from iter_json_rows(path)
-
-
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """Read any table (Parquet file or directory of shards, or JSONL) without schema checks.
 
@@ -377,8 +374,6 @@ def table_hash(table: pa.Table) -> str:
     Fixed-width and string columns are hashed straight from their Arrow buffers (no copy, so a
     10-million-row table takes a fraction of a second); other types go through Arrow IPC.
     """
-    import xxhash
-
     h = xxhash.xxh3_128()
     h.update(str(table.schema).encode())
     for col in table.columns:
@@ -388,8 +383,6 @@ def table_hash(table: pa.Table) -> str:
 
 
 def _hash_array(arr: pa.Array, h) -> None:
-    import numpy as np
-
     n, t = len(arr), arr.type
     h.update(n.to_bytes(8, "little"))
     if arr.null_count:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pdray.errors import DataError, PdrayError
+from pdray.errors import DataError, PdrayError, StorageError, os_reason
 
 data_app = typer.Typer(help="Load, build, inspect and validate preference data.",
                        no_args_is_help=True)
@@ -16,8 +16,6 @@ MAX_LISTED = 20
 
 def _fail(e: BaseException):
     if isinstance(e, OSError):  # an infrastructure fault io did not wrap: still one line
-        from pdray.errors import StorageError, os_reason
-
         e = StorageError(os_reason(e), path=e.filename)
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(2)

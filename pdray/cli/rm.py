@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, stage_config
-from pdray.io import check_output, read_pairs, write_json
+from pdray.raysetup import init_ray
+from pdray.rm.config import RMConfig
 
 rm_app = typer.Typer(help="Per-aspect reward models.", no_args_is_help=True)
 
@@ -23,8 +24,8 @@ def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
     length term, Eq. 17: learned per aspect by default, or length_debias=penalty with rho),
     all aspects concurrently on Ray Train, at least min_steps steps with early stopping on the
     held-out loss. Overrides: backbone=minilm, mode=multi_head, min_steps=100, ..."""
-    from pdray.raysetup import init_ray
-    from pdray.rm import RMConfig, train_reward_models
+    from pdray.io import check_output  # pyarrow, only when a command runs
+    from pdray.rm.train import train_reward_models  # torch and trl
 
     base = RMConfig.paper().model_dump() if paper else None
     cfg = stage_config(RMConfig, config, overrides, base=base)
@@ -43,7 +44,8 @@ def eval_cmd(rm_dir: Path = typer.Argument(..., help="A reward-model set (rm_set
              trust_remote_code: bool = typer.Option(False, help="Allow custom model code.")):
     """Pairwise accuracy of every aspect's model on its own pairs, the cross-aspect accuracy and
     conflict matrices (paper Fig. B.3) and the margin~Δlen correlation."""
-    from pdray.rm.metrics import evaluate_set
+    from pdray.io import read_pairs, write_json
+    from pdray.rm.metrics import evaluate_set  # transformers
 
     table = read_pairs(pairs, min_aspects=1)
     m = evaluate_set(rm_dir, table, max_length=max_length, trust_remote_code=trust_remote_code,

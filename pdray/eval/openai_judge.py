@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pdray.errors import ConfigError, PdrayError
+from pdray.eval.config import EvalConfig
 from pdray.eval.pairwise import Judge, JudgeReply, JudgeRequest, judge_messages
 
 log = logging.getLogger(__name__)
+_D = EvalConfig()  # the one home of the judge's defaults
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
 
@@ -38,12 +40,13 @@ class OpenAIJudge(Judge):
     """Pairwise judge through an OpenAI-compatible chat-completions endpoint.
 
     ``http_client``: an ``httpx.Client`` to send through (a proxy, or a mock transport in
-    tests); by default the ``openai`` package's own."""
+    tests); by default the ``openai`` package's own. Defaults: :class:`EvalConfig`'s."""
 
-    def __init__(self, model: str, base_url: str = "https://api.openai.com/v1", *,
-                 api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0,
-                 max_tokens: int = 512, timeout_s: float = 120.0, max_retries: int = 3,
-                 concurrency: int = 4, http_client=None):
+    def __init__(self, model: str, base_url: str = _D.base_url, *,
+                 api_key_env: str = _D.api_key_env, temperature: float = _D.judge_temperature,
+                 max_tokens: int = _D.judge_max_tokens, timeout_s: float = _D.judge_timeout_s,
+                 max_retries: int = _D.judge_max_retries,
+                 concurrency: int = _D.judge_concurrency, http_client=None):
         if not model:
             raise ConfigError("the openai judge needs a model name (eval.judge_model)")
         self.model, self.base_url = model, base_url.rstrip("/")

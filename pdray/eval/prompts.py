@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pdray.errors import DataError
-from pdray.io import iter_json_lines
+from pdray.io import detect_format, iter_json_rows, read_table
 
 PROMPT_SCHEMA = pa.schema([
     pa.field("id", pa.string(), nullable=False),
@@ -158,7 +158,7 @@ def load_prompt_set(name: str, data_dir: str | Path | None = None, *,
                         file=str(file))
     parse = PARSERS[key]
     rows, seen = [], {}
-    for row, obj in iter_json_lines(file):
+    for row, obj in iter_json_rows(file):
         rec = parse(obj, str(file), row)
         if rec["id"] in seen:
             raise DataError(f"duplicate id {rec['id']!r} (first at row {seen[rec['id']]})",
@@ -185,13 +185,11 @@ def load_prompt_sets(names, data_dir: str | Path | None = None, *,
 
 def read_answers(path: str | Path) -> dict[str, str]:
     """Answers file (Parquet, or JSONL/JSON) with ``id`` and ``answer`` (or ``output``) fields."""
-    from pdray.io import detect_format, read_table
-
     path = str(path)
     if detect_format(path) == "parquet":
         rows = enumerate(read_table(path).to_pylist())
     else:
-        rows = iter_json_lines(path)
+        rows = iter_json_rows(path)
     out: dict[str, str] = {}
     for i, obj in rows:
         col = "answer" if "answer" in obj else "output"

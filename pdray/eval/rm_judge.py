@@ -11,18 +11,22 @@ import math
 from collections.abc import Sequence
 
 from pdray.errors import ConfigError
+from pdray.eval.config import EvalConfig
 from pdray.eval.generate import model_fingerprint
 from pdray.eval.pairwise import Judge, JudgeReply, JudgeRequest
 from pdray.models.backbones import load_reward_backbone
 from pdray.models.formatting import encode_reward_inputs
 
+_D = EvalConfig()  # the one home of the judge's defaults
+
 
 class RewardModelJudge(Judge):
     """A local scalar reward model as a deterministic pairwise judge (see the module docstring)."""
 
-    def __init__(self, model_path: str, *, temperature: float = 1.0, max_length: int = 1024,
-                 batch_size: int = 8, head: int = 0, system_prompt: str | None = None,
-                 device: str | None = None, trust_remote_code: bool = False):
+    def __init__(self, model_path: str, *, temperature: float = _D.rm_judge_temperature,
+                 max_length: int = _D.rm_judge_max_length, batch_size: int = 8, head: int = 0,
+                 system_prompt: str | None = None, device: str | None = None,
+                 trust_remote_code: bool = _D.trust_remote_code):
         import torch
 
         if not model_path:

@@ -23,6 +23,9 @@ from typing import Sequence
 import numpy as np
 from transformers.utils import ModelOutput
 
+from pdray.errors import ConfigError
+from pdray.models.formatting import DEFAULT_RESPONSE_SHARE, encode_reward_inputs
+
 POOLINGS = ("auto", "mean", "native")
 
 
@@ -70,8 +73,6 @@ def resolve_pooling(model, pooling: str = "auto") -> str:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if pooling != "auto":
         if pooling == "mean" and linear_head(model) is None:
-            from pdray.errors import ConfigError
-
             raise ConfigError(f"pooling 'mean' needs a single linear head; "
                               f"{type(model).__name__} has none (use pooling=native)")
         return pooling
@@ -177,8 +178,6 @@ def pair_rewards(model, tokenizer, prompts, chosen, rejected, *, system_prompt=N
                  max_length: int, response_share: float | None = None,
                  batch_tokens: int = 16384) -> tuple[np.ndarray, np.ndarray]:
     """(r(x, y_w), r(x, y_l)) logits (rows × num_labels) with the shared input encoding."""
-    from pdray.models.formatting import DEFAULT_RESPONSE_SHARE, encode_reward_inputs
-
     share = DEFAULT_RESPONSE_SHARE if response_share is None else response_share
     n = len(prompts)
     if n == 0:

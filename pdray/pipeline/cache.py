@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pdray.io import write_json
+from pdray.io import resolve, write_json
 
 MARKER = "_stage.json"
 WHOLE_FILE_LIMIT = 64 * 1024**2
@@ -121,8 +121,6 @@ def file_fingerprint(path: str | os.PathLike) -> dict | None:
 
 def _remote_fingerprint(uri: str) -> dict | None:
     import pyarrow.fs as pafs
-
-    from pdray.io import resolve
 
     try:
         fs, inner = resolve(uri)

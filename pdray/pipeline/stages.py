@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,6 +18,7 @@ from pdray.io import read_table, write_table
 from pdray.pipeline.cache import StageCache, content_hash, file_fingerprint, stage_key
 from pdray.pipeline.config import PipelineConfig
 from pdray.selection.scores import read_scores
+from pdray.splits import hash_holdout
 
 log = logging.getLogger("pdray.pipeline")
 
@@ -27,12 +27,7 @@ def split_holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table
     """Deterministic train/test split by a seeded hash of ``id`` (stable under row order)."""
     if fraction <= 0:
         return table, table.slice(0, 0)
-    ids = table["id"].to_pylist()
-    import hashlib
-
-    u = np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest(),
-                                 "big") / 2**64 for i in ids])
-    test = pa.array(u < fraction)
+    test = pa.array(hash_holdout(table["id"].to_pylist(), fraction, str(seed)))
     return table.filter(pc.invert(test)), table.filter(test)
 
 

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pdray.io import write_json
+from pdray.models.backbones import load_reward_backbone
 from pdray.models.reward import pair_rewards
+from pdray.rm.dataset import delta_len
+from pdray.rm.model_set import HOLISTIC, RewardModelSet
 
 
 def pair_margins(model, tok, table: pa.Table, *, max_length: int, system_prompt: str | None = None,
@@ -99,12 +103,6 @@ def evaluate_set(root, heldout: pa.Table, *, max_length: int | None = None,
 
     With ``write``, the metrics go to ``root/metrics.json`` and into ``rm_set.json`` (``extra``).
     """
-    import pyarrow.compute as pc
-
-    from pdray.models.backbones import load_reward_backbone
-    from pdray.rm.dataset import delta_len
-    from pdray.rm.model_set import HOLISTIC, RewardModelSet
-
     root = Path(root)
     rm_set = RewardModelSet.load(root)
     if heldout.num_rows == 0:

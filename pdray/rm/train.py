@@ -26,13 +26,16 @@ import pyarrow.compute as pc
 from pdray.errors import PdrayError
 from pdray.io import read_pairs, table_hash, write_json
 from pdray.models.backbones import fix_pad_token, resolve_backbone
+from pdray.raysetup import init_ray
 from pdray.rm import metrics as RM
 from pdray.rm.config import RMConfig
 from pdray.rm.dataset import delta_len, training_rows
 from pdray.rm.losses import fit_length_coef, length_scale
 from pdray.rm.model_set import HOLISTIC, MANIFEST, RewardModelSet
 from pdray.rm.sampling import length_balanced_sample
+from pdray.rm.worker import train_unit
 from pdray.schema import validate_pairs
+from pdray.splits import hash_holdout
 
 
 @dataclass
@@ -55,9 +58,7 @@ def holdout_mask(table: pa.Table, fraction: float, seed: int) -> np.ndarray:
     """Seeded held-out split by prompt: all pairs of a prompt (every aspect's copy of the same
     pair included) land on the same side, so held-out and cross-aspect metrics never see a
     training prompt."""
-    u = np.array([int.from_bytes(hashlib.blake2b(f"rm{seed}:{p}".encode(), digest_size=8).digest(),
-                                 "big") / 2**64 for p in table["prompt"].to_pylist()])
-    return u < fraction
+    return hash_holdout(table["prompt"].to_pylist(), fraction, f"rm{seed}")
 
 
 def _sample(table: pa.Table, tok, cfg: RMConfig, seed: int) -> tuple[pa.Table, dict]:
@@ -95,8 +96,6 @@ def train_reward_models(pairs: pa.Table | str, cfg: RMConfig, output_dir: str, *
                         echo=print) -> RewardModelSet:
     """Train the reward-model set (and the requested ablation models); return its manifest."""
     import ray  # noqa: F401  (Ray must be up: pdray.raysetup.init_ray)
-
-    from pdray.raysetup import init_ray
 
     init_ray()
     table = (read_pairs(pairs, min_aspects=1) if isinstance(pairs, str)
@@ -243,8 +242,6 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
             "fail_once_at_step": cfg.fail_once_at_step,
             "fail_marker": str(u.set_dir / f".{u.name}-{key[:8]}.failed-once")}
     res = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
-    from pdray.rm.worker import train_unit
-
     trainer = TorchTrainer(
         train_unit, train_loop_config=spec,
         scaling_config=ScalingConfig(num_workers=cfg.num_workers_per_aspect, use_gpu=cfg.use_gpu,

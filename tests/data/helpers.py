@@ -17,6 +17,17 @@ def uf_raw_row(instr: str, ratings_list: list[list[str]]) -> dict:
     return {"instruction": instr, "completions": comps}
 
 
+def with_fields(row: dict, **kw) -> dict:
+    """A copy of ``row`` with fields set; a field given as ``KeyError`` is removed."""
+    out = dict(row)
+    for k, v in kw.items():
+        if v is KeyError:
+            out.pop(k)
+        else:
+            out[k] = v
+    return out
+
+
 def write_jsonl(path, rows) -> str:
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return str(path)

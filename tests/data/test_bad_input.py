@@ -7,7 +7,7 @@ import pytest
 from pdray.data import load_source
 from pdray.errors import DataError
 
-from .helpers import accounted, uf_raw_row
+from .helpers import accounted, uf_raw_row, with_fields
 
 PKU = {"prompt": "p", "response_0": "a", "response_1": "b", "better_response_id": 0,
        "safer_response_id": 1}
@@ -27,14 +27,7 @@ def _case(good, bad, good2=None):
     return [_line(good), _line(bad), _line(g2)]
 
 
-def _with(d, **kw):
-    out = dict(d)
-    for k, v in kw.items():
-        if v is KeyError:
-            out.pop(k)
-        else:
-            out[k] = v
-    return out
+_with = with_fields
 
 
 CASES = [  # id, fmt, lines, options, field, message

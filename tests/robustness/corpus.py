@@ -20,16 +20,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests.data.helpers import with_fields
+
 
 def pair(i: int, **kw) -> dict:
-    row = {"id": f"p{i}", "aspect": ("helpfulness", "honesty")[i % 2], "prompt": f"prompt {i}",
-           "chosen": f"good answer {i}", "rejected": f"bad answer {i}"}
-    for k, v in kw.items():
-        if v is KeyError:
-            row.pop(k)
-        else:
-            row[k] = v
-    return row
+    return with_fields({"id": f"p{i}", "aspect": ("helpfulness", "honesty")[i % 2],
+                        "prompt": f"prompt {i}", "chosen": f"good answer {i}",
+                        "rejected": f"bad answer {i}"}, **kw)
 
 
 def jsonl(*rows) -> bytes:
