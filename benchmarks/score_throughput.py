@@ -132,10 +132,12 @@ def main() -> None:
     rows = []
     sec, tok = naive_loop(root, t)
     rows.append(("(a) naive transformers loop", sec, tok))
+    print(f"(a) {sec:.1f} s", flush=True)
     sc = HFScorer(RewardModelSet.load(root), str(root), ScoreConfig(batch_tokens=8192))
     t0 = time.perf_counter()
     _, st = sc.score(t["prompt"].to_pylist(), t["chosen"].to_pylist(), t["rejected"].to_pylist())
     rows.append(("(b) pdray scorer, bucketed", time.perf_counter() - t0, st["tokens"]))
+    print(f"(b) {rows[-1][1]:.1f} s", flush=True)
     init_ray(num_cpus=os.cpu_count(), quiet=True)
     for n_act in (1, 2):
         t0 = time.perf_counter()
@@ -144,6 +146,7 @@ def main() -> None:
                                       shard_rows=max(1, args.pairs // 4)), echo=lambda *_: None)
         rows.append((f"(c) Ray Data pipeline, {n_act} actor(s)", time.perf_counter() - t0,
                      st["tokens"]))
+        print(f"(c) {n_act} actor(s) {rows[-1][1]:.1f} s", flush=True)
         del run
     base = rows[0][1]
     date = datetime.date.today().isoformat()
@@ -161,6 +164,7 @@ def main() -> None:
                    f"{2 * params * tok / sec / peak:.2f} | {base / sec:.2f}× | "
                    f"{hand / sec:.2f}× |")
     out.append(f"\npadding share of (b): {1 - st['tokens'] / max(st['padded'], 1):.1%}")
+    print("\n".join(out), flush=True)
     if args.scale:
         from pdray.data import write_synthetic
         from pdray.models.tiny import build_tiny_reward_model
@@ -182,6 +186,7 @@ def main() -> None:
                        f"cores): driver peak RSS {rss.driver / 2**20:.0f} MiB, worker peak RSS "
                        f"{rss.worker / 2**20:.0f} MiB, {n / sec:.0f} pairs/s ({sec:.0f} s), "
                        f"load average after {os.getloadavg()[0]:.2f}")
+            print("\n".join(out), flush=True)
     text = "\n".join(out) + "\n"
     print(text)
     if args.record:
