@@ -50,6 +50,14 @@ class RMConfig(StrictModel):
                            "more passes than `epochs`")
     max_steps: int | None = Field(None, gt=0, description="exact number of steps (overrides "
                                   "epochs and min_steps)")
+    train_backbone: bool = Field(True, description="false: freeze the backbone and fit only "
+                                 "the scalar head (and the learned ρ̂_k) on pooled features "
+                                 "computed once, with L2 chosen on the dev split — a linear "
+                                 "probe (pdray/rm/probe.py); cheap on CPU for 100M+ backbones")
+    head_l2: list[float] = Field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2,
+                                                          0.1, 0.3, 1.0],
+                                 min_length=1, description="L2 strengths α the head-only fit "
+                                 "chooses from by held-out BT loss (train_backbone=false)")
     lr: float = Field(2e-5, gt=0, description="learning rate of the backbone")
     head_lr: float = Field(2e-3, gt=0, description="learning rate of the fresh scalar head "
                            "(and of the learned length coefficient)")

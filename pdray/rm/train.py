@@ -238,6 +238,7 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
             "patience": cfg.early_stopping_patience, "seed": cfg.seed, "pooling": cfg.pooling,
             "length_debias": cfg.length_debias, "length_scale": scale,
             "length_coef_init": coef0,
+            "train_backbone": cfg.train_backbone, "head_l2": list(cfg.head_l2),
             "cpus_per_worker": cfg.cpus_per_worker, "deepspeed": cfg.deepspeed,
             "fail_once_at_step": cfg.fail_once_at_step,
             "fail_marker": str(u.set_dir / f".{u.name}-{key[:8]}.failed-once")}
@@ -250,8 +251,12 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)))
     t0 = time.time()
-    echo(f"[rm:{u.name}] training on {fit.num_rows} pairs for up to {steps} steps"
-         f"{f' (early stopping on {dev.num_rows} dev pairs, every {every} steps)' if dev.num_rows else ''}")
+    if cfg.train_backbone:
+        echo(f"[rm:{u.name}] training on {fit.num_rows} pairs for up to {steps} steps"
+             f"{f' (early stopping on {dev.num_rows} dev pairs, every {every} steps)' if dev.num_rows else ''}")
+    else:
+        echo(f"[rm:{u.name}] fitting the head on frozen features of {fit.num_rows} pairs"
+             f"{f' (L2 chosen on {dev.num_rows} dev pairs)' if dev.num_rows else ''}")
     result = trainer.fit()
     if result.error:
         raise PdrayError(f"[rm:{u.name}] training failed: {result.error}")
@@ -266,7 +271,7 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
                 "train": {k: m.get(k) for k in
                           ("train_loss", "first_loss", "steps", "planned_steps", "best_eval_loss",
                            "best_step", "eval_losses", "stopped_early", "pooling", "length_coef",
-                           "learned_rho_per_token", "resumed", "start", "end")},
+                           "learned_rho_per_token", "head_l2", "resumed", "start", "end")},
                 "wall_seconds": round(time.time() - t0, 2), "launched_at": t0,
                 "finished_at": time.time(), "model_path": str(u.out)}
     write_json(manifest, u.out / "manifest.json")
@@ -274,7 +279,9 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
     best_txt = (f", best held-out BT loss {best:.4f} at step {m.get('best_step')}"
                 if best is not None else "")
     resumed = " (resumed from a checkpoint)" if m.get("resumed") else ""
-    echo(f"[rm:{u.name}] done: {m.get('steps')}/{steps} steps, loss "
+    what = (f"{m.get('steps')}/{steps} steps" if cfg.train_backbone
+            else f"head fitted ({m.get('steps')} L-BFGS iterations, α = {m.get('head_l2')})")
+    echo(f"[rm:{u.name}] done: {what}, loss "
          f"{m.get('first_loss', float('nan')):.4f} → {m.get('train_loss', float('nan')):.4f}"
          f"{best_txt}{resumed}")
     return manifest

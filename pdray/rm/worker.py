@@ -12,6 +12,7 @@ from pathlib import Path
 from pdray.models.backbones import load_reward_backbone
 from pdray.models.callbacks import fail_once_callback
 from pdray.models.reward import POOLING_KEY, install_forward, resolve_pooling
+from pdray.rm.probe import train_probe
 from pdray.rm.losses import (
     LENGTH_COEF,
     HeadCollator,
@@ -64,6 +65,14 @@ def train_unit(spec: dict) -> None:
                                       trust_remote_code=spec["trust_remote_code"],
                                       id2label=spec.get("id2label"), fresh_head="zeros")
     pooling = resolve_pooling(model, spec.get("pooling", "auto"))
+    if not spec.get("train_backbone", True):
+        metrics = train_probe(model, tok, pooling, spec["rows"], spec.get("eval_rows"),
+                              num_labels=spec["num_labels"], length_debias=spec["length_debias"],
+                              l2_grid=spec["head_l2"], coef0=spec.get("length_coef_init"),
+                              echo=lambda m: print(m, flush=True), name=spec["name"])
+        metrics.update({"planned_steps": spec["max_steps"], "pooling": pooling,
+                        "resumed": False, "start": start, "end": time.time()})
+        return _report_final(ctx, model, tok, pooling, metrics, spec)
     learned = spec["length_debias"] == "learned"
     if learned:
         add_length_coef(model, spec["length_coef_init"])
@@ -134,14 +143,23 @@ def train_unit(spec: dict) -> None:
                "eval_losses": evals, "stopped_early": trainer.state.global_step < spec["max_steps"],
                "pooling": pooling, "resumed": resumed_from is not None, "start": start,
                "end": time.time()}
-    final = tempfile.mkdtemp(prefix=f"pdray-rm-final-{spec['name']}-")
     m = trainer.model
     if spec.get("lora"):
         m = m.merge_and_unload()
     coef = pop_length_coef(m)
     if coef is not None:
         metrics["length_coef"] = coef
-        metrics["learned_rho_per_token"] = [c / spec["length_scale"] for c in coef]
+    _report_final(ctx, m, tok, pooling, metrics, spec)
+
+
+def _report_final(ctx, m, tok, pooling: str, metrics: dict, spec: dict) -> None:
+    """Save the final model (rank 0) as a plain HF folder and report it to Ray Train."""
+    import ray.train
+
+    final = tempfile.mkdtemp(prefix=f"pdray-rm-final-{spec['name']}-")
+    if metrics.get("length_coef") is not None:
+        metrics["learned_rho_per_token"] = [c / spec["length_scale"]
+                                            for c in metrics["length_coef"]]
     if ctx.get_world_rank() == 0:
         setattr(m.config, POOLING_KEY, pooling)
         m.save_pretrained(final, safe_serialization=True)
