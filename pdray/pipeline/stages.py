@@ -7,17 +7,25 @@ finished stages and a changed setting recomputes only what depends on it.
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pdray.data import build_conflict_dataset, load_source, synthetic_pairs
+from pdray.data.loaders import loader_for
+from pdray.errors import PdrayError
+from pdray.eval import evaluate_models
 from pdray.io import read_table, write_table
 from pdray.pipeline.cache import StageCache, content_hash, file_fingerprint, stage_key
 from pdray.pipeline.config import PipelineConfig
-from pdray.selection.scores import read_scores
+from pdray.report import build_report
+from pdray.selection import SelectionResult, select, write_selection
+from pdray.selection.scores import length_term, read_scores, rm_metrics_for
 from pdray.splits import hash_holdout
 
 log = logging.getLogger("pdray.pipeline")
@@ -29,6 +37,21 @@ def split_holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table
         return table, table.slice(0, 0)
     test = pa.array(hash_holdout(table["id"].to_pylist(), fraction, str(seed)))
     return table.filter(pc.invert(test)), table.filter(test)
+
+
+def run_once(cache: StageCache, stage: str, key: str, echo, cached: Callable[[dict], str],
+             build: Callable[[Path], dict]) -> dict:
+    """A stage's finished record for ``key``: the one on disk (``cached(record)`` is said), or
+    ``build(out)``'s, computed under the stage's lock (a second run waiting on the lock finds
+    it finished) and marked finished last, so an interrupted stage is recomputed."""
+    done = cache.finished(stage, key)
+    if done:
+        echo(f"[{stage}] cached{cached(done)}")
+        return done
+    with cache.lock(stage, key) as out:
+        if (done := cache.finished(stage, key)):
+            return done
+        return cache.mark(stage, key, build(out))
 
 
 def run_data(cfg: PipelineConfig, cache: StageCache, echo) -> dict:
@@ -46,17 +69,10 @@ def run_data(cfg: PipelineConfig, cache: StageCache, echo) -> dict:
         fp = file_fingerprint(d.source)
         source = dict(fp, file=d.source) if fp is not None else None
     key = stage_key("data", {"cfg": d.model_dump(), "source": source})
-    done = cache.finished("data", key)
-    if done:
-        echo(f"[data] cached: {done['train_rows']} train / {done['test_rows']} test pairs")
-        return done
-    with cache.lock("data", key) as out:
-        if (done := cache.finished("data", key)):
-            return done
+
+    def build(out: Path) -> dict:
         table, info = load_pairs_for_pipeline(cfg)
         if source is not None and file_fingerprint(d.source) != fp:
-            from pdray.errors import PdrayError
-
             raise PdrayError(f"[data] {d.source} changed while it was being read: run again")
         if d.limit:
             table = table.slice(0, d.limit)
@@ -67,27 +83,22 @@ def run_data(cfg: PipelineConfig, cache: StageCache, echo) -> dict:
         aspects = sorted(pc.unique(table["aspect"]).to_pylist())
         echo(f"[data] {table.num_rows} pairs, aspects {aspects}: "
              f"{train.num_rows} train / {test.num_rows} held out")
-        return cache.mark("data", key, {
-            "dir": str(out), "pairs": str(out / "pairs.parquet"),
-            "train": str(out / "pairs_train.parquet"), "test": str(out / "pairs_test.parquet"),
-            "rows": table.num_rows, "train_rows": train.num_rows, "test_rows": test.num_rows,
-            "aspects": aspects, **info})
+        return {"dir": str(out), "pairs": str(out / "pairs.parquet"),
+                "train": str(out / "pairs_train.parquet"), "test": str(out / "pairs_test.parquet"),
+                "rows": table.num_rows, "train_rows": train.num_rows, "test_rows": test.num_rows,
+                "aspects": aspects, **info}
+
+    return run_once(cache, "data", key, echo,
+                lambda d: f": {d['train_rows']} train / {d['test_rows']} test pairs", build)
 
 
 def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
     """The aggregated dataset D: synthetic, a canonical pair file, or any loader + conflict build."""
     d = cfg.data
     if d.source == "synthetic":
-        from pdray.data import synthetic_pairs
-
         t = synthetic_pairs(d.n_pairs, aspects=d.aspects, conflict_rate=d.conflict or 0.0,
                             length_effect=d.length_effect, seed=d.seed)
         return t, {"source": "synthetic"}
-    import inspect
-
-    from pdray.data import load_source
-    from pdray.data.loaders import loader_for
-
     opts = dict(d.options)
     if "seed" in inspect.signature(loader_for(d.format)).parameters:
         opts.setdefault("seed", d.seed)  # data.seed seeds the loader too (e.g. PKU aspects)
@@ -96,8 +107,6 @@ def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
     info: dict[str, Any] = {"source": d.source, "format": d.format,
                             "dropped": len(res.dropped) if res.dropped is not None else 0}
     if "chosen" not in table.column_names:  # per-response ratings: build conflict pairs
-        from pdray.data import build_conflict_dataset
-
         built = build_conflict_dataset(table, target_conflict=d.conflict, seed=d.seed)
         table = built.table
         info["achieved_conflict"] = built.achieved_conflict
@@ -105,7 +114,7 @@ def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
 
 
 def run_rm(cfg: PipelineConfig, rm_cfg, data: dict, cache: StageCache, echo) -> dict:
-    from pdray.rm import train_reward_models
+    from pdray.rm.train import train_reward_models  # torch, trl: only when the stage runs
 
     strategies = set(cfg.select.strategies)
     rm_cfg = rm_cfg.model_copy(update={
@@ -113,20 +122,18 @@ def run_rm(cfg: PipelineConfig, rm_cfg, data: dict, cache: StageCache, echo) -> 
         "train_no_debias": rm_cfg.train_no_debias or "no_debias" in strategies})
     key = stage_key("rm", {"cfg": rm_cfg.model_dump(mode="json"),
                            "data": content_hash(data["train"])})
-    done = cache.finished("rm", key)
-    if done:
-        echo(f"[rm] cached: {done['dir']}")
-        return done
-    with cache.lock("rm", key) as out:
-        if (done := cache.finished("rm", key)):
-            return done
+
+    def build(out: Path) -> dict:
         echo(f"[rm] training {rm_cfg.mode} reward models ({rm_cfg.backbone}) for "
              f"{len(data['aspects'])} aspects in parallel")
         rm_set = train_reward_models(data["train"], rm_cfg, str(out))
         no_debias = out / "no_debias"
-        return cache.mark("rm", key, {"dir": str(out), "aspects": rm_set.aspects,
-                                      "rho": rm_set.rho, "length_debias": rm_set.length_debias,
-                                      "no_debias_dir": str(no_debias) if (no_debias / "rm_set.json").exists() else None})
+        return {"dir": str(out), "aspects": rm_set.aspects, "rho": rm_set.rho,
+                "length_debias": rm_set.length_debias,
+                "no_debias_dir": (str(no_debias) if (no_debias / "rm_set.json").exists()
+                                  else None)}
+
+    return run_once(cache, "rm", key, echo, lambda d: f": {d['dir']}", build)
 
 
 def run_score(cfg: PipelineConfig, score_cfg, data: dict, rm: dict, cache: StageCache,
@@ -135,13 +142,8 @@ def run_score(cfg: PipelineConfig, score_cfg, data: dict, rm: dict, cache: Stage
 
     key = stage_key("score", {"cfg": score_cfg.model_dump(mode="json"),
                               "data": content_hash(data["train"]), "rm": content_hash(rm["dir"])})
-    done = cache.finished("score", key)
-    if done:
-        echo(f"[score] cached: {done['scores']}")
-        return done
-    with cache.lock("score", key) as out:
-        if (done := cache.finished("score", key)):
-            return done
+
+    def build(out: Path) -> dict:
         echo("[score] cross pseudo-rewarding every pair under every aspect model")
         run = score_pairs(data["train"], rm["dir"], str(out / "scores"), score_cfg)
         info = {"dir": str(out), "scores": str(run.output_dir)}
@@ -150,26 +152,20 @@ def run_score(cfg: PipelineConfig, score_cfg, data: dict, rm: dict, cache: Stage
             nd = score_pairs(data["train"], rm["no_debias_dir"], str(out / "scores_no_debias"),
                              score_cfg)
             info["scores_no_debias"] = str(nd.output_dir)
-        return cache.mark("score", key, info)
+        return info
+
+    return run_once(cache, "score", key, echo, lambda d: f": {d['scores']}", build)
 
 
 def run_select(cfg: PipelineConfig, data: dict, rm: dict | None, score: dict,
                cache: StageCache, echo) -> dict:
-    from pdray.selection import select, write_selection
-    from pdray.selection.scores import length_term
-
     s = cfg.select
     rho, mode = length_term(score["scores"])  # as the scores manifest records: = `pdray select`
     key = stage_key("select", {"cfg": s.model_dump(), "score": content_hash(score["dir"]),
                                "data": content_hash(data["train"]), "rho": rho,
                                "length_debias": mode})
-    done = cache.finished("select", key)
-    if done:
-        echo(f"[select] cached: {', '.join(done['strategies'])}")
-        return done
-    with cache.lock("select", key) as out:
-        if (done := cache.finished("select", key)):
-            return done
+
+    def build(out: Path) -> dict:
         scores = read_scores(score["scores"])
         pairs = read_table(data["train"])
         dirs, counts = {}, {}
@@ -188,9 +184,10 @@ def run_select(cfg: PipelineConfig, data: dict, rm: dict | None, score: dict,
             dirs[strategy] = str(out / strategy)
             counts[strategy] = len(res.selected_ids)
             echo(f"[select] {strategy}: kept {counts[strategy]} of {pairs.num_rows}")
-        return cache.mark("select", key, {"dir": str(out), "strategies": list(s.strategies),
-                                          "selections": dirs, "counts": counts, "rho": rho,
-                                          "length_debias": mode})
+        return {"dir": str(out), "strategies": list(s.strategies), "selections": dirs,
+                "counts": counts, "rho": rho, "length_debias": mode}
+
+    return run_once(cache, "select", key, echo, lambda d: f": {', '.join(d['strategies'])}", build)
 
 
 def run_dpo(cfg: PipelineConfig, dpo_cfg, data: dict, score: dict | None, select_info: dict,
@@ -203,13 +200,8 @@ def run_dpo(cfg: PipelineConfig, dpo_cfg, data: dict, score: dict | None, select
                             "select": content_hash(select_info["dir"]), "strategies": strategies,
                             "data": content_hash(data["train"]), "test": content_hash(data["test"]),
                             "score": content_hash(score["dir"]) if score else None})
-    done = cache.finished("dpo", key)
-    if done:
-        echo(f"[dpo] cached: {', '.join(done['models'])}")
-        return done
-    with cache.lock("dpo", key) as out:
-        if (done := cache.finished("dpo", key)):
-            return done
+
+    def build(out: Path) -> dict:
         test = read_table(data["test"])
         models, metrics = {}, {}
         for strategy in strategies:
@@ -234,18 +226,16 @@ def run_dpo(cfg: PipelineConfig, dpo_cfg, data: dict, score: dict | None, select
                 echo(f"[dpo] {strategy}: held-out implicit-reward accuracy "
                      f"{acc.get('accuracy', float('nan')):.3f}")
             metrics[strategy] = m
-        return cache.mark("dpo", key, {"dir": str(out), "models": models, "metrics": metrics})
+        return {"dir": str(out), "models": models, "metrics": metrics}
+
+    return run_once(cache, "dpo", key, echo, lambda d: f": {', '.join(d['models'])}", build)
 
 
 def _dmpo_pairs(cfg: PipelineConfig, data: dict, score: dict | None, rm: dict | None,
                 out: Path) -> str:
     """All of D with its per-pair PD column (the Δφ estimate DMPO reads)."""
-    from pdray.selection import select, write_selection
-
     if score is None:
         raise RuntimeError("dmpo needs the scoring stage (PD estimates Δφ)")
-    from pdray.selection.scores import length_term
-
     rho, mode = length_term(score["scores"])
     res = select(read_scores(score["scores"]), "pd", budget=1.0, gamma=cfg.select.gamma, rho=rho,
                  length_debias=mode, fit_length=cfg.select.fit_length, seed=cfg.select.seed,
@@ -255,36 +245,24 @@ def _dmpo_pairs(cfg: PipelineConfig, data: dict, score: dict | None, rm: dict | 
 
 
 def run_eval(cfg: PipelineConfig, eval_cfg, dpo: dict, cache: StageCache, echo) -> dict:
-    from pdray.eval import evaluate_models
-
     key = stage_key("eval", {"cfg": eval_cfg.model_dump(mode="json"),
                              "dpo": content_hash(dpo["dir"])})
-    done = cache.finished("eval", key)
-    if done:
-        echo("[eval] cached")
-        return done
-    with cache.lock("eval", key) as out:
-        if (done := cache.finished("eval", key)):
-            return done
-        results = evaluate_models(dpo["models"], eval_cfg, str(out), echo=echo)
-        return cache.mark("eval", key, {"dir": str(out), "results": results})
+
+    def build(out: Path) -> dict:
+        return {"dir": str(out),
+                "results": evaluate_models(dpo["models"], eval_cfg, str(out), echo=echo)}
+
+    return run_once(cache, "eval", key, echo, lambda d: "", build)
 
 
 def run_report(cfg: PipelineConfig, data: dict, score: dict, select_info: dict,
                dpo: dict | None, cache: StageCache, echo) -> dict:
-    from pdray.report import build_report
-    from pdray.selection import SelectionResult
-    from pdray.selection.scores import rm_metrics_for
-
     key = stage_key("report", {"select": content_hash(select_info["dir"]),
                                "dpo": content_hash(dpo["dir"]) if dpo else None,
                                "score": content_hash(score["dir"]),
                                "data": content_hash(data["train"]), "gamma": cfg.select.gamma})
-    done = cache.finished("report", key)
-    if done:
-        echo(f"[report] cached: {done['html']}")
-        return done
-    with cache.lock("report", key) as out:
+
+    def build(out: Path) -> dict:
         scores = read_scores(score["scores"])
         pairs = read_table(data["train"])
         selections = {s: SelectionResult.load(d) for s, d in select_info["selections"].items()}
@@ -299,4 +277,6 @@ def run_report(cfg: PipelineConfig, data: dict, score: dict, select_info: dict,
                             length_debias=select_info.get("length_debias", "penalty"), links=links,
                             rm_metrics=rm_metrics_for(score["scores"]))
         echo(f"[report] {html}")
-        return cache.mark("report", key, {"dir": str(out), "html": str(html)})
+        return {"dir": str(out), "html": str(html)}
+
+    return run_once(cache, "report", key, echo, lambda d: f": {d['html']}", build)

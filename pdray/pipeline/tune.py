@@ -27,6 +27,7 @@ from pdray.errors import ConfigError
 from pdray.io import read_table, write_json, write_text
 from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.runner import run_pipeline
+from pdray.pipeline.summary import selection_row
 from pdray.selection.scores import read_scores
 
 
@@ -63,8 +64,6 @@ def trial_config(base: dict, params: dict, trial_dir: str | None = None) -> Pipe
 
 def _selection_trial(config: dict, base: dict) -> None:
     from ray import tune
-
-    from pdray.pipeline.summary import selection_row
 
     cfg = trial_config(base, config)
     res = run_pipeline(cfg, echo=lambda *_: None, upto="select")

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.data.stats import conflict_flags as holistic_agreement
+from pdray.selection import compute_pd, select
 from pdray.selection.config import default
 
 
@@ -77,8 +78,6 @@ def budget_table(scores: pa.Table, strategies: list[str], budgets: list[float], 
                  length_debias: str = "penalty", seed: int = 0) -> dict[str, dict]:
     """Per strategy and budget λ: mean PD and mean Δlen of the selection, and its CP when
     ``pairs`` carries ground truth. ``{"mean_pd": {s: [...]}, "mean_dlen": {...}, "cp": {...}}``."""
-    from pdray.selection import compute_pd, select
-
     pd = dict(zip(scores["id"].to_pylist(),
                   compute_pd(scores, gamma=gamma, rho=rho, length_debias=length_debias).pd.tolist()))
     dlen = dict(zip(scores["id"].to_pylist(),
