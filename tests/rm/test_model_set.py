@@ -1,0 +1,36 @@
+"""The reward-model set manifest at its home (pdray.rm.model_set), the old path, and a light pdray.rm."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import pdray.rm as rm
+import pdray.rm_set as old_path
+from pdray.errors import PdrayError
+from pdray.rm.model_set import MANIFEST, RewardModelSet
+
+
+def test_reading_a_set_imports_neither_torch_nor_trl():
+    code = ("import sys; from pdray.rm.model_set import RewardModelSet; "
+            "from pdray.rm import RMConfig; "
+            "print([m for m in ('torch', 'trl', 'transformers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_round_trip_old_path_and_lazy_names(tmp_path):
+    s = RewardModelSet("multi_head", ["a", "b"], {"a": "multi_head", "b": "multi_head"},
+                       rho=0.5, extra={"nan": float("nan")})
+    s.save(tmp_path)
+    assert json.loads((tmp_path / MANIFEST).read_text())["extra"] == {"nan": None}  # strict JSON
+    back = RewardModelSet.load(tmp_path)
+    assert back.head_index("b") == 1 and back.rho == 0.5
+    assert back.model_dir(tmp_path, "a") == tmp_path / "multi_head"
+    with pytest.raises(PdrayError, match="no reward model for aspect 'c'"):
+        back.model_dir(tmp_path, "c")
+    assert old_path.RewardModelSet is rm.RewardModelSet is RewardModelSet
+    assert "train_reward_models" in dir(rm)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        rm.nope  # noqa: B018
