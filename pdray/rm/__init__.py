@@ -22,7 +22,9 @@ _HOME = {
     "train_reward_models": "train",
 }
 
-__all__ = sorted(_HOME)
+__all__ = ["PAPER_SYSTEM_PROMPTS", "RMConfig", "RewardModelSet", "balanced_shares", "bt_loss",
+           "conflict_matrix", "delta_len", "evaluate_set", "length_balanced_indices",
+           "length_balanced_sample", "margin_for", "train_reward_models", "training_rows"]
 
 
 def __getattr__(name: str):

@@ -12,7 +12,6 @@ from pathlib import Path
 from pdray.models.backbones import load_reward_backbone
 from pdray.models.callbacks import fail_once_callback
 from pdray.models.reward import POOLING_KEY, install_forward, resolve_pooling
-from pdray.rm.probe import train_probe
 from pdray.rm.losses import (
     LENGTH_COEF,
     HeadCollator,
@@ -20,6 +19,7 @@ from pdray.rm.losses import (
     add_length_coef,
     pop_length_coef,
 )
+from pdray.rm.probe import train_probe
 
 
 def _progress_callback(name: str):

@@ -97,11 +97,10 @@ def test_atomic_output_replaces_whole_or_leaves_the_old_file(tmp_path):
     path = tmp_path / "sub" / "doc.json"
     write_json({"a": 1, "nan": float("nan")}, path)  # creates the folder; NaN -> null
     assert read_json(path) == {"a": 1, "nan": None}
-    with pytest.raises(RuntimeError, match="writer crashed"):
-        with atomic_output(path) as (fs, tmp):
-            with fs.open_output_stream(tmp) as out:
-                out.write(b'{"half": ')
-            raise RuntimeError("writer crashed")
+    with pytest.raises(RuntimeError, match="writer crashed"), atomic_output(path) as (fs, tmp):
+        with fs.open_output_stream(tmp) as out:
+            out.write(b'{"half": ')
+        raise RuntimeError("writer crashed")
     assert read_json(path) == {"a": 1, "nan": None}  # the old file, whole
     assert sorted(p.name for p in path.parent.iterdir()) == ["doc.json"]  # no temporary left
     write_text("ünï\n", tmp_path / "t.txt")

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-import pdray.rm as rm
 import pdray.rm_set as old_path
+from pdray import rm
 from pdray.errors import PdrayError
 from pdray.rm.model_set import MANIFEST, RewardModelSet
 
@@ -31,6 +31,6 @@ def test_round_trip_old_path_and_lazy_names(tmp_path):
     with pytest.raises(PdrayError, match="no reward model for aspect 'c'"):
         back.model_dir(tmp_path, "c")
     assert old_path.RewardModelSet is rm.RewardModelSet is RewardModelSet
-    assert "train_reward_models" in dir(rm)
+    assert "train_reward_models" in dir(rm) and sorted(rm.__all__) == sorted(rm._HOME)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         rm.nope  # noqa: B018
