@@ -2,8 +2,9 @@
 
 Both train ``--steps`` steps of batch ``--batch`` on the same pairs (synthetic by default) with the
 same model (``--model tiny`` or ``smollm2`` or a path); tokens/s counts prompt+response tokens of
-the pairs seen. Uses CUDA when it is there. Usage:
-python benchmarks/dpo_throughput.py [--model tiny] [--steps 20] [--batch 8] [--record]
+the pairs seen. Plain TRL runs torch on ``--threads`` threads (default: every core) and the Ray
+worker holds as many CPUs (``cpus_per_worker``; a CPU worker runs torch on that many threads). Uses CUDA when it is there. Usage:
+python benchmarks/dpo_throughput.py [--model tiny] [--steps 20] [--batch 8] [--threads N] [--record]
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(),
+                    help="torch threads of plain TRL = CPUs of the Ray worker (default: all)")
     args = ap.parse_args()
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -44,7 +47,9 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(model_path)
     n_tok = sum(len(tok(p + c)["input_ids"]) + len(tok(p + r)["input_ids"]) for p, c, r in zip(
         pairs["prompt"].to_pylist(), pairs["chosen"].to_pylist(), pairs["rejected"].to_pylist()))
-    # plain TRL, in-process
+    # plain TRL, in-process, on --threads torch threads
+    threads = args.threads
+    torch.set_num_threads(threads)
     ds = datasets.Dataset.from_dict(to_dpo_rows(pairs, tok))
     targs = TRLConfig(output_dir=str(tmp / "trl"), per_device_train_batch_size=args.batch,
                       max_steps=args.steps, learning_rate=5e-4, report_to="none", use_cpu=not gpu,
@@ -55,25 +60,33 @@ def main() -> None:
     t0 = time.perf_counter()
     trainer.train()
     t_trl = time.perf_counter() - t0
-    # pdray on Ray Train, one worker (train time measured inside the worker, and end to end)
+    # pdray on Ray Train, one worker holding the cores plain TRL used (train time measured inside
+    # the worker, and end to end)
     init_ray()
-    t0 = time.perf_counter()
-    r = train_dpo(pairs, DPOConfig(model=model_path, max_steps=args.steps, batch_size=args.batch,
-                                   lr=5e-4, max_length=256, use_gpu=gpu, cpus_per_worker=1.0,
-                                   save_steps=10**6, eval_fraction=0.0),
-                  str(tmp / "pdray"), echo=lambda *_: None)
-    t_e2e = time.perf_counter() - t0
-    t_pd = r.metrics["train_seconds"]
+    runs = {}
+    for cpus in [float(threads)]:
+        t0 = time.perf_counter()
+        r = train_dpo(pairs, DPOConfig(model=model_path, max_steps=args.steps,
+                                       batch_size=args.batch, lr=5e-4, max_length=256,
+                                       use_gpu=gpu, cpus_per_worker=cpus, save_steps=10**6,
+                                       eval_fraction=0.0),
+                      str(tmp / f"pdray-{cpus:g}"), echo=lambda *_: None)
+        runs[cpus] = (r.metrics["train_seconds"], time.perf_counter() - t0)
+    load = os.getloadavg()[0]
     date = datetime.date.today().isoformat()
     dev = torch.cuda.get_device_name() if gpu else f"CPU, {os.cpu_count()} cores"
-    lines = [f"### dpo_throughput — {date} — {platform.machine()}, {dev} — model {args.model}, "
-             f"{args.steps} steps × batch {args.batch}", "",
+    lines = [(f"### dpo_throughput — {date} — {platform.machine()}, {dev} — model {args.model}, "
+              f"{args.steps} steps × batch {args.batch}"), "",
              "| run | seconds | tokens/s | ratio vs plain TRL |", "|---|---|---|---|",
-             f"| plain TRL DPOTrainer (baseline) | {t_trl:.2f} | {n_tok / t_trl:.0f} | 1.00 |",
-             f"| pdray Ray Train DPO (training loop) | {t_pd:.2f} | {n_tok / t_pd:.0f} | "
-             f"{t_trl / t_pd:.2f} |",
-             f"| pdray Ray Train DPO (end to end, incl. worker start) | {t_e2e:.2f} | "
-             f"{n_tok / t_e2e:.0f} | {t_trl / t_e2e:.2f} |", ""]
+             (f"| plain TRL DPOTrainer (baseline, {threads} torch threads) | {t_trl:.2f} | "
+              f"{n_tok / t_trl:.0f} | 1.00 |")]
+    for cpus, (t_pd, t_e2e) in runs.items():
+        what = f"worker with {cpus:g} CPU → {max(1, round(cpus))} torch thread(s)"
+        lines += [(f"| pdray Ray Train DPO, {what} (training loop) | {t_pd:.2f} | "
+                   f"{n_tok / t_pd:.0f} | {t_trl / t_pd:.2f} |"),
+                  (f"| pdray Ray Train DPO, {what} (end to end, incl. worker start) | "
+                   f"{t_e2e:.2f} | {n_tok / t_e2e:.0f} | {t_trl / t_e2e:.2f} |")]
+    lines += ["", f"load average {load:.1f} on {os.cpu_count()} cores", ""]
     text = "\n".join(lines)
     print(text)
     if args.record:

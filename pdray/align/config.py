@@ -25,7 +25,8 @@ class DPOConfig(StrictModel):
     max_length: int = Field(1024, ge=8, description="prompt + response tokens (TRL truncates)")
     max_prompt_length: int | None = Field(None, ge=1, description="keep the last N prompt tokens")
     num_workers: int = Field(1, ge=1)
-    cpus_per_worker: float = Field(0.5, gt=0)
+    cpus_per_worker: float = Field(0.5, gt=0, description="Ray CPUs each worker holds; a CPU "
+                                   "worker runs torch on as many threads (rounded, at least 1)")
     use_gpu: bool = False
     bf16: bool | None = Field(None, description="default: on with GPUs")
     deepspeed: Literal["zero2", "zero3"] | dict[str, Any] | None = None

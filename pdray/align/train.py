@@ -115,6 +115,7 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
             "lr": cfg.lr, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
             "warmup_ratio": cfg.warmup_ratio, "scheduler": cfg.scheduler,
             "max_length": cfg.max_length, "use_gpu": cfg.use_gpu, "bf16": bf16,
+            "torch_threads": max(1, round(cfg.cpus_per_worker)),
             "deepspeed": ds, "lora": cfg.lora,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "gradient_checkpointing": cfg.gradient_checkpointing, "seed": cfg.seed,

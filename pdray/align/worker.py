@@ -31,7 +31,7 @@ def train_dpo_worker(spec: dict) -> None:
     import ray.train
     import torch
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
@@ -40,6 +40,7 @@ def train_dpo_worker(spec: dict) -> None:
 
     if not spec["use_gpu"]:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        torch.set_num_threads(spec["torch_threads"])  # the worker's CPUs, not Ray's OMP default
     ctx = ray.train.get_context()
     start = time.time()
     trc = spec["trust_remote_code"]
@@ -72,6 +73,7 @@ def train_dpo_worker(spec: dict) -> None:
                   peft_config=peft_config)
     trainer = (DMPOTrainer(**kwargs, kappa=spec["kappa"]) if spec["loss"] == "dmpo"
                else DPOTrainer(**kwargs))
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm's dict per step: Progress says it
     trainer.add_callback(_callbacks(spec["name"], spec.get("fail_once_at_step"),
                                     spec.get("fail_marker")))
     trainer.add_callback(RayTrainReportCallback())
@@ -102,6 +104,7 @@ def train_dpo_worker(spec: dict) -> None:
                       "steps": int(trainer.state.global_step), "resumed": resumed,
                       "train_seconds": seconds, "start": start, "end": time.time(),
                       "world_size": ctx.get_world_size(), "tokens_seen": n_tok,
+                      "torch_threads": torch.get_num_threads(),
                       "tokens_per_second": (n_tok - getattr(trainer, "_initial_num_input_tokens_seen",
                                                             0)) / seconds if seconds > 0 else 0.0},
                      checkpoint=ray.train.Checkpoint.from_directory(final)

@@ -38,9 +38,10 @@ def test_dmpo_on_selector_output(ray_local, tmp_path):
     sel = write_selection(select(scores, "pd", budget=0.5, pairs=pairs), tmp_path / "sel")
     path = str(sel / "selected.parquet")
     assert "pd" in read_table(path).column_names
-    r = train_dpo(path, DPOConfig.tiny(loss="dmpo", max_steps=2), str(tmp_path / "dmpo"),
-                  echo=lambda *_: None)
+    r = train_dpo(path, DPOConfig.tiny(loss="dmpo", max_steps=2, cpus_per_worker=1.5),
+                  str(tmp_path / "dmpo"), echo=lambda *_: None)
     assert r.manifest["kappa"] == 2 and r.manifest["selection"]["strategy"] == "pd"
+    assert r.metrics["torch_threads"] == 2      # round(1.5): the worker's CPUs, not Ray's 1
     assert r.manifest["rows"] == 30
 
 
