@@ -148,10 +148,11 @@ def train_probe(model, tok, pooling: str, rows: dict, eval_rows: dict | None, *,
     ``head``); the metrics in the shape the full-training worker reports."""
     def states(r: dict, what: str) -> tuple[np.ndarray, np.ndarray]:
         n = len(r["chosen_ids"])
-        step = max(1, (2 * n) // 5)
+        shown = [0]
 
-        def progress(done, total):
-            if done // step != (done - 1) // step or done == total:
+        def progress(done, total):   # about every fifth of the responses, and the last
+            if done * 5 // total > shown[0] or done == total:
+                shown[0] = done * 5 // total
                 echo(f"[rm:{name}] frozen features ({what}): {done}/{total} responses")
 
         phi = pooled_states(model, pooling, list(r["chosen_ids"]) + list(r["rejected_ids"]),
