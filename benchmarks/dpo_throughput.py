@@ -57,9 +57,9 @@ def main() -> None:
                       disable_tqdm=True)
     trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_path), args=targs,
                          train_dataset=ds, processing_class=tok)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trainer.train()
-    t_trl = time.perf_counter() - t0
+    t_trl, c_trl = time.perf_counter() - t0, time.process_time() - c0
     # pdray on Ray Train, one worker holding the cores plain TRL used (train time measured inside
     # the worker, and end to end)
     init_ray()
@@ -71,21 +71,23 @@ def main() -> None:
                                        use_gpu=gpu, cpus_per_worker=cpus, save_steps=10**6,
                                        eval_fraction=0.0),
                       str(tmp / f"pdray-{cpus:g}"), echo=lambda *_: None)
-        runs[cpus] = (r.metrics["train_seconds"], time.perf_counter() - t0)
+        runs[cpus] = (r.metrics["train_seconds"], time.perf_counter() - t0,
+                      r.metrics["train_cpu_seconds"], r.metrics["torch_threads"])
     load = os.getloadavg()[0]
     date = datetime.date.today().isoformat()
     dev = torch.cuda.get_device_name() if gpu else f"CPU, {os.cpu_count()} cores"
     lines = [(f"### dpo_throughput — {date} — {platform.machine()}, {dev} — model {args.model}, "
               f"{args.steps} steps × batch {args.batch}"), "",
-             "| run | seconds | tokens/s | ratio vs plain TRL |", "|---|---|---|---|",
+             ("| run | seconds | tokens/s | ratio vs plain TRL | CPU seconds (process) "
+              "| CPU ratio (plain / pdray) |"), "|---|---|---|---|---|---|",
              (f"| plain TRL DPOTrainer (baseline, {threads} torch threads) | {t_trl:.2f} | "
-              f"{n_tok / t_trl:.0f} | 1.00 |")]
-    for cpus, (t_pd, t_e2e) in runs.items():
-        what = f"worker with {cpus:g} CPU → {max(1, round(cpus))} torch thread(s)"
+              f"{n_tok / t_trl:.0f} | 1.00 | {c_trl:.2f} | 1.00 |")]
+    for cpus, (t_pd, t_e2e, c_pd, n_thr) in runs.items():
+        what = f"worker with {cpus:g} CPU, {n_thr} torch thread(s)"
         lines += [(f"| pdray Ray Train DPO, {what} (training loop) | {t_pd:.2f} | "
-                   f"{n_tok / t_pd:.0f} | {t_trl / t_pd:.2f} |"),
+                   f"{n_tok / t_pd:.0f} | {t_trl / t_pd:.2f} | {c_pd:.2f} | {c_trl / c_pd:.2f} |"),
                   (f"| pdray Ray Train DPO, {what} (end to end, incl. worker start) | "
-                   f"{t_e2e:.2f} | {n_tok / t_e2e:.0f} | {t_trl / t_e2e:.2f} |")]
+                   f"{t_e2e:.2f} | {n_tok / t_e2e:.0f} | {t_trl / t_e2e:.2f} | | |")]
     lines += ["", f"load average {load:.1f} on {os.cpu_count()} cores", ""]
     text = "\n".join(lines)
     print(text)

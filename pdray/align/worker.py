@@ -80,7 +80,7 @@ def train_dpo_worker(spec: dict) -> None:
     trainer = prepare_trainer(trainer)
     ckpt = ray.train.get_checkpoint()
     resumed = False
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     if ckpt:
         with ckpt.as_directory() as d:
             resumed = True
@@ -89,7 +89,7 @@ def train_dpo_worker(spec: dict) -> None:
                 d, RayTrainReportCallback.CHECKPOINT_NAME))
     else:
         result = trainer.train()
-    seconds = time.time() - t0
+    seconds, cpu_seconds = time.time() - t0, time.process_time() - c0
     final = tempfile.mkdtemp(prefix=f"pdray-dpo-final-{spec['name']}-")
     m = trainer.model
     if peft_config is not None and ctx.get_world_rank() == 0:
@@ -102,7 +102,8 @@ def train_dpo_worker(spec: dict) -> None:
     n_tok = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)  # all workers
     ray.train.report({"final": 1, "train_loss": float(result.training_loss),
                       "steps": int(trainer.state.global_step), "resumed": resumed,
-                      "train_seconds": seconds, "start": start, "end": time.time(),
+                      "train_seconds": seconds, "train_cpu_seconds": cpu_seconds,
+                      "start": start, "end": time.time(),
                       "world_size": ctx.get_world_size(), "tokens_seen": n_tok,
                       "torch_threads": torch.get_num_threads(),
                       "tokens_per_second": (n_tok - getattr(trainer, "_initial_num_input_tokens_seen",
