@@ -14,8 +14,10 @@ class ScoreConfig(StrictModel):
         "hf", description="hf (transformers, CPU or GPU) | vllm (vllm.LLM in the actor) | "
         "ray_llm (ray.data.llm classify processor, GPU)")
     num_actors: int = Field(1, ge=1, description="scoring actors (one model copy each)")
-    cpus_per_actor: float | None = Field(None, gt=0, description="CPUs (and torch threads) "
-                                         "per actor; default: the cluster's CPUs / num_actors")
+    cpus_per_actor: float | None = Field(
+        None, gt=0, description="CPUs (and torch threads) per actor; default: the cluster's "
+        "CPUs / num_actors (on cores other jobs keep busy, 1 is faster: benchmarks/RESULTS.md, "
+        "2026-12-01)")
     gpus_per_actor: float = Field(0.0, ge=0, description=">0 puts actors on GPUs")
     batch_tokens: int = Field(16384, ge=64, description="padded tokens per forward pass")
     max_length: int | None = Field(None, ge=8, description="default: the reward-model set's")
