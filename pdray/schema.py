@@ -367,3 +367,17 @@ def ratings_dict(value) -> dict[str, float] | None:
     if isinstance(value, dict):
         return dict(value)
     return {k: v for k, v in value}
+
+
+def text_errors(batch: pa.Table, fields=("prompt", "chosen", "rejected")) -> list[str | None]:
+    """Per row, why it cannot be scored (the first null or blank text field), else None — the
+    one check the scoring and log-prob actors apply before a row reaches a model."""
+    cols = {k: batch[k].to_pylist() for k in fields}
+    errors: list[str | None] = [None] * batch.num_rows
+    for i in range(batch.num_rows):
+        for k in fields:
+            v = cols[k][i]
+            if not isinstance(v, str) or not v.strip():
+                errors[i] = f"field '{k}': {'null' if v is None else 'empty text'}"
+                break
+    return errors

@@ -27,6 +27,7 @@ def prompt_and_full_ids(tok, prompt: str, response: str) -> tuple[list[int], lis
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
+    """Number of leading tokens ``a`` and ``b`` share (where the response starts)."""
     n = 0
     for x, y in zip(a, b):
         if x != y:

@@ -16,20 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from pdray.align.logprobs import common_prefix
 from pdray.lossdiff import math as LM
 from pdray.models.reward import token_batches
+from pdray.schema import text_errors
 
 MODELS = ("policy", "ref", "aux")
 LOGP_COLUMNS = tuple(f"{m}_{s}_logp" for m in MODELS for s in ("chosen", "rejected"))
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def encode_pair(tokenizer, prompt: str, response: str, max_length: int) -> tuple[list[int], int]:
@@ -48,7 +41,7 @@ def encode_pair(tokenizer, prompt: str, response: str, max_length: int) -> tuple
     else:
         p_ids = tokenizer(prompt)["input_ids"]
         f_ids = tokenizer(prompt + response + (tokenizer.eos_token or ""))["input_ids"]
-    n_p = _common_prefix(p_ids, f_ids)
+    n_p = common_prefix(p_ids, f_ids)
     if n_p == 0:  # nothing shared (no BOS, merged boundary): keep one token of context
         n_p = 1
     prompt_ids, resp_ids = f_ids[:n_p], f_ids[n_p:]
@@ -158,13 +151,7 @@ class LogProbActor:
     def __call__(self, batch: pa.Table) -> pa.Table:
         n = batch.num_rows
         cols = {k: batch[k].to_pylist() for k in ("prompt", "chosen", "rejected")}
-        errors: list[str | None] = [None] * n
-        for i in range(n):
-            for k in ("prompt", "chosen", "rejected"):
-                v = cols[k][i]
-                if not isinstance(v, str) or not v.strip():
-                    errors[i] = f"field '{k}': {'null' if v is None else 'empty text'}"
-                    break
+        errors = text_errors(batch)
         vals = {c: np.full(n, np.nan) for c in LOGP_COLUMNS}
         ok = [i for i in range(n) if errors[i] is None]
         if ok:

@@ -21,8 +21,8 @@ regularised probe of a pretrained model can generalise better than fine-tuning i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -118,7 +118,7 @@ def fit_head(d_fit: np.ndarray, margin_fit: np.ndarray, d_dev: np.ndarray | None
     if len(l2_grid) == 0:
         raise ConfigError("rm.head_l2 needs at least one value")
     scale = np.sqrt(np.mean(np.square(d_fit), axis=0)) + 1e-8
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))
     fz, fm = t(d_fit / scale), t(margin_fit)
     dev_losses: dict = {}
     has_dev = d_dev is not None and len(d_dev) > 0

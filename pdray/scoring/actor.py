@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from pdray.models.formatting import response_token_lens
 from pdray.rm_set import RewardModelSet
+from pdray.schema import text_errors
 
 
 class ScoringActor:
@@ -50,13 +51,7 @@ class ScoringActor:
         n = batch.num_rows
         ids = batch["id"].to_pylist()
         cols = {k: batch[k].to_pylist() for k in ("prompt", "chosen", "rejected")}
-        errors: list[str | None] = [None] * n
-        for i in range(n):
-            for k in ("prompt", "chosen", "rejected"):
-                v = cols[k][i]
-                if not isinstance(v, str) or not v.strip():
-                    errors[i] = f"field '{k}': {'null' if v is None else 'empty text'}"
-                    break
+        errors = text_errors(batch)
         ok = [i for i in range(n) if errors[i] is None]
         gaps = {k: np.full(n, np.nan) for k in self.scorer.keys}
         stats = {"tokens": 0, "padded": 0}
