@@ -144,11 +144,7 @@ class VLLMScorer(Scorer):
         for folder, *_ in self.plan:
             if folder in self.llms:
                 continue
-            pooling = json.loads((Path(folder) / "config.json").read_text()).get("pdray_pooling")
-            if pooling == "mean":
-                raise PdrayError(f"{folder}: a mean-pooled reward model cannot be served by "
-                                 f"vLLM's classify runner (it pools the last token); score it "
-                                 f"with score.backend=hf, or train with rm.pooling=native")
+            check_vllm_pooling(folder)
             self.llms[folder] = LLM(**vllm_kwargs(folder, cfg, self.max_length, PoolerConfig))
             self.toks[folder] = AutoTokenizer.from_pretrained(
                 folder, trust_remote_code=cfg.trust_remote_code)
@@ -178,6 +174,16 @@ class VLLMScorer(Scorer):
                 out[k][0][:] = logits[:n, h]
                 out[k][1][:] = logits[n:, h]
         return out, stats
+
+
+def check_vllm_pooling(folder: str) -> None:
+    """vLLM's classify runner pools the last token: refuse a mean-pooled reward model (its head
+    was fitted on mean-pooled states, so vLLM's gaps would be wrong, not just different)."""
+    pooling = json.loads((Path(folder) / "config.json").read_text()).get("pdray_pooling")
+    if pooling == "mean":
+        raise PdrayError(f"{folder}: a mean-pooled reward model cannot be served by "
+                         f"vLLM's classify runner (it pools the last token); score it "
+                         f"with score.backend=hf, or train with rm.pooling=native")
 
 
 def vllm_kwargs(folder: str, cfg, max_length: int, pooler_config_cls) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from pdray.errors import PdrayError
-from pdray.scoring.backends import Scorer, _plan_for, encode_pairs
+from pdray.scoring.backends import Scorer, _plan_for, check_vllm_pooling, encode_pairs
 
 RAW_LOGITS = {"use_activation": False}
 
@@ -80,6 +80,7 @@ class RayLLMScorer(Scorer):
         for folder, *_ in self.plan:
             if folder in self.processors:
                 continue
+            check_vllm_pooling(folder)
             conf = vLLMEngineProcessorConfig(**processor_config_kwargs(folder, cfg,
                                                                        self.max_length))
             self.processors[folder] = build_processor(conf, preprocess=preprocess,
