@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pdray.config import StrictModel
 
@@ -104,6 +104,16 @@ class RMConfig(StrictModel):
         """App. B.3: 1 epoch, lr 2e-5, batch 32, warmup 0.05, cosine, AdamW, max length 4096."""
         return cls(**{"epochs": 1, "lr": 2e-5, "batch_size": 32, "warmup_ratio": 0.05,
                       "scheduler": "cosine", "max_length": 4096, "sample_ratio": 0.3, **kw})
+
+    @model_validator(mode="after")
+    def _head_only_settings(self):
+        if any(a < 0 for a in self.head_l2):
+            raise ValueError(f"rm.head_l2 values must be ≥ 0, got {self.head_l2}")
+        if not self.train_backbone and (self.lora or self.deepspeed):
+            raise ValueError("rm.train_backbone=false fits only the head on frozen features; "
+                             "rm.lora and rm.deepspeed train the backbone — drop them or set "
+                             "rm.train_backbone=true")
+        return self
 
     def system_prompt(self, aspect: str) -> str:
         return self.system_prompts.get(aspect, GENERIC_SYSTEM_PROMPT.format(aspect=aspect))

@@ -84,3 +84,14 @@ def test_head_only_training_end_to_end(ray_local, tmp_path):
         assert m["head_l2"][0] in (0.01, 1.0) and m["steps"] > 0
         assert len(m["learned_rho_per_token"]) == 1
         assert m["train_loss"] < np.log(2)           # the head fitted something
+
+
+def test_head_only_settings_are_checked_up_front():
+    from pdray.config import load_config
+    from pdray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="head_l2 values must be"):
+        load_config(RMConfig, None, ["head_l2=[0.1,-1]"])
+    with pytest.raises(ConfigError, match="train_backbone=false fits only the head"):
+        load_config(RMConfig, None, ["train_backbone=false", "lora={r: 8}"])
+    assert load_config(RMConfig, None, ["train_backbone=false"]).train_backbone is False
