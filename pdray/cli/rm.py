@@ -23,7 +23,9 @@ def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
     """Train one Bradley–Terry reward model per aspect (length-balanced sampling, Eq. 16; a
     length term, Eq. 17: learned per aspect by default, or length_debias=penalty with rho),
     all aspects concurrently on Ray Train, at least min_steps steps with early stopping on the
-    held-out loss. Overrides: backbone=minilm, mode=multi_head, min_steps=100, ..."""
+    held-out loss — or, with train_backbone=false, only the heads on the frozen backbone's
+    features (L2 chosen on the dev split). Overrides: backbone=smollm2, train_backbone=false,
+    mode=multi_head, min_steps=100, ..."""
     from pdray.io import check_output  # pyarrow, only when a command runs
     from pdray.rm.train import train_reward_models  # torch and trl
 
