@@ -113,6 +113,10 @@ class RMConfig(StrictModel):
             raise ValueError("rm.train_backbone=false fits only the head on frozen features; "
                              "rm.lora and rm.deepspeed train the backbone — drop them or set "
                              "rm.train_backbone=true")
+        if not self.train_backbone and self.num_workers_per_aspect > 1:
+            raise ValueError("rm.train_backbone=false fits each head in one worker (a second "
+                             "would repeat the same forward passes): set "
+                             "rm.num_workers_per_aspect=1")
         return self
 
     def system_prompt(self, aspect: str) -> str:

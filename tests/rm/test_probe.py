@@ -94,4 +94,6 @@ def test_head_only_settings_are_checked_up_front():
         load_config(RMConfig, None, ["head_l2=[0.1,-1]"])
     with pytest.raises(ConfigError, match="train_backbone=false fits only the head"):
         load_config(RMConfig, None, ["train_backbone=false", "lora={r: 8}"])
+    with pytest.raises(ConfigError, match="num_workers_per_aspect=1"):
+        load_config(RMConfig, None, ["train_backbone=false", "num_workers_per_aspect=2"])
     assert load_config(RMConfig, None, ["train_backbone=false"]).train_backbone is False
