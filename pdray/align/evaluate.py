@@ -2,7 +2,12 @@
 r(x, y) = β·log π_θ(y|x)/π_ref(y|x) (Eq. 2–3; a pair is correct when r(x, y_w) > r(x, y_l)),
 split by aspect and by conflicting / non-conflicting pairs (Def. 3.3: the aspect label disagrees
 with the mean-of-aspects preference; needs ground-truth ratings), and the mean length of greedy
-samples on a few prompts (length bias is a failure mode to watch)."""
+samples on a few prompts (length bias is a failure mode to watch).
+
+Log-probs come from :mod:`pdray.align.logprobs`: the pairs are tokenised and truncated exactly
+as TRL's DPOTrainer does it, so the accuracy is measured on the tokens DPO optimises. A pair
+whose prompt alone fills ``max_length`` (TRL drops it from training) has no margin and is left
+out of the accuracy; ``n_dropped`` counts such pairs."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pdray.align.logprobs import sequence_logprobs
+from pdray.align.logprobs import encode_pair, has_completion, pad_id_of, pair_logprobs
 from pdray.data.stats import conflict_flags
 
 
@@ -51,26 +56,49 @@ def accuracy_report(margin: np.ndarray, pairs: pa.Table) -> dict:
     return out
 
 
-def implicit_reward_accuracy(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
-                             max_length: int = 512, batch_size: int = 8,
-                             trust_remote_code: bool = False) -> dict:
-    """Held-out preference accuracy of the implicit reward of ``model_dir`` against ``ref_dir``.
+def implicit_margins(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
+                     max_length: int = 512, batch_tokens: int = 8192,
+                     trust_remote_code: bool = False) -> np.ndarray:
+    """Per pair, the DPO margin M_θ(z) = β·[(log π_θ(y_w|x) − log π_ref(y_w|x)) −
+    (log π_θ(y_l|x) − log π_ref(y_l|x))] (Eq. 3), NaN where truncation leaves no completion.
 
-    margin(z) = β·[(log π_θ(y_w|x) − log π_ref(y_w|x)) − (log π_θ(y_l|x) − log π_ref(y_l|x))]
-    (the DPO margin M_θ of Eq. 3). Returns ``accuracy``, ``n``, ``mean_margin``, ``by_aspect``
-    and, with ground-truth ratings, ``conflicting`` / ``non_conflicting`` (+ their counts).
+    Both models score the encoding of ``model_dir``'s tokenizer (TRL uses one tokenizer too).
     """
     tok = _load_tok(model_dir, trust_remote_code)
     p, c, r = (pairs[k].to_pylist() for k in ("prompt", "chosen", "rejected"))
+    enc = [encode_pair(tok, *row, max_length) for row in zip(p, c, r)]
+    keep = np.array([has_completion(a) and has_completion(b) for a, b in enc], dtype=bool)
+    kept = [e for e, k in zip(enc, keep) if k]
     lp = {}
     with torch.inference_mode():
         for name, path in (("pol", model_dir), ("ref", ref_dir)):
             m = _load(path, trust_remote_code)
-            lp[name] = [sequence_logprobs(m, tok, p, y, batch_size=batch_size,
-                                          max_length=max_length).cpu() for y in (c, r)]
+            lp[name] = [t.cpu().double() for t in pair_logprobs(
+                m, kept, pad_id=pad_id_of(tok), batch_tokens=batch_tokens)]
             del m
-    margin = (beta * ((lp["pol"][0] - lp["ref"][0]) - (lp["pol"][1] - lp["ref"][1]))).numpy()
-    return accuracy_report(margin, pairs)
+    margin = np.full(len(enc), np.nan)
+    if kept:
+        margin[keep] = (beta * ((lp["pol"][0] - lp["ref"][0])
+                                - (lp["pol"][1] - lp["ref"][1]))).numpy()
+    return margin
+
+
+def implicit_reward_accuracy(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
+                             max_length: int = 512, batch_tokens: int = 8192,
+                             trust_remote_code: bool = False) -> dict:
+    """Held-out preference accuracy of the implicit reward of ``model_dir`` against ``ref_dir``.
+
+    A pair is correct when its margin (:func:`implicit_margins`) is positive. Returns
+    ``accuracy``, ``n``, ``mean_margin``, ``by_aspect``, ``n_dropped`` (pairs whose prompt fills
+    ``max_length``, not counted) and, with ground-truth ratings, ``conflicting`` /
+    ``non_conflicting`` (+ their counts).
+    """
+    margin = implicit_margins(model_dir, ref_dir, pairs, beta=beta, max_length=max_length,
+                              batch_tokens=batch_tokens, trust_remote_code=trust_remote_code)
+    keep = ~np.isnan(margin)
+    out = accuracy_report(margin[keep], pairs.filter(pa.array(keep)))
+    out["n_dropped"] = int((~keep).sum())
+    return out
 
 
 def sample_lengths(model_dir, prompts: list[str], *, max_new_tokens: int = 64,

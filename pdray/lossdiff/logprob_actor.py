@@ -1,92 +1,51 @@
-"""Sequence log-probabilities of chosen and rejected responses, and the Ray Data actor.
+"""The LossDiff scorer: a Ray Data actor that turns blocks of pairs into the six sequence
+log-probs (policy θ, reference π_ref, auxiliary θ_val × chosen, rejected), LossDiff and IRM.
 
-log π(y|x) = Σ_{t ∈ response} log softmax(f(x, y_<t))[y_t]: the sum over the response tokens
-only, the prompt being context. With a chat template the text is rendered exactly as TRL's
-DPOTrainer renders conversational pairs (prompt with ``add_generation_prompt=True``; the
-response starts where prompt and prompt+response token ids diverge), so the scored log-probs
-are the ones the warm-up DPO optimised. Without a template: ``prompt`` then ``response + eos``.
+Log-probs come from the shared implementation, :mod:`pdray.align.logprobs`: each pair is
+tokenised and truncated exactly as TRL's DPOTrainer does it for the warm-up runs, so IRM, the
+DPO losses behind LossDiff and DPO's held-out implicit-reward accuracy all measure the tokens
+DPO optimised. Following TRL changed two things from LossDiff's earlier encoding: truncation
+keeps the *start* of prompt + response (``max_length`` tokens; it used to keep the response
+start and cut the prompt's beginning), and a pair whose prompt alone fills ``max_length`` is not
+scored (TRL drops it from training; it is recorded as a failed row). Plain-text pairs still end
+their responses with EOS (TRL appends it too); chat-template pairs are tokenised by the template
+call itself and the response starts at TRL's prompt boundary (the smaller one of chosen and
+rejected).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from pdray.align.logprobs import common_prefix
+from pdray.align.logprobs import encode_pair, has_completion, pad_id_of, pair_logprobs
 from pdray.lossdiff import math as LM
-from pdray.models.reward import token_batches
 from pdray.schema import text_errors
 
 MODELS = ("policy", "ref", "aux")
 LOGP_COLUMNS = tuple(f"{m}_{s}_logp" for m in MODELS for s in ("chosen", "rejected"))
 
 
-def encode_pair(tokenizer, prompt: str, response: str, max_length: int) -> tuple[list[int], int]:
-    """(token ids of prompt+response, number of leading prompt tokens).
-
-    Truncation keeps the start of the response (at most ``max_length − 1`` tokens) and the end
-    of the prompt (at least one token, so the first response token has a context).
-    """
-    if getattr(tokenizer, "chat_template", None):
-        user = [{"role": "user", "content": prompt}]
-        p_text = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-        f_text = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": response}],
-                                               tokenize=False)
-        p_ids = tokenizer(p_text, add_special_tokens=False)["input_ids"]
-        f_ids = tokenizer(f_text, add_special_tokens=False)["input_ids"]
-    else:
-        p_ids = tokenizer(prompt)["input_ids"]
-        f_ids = tokenizer(prompt + response + (tokenizer.eos_token or ""))["input_ids"]
-    n_p = common_prefix(p_ids, f_ids)
-    if n_p == 0:  # nothing shared (no BOS, merged boundary): keep one token of context
-        n_p = 1
-    prompt_ids, resp_ids = f_ids[:n_p], f_ids[n_p:]
-    if not resp_ids:
-        raise ValueError("the response has no tokens after the prompt")
-    resp_ids = resp_ids[: max_length - 1]
-    keep_p = max(1, max_length - len(resp_ids))
-    prompt_ids = prompt_ids[-keep_p:]
-    return prompt_ids + resp_ids, len(prompt_ids)
-
-
-def logprobs_of_encoded(model, encoded: Sequence[tuple[list[int], int]], *, pad_id: int,
-                        batch_tokens: int = 8192, device=None) -> np.ndarray:
-    """Σ log p(response tokens) per encoded sequence, batched by a padded-token budget."""
-    import torch
-
-    device = device or next(model.parameters()).device
-    out = np.zeros(len(encoded), dtype=np.float64)
-    model.eval()
-    with torch.inference_mode():
-        for b in token_batches([len(ids) for ids, _ in encoded], batch_tokens):
-            L = max(len(encoded[i][0]) for i in b)
-            ids = torch.full((len(b), L), pad_id, dtype=torch.long)
-            att = torch.zeros((len(b), L), dtype=torch.long)
-            tgt = torch.zeros((len(b), L - 1), dtype=torch.bool)
-            for r, i in enumerate(b):
-                seq, n_p = encoded[i]
-                ids[r, : len(seq)] = torch.tensor(seq)
-                att[r, : len(seq)] = 1
-                tgt[r, n_p - 1: len(seq) - 1] = True  # logits at t-1 predict token t
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits
-            logits = logits[:, :-1].float()
-            nxt = ids[:, 1:].to(device)
-            tok_lp = logits.gather(-1, nxt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
-            tok_lp = torch.where(tgt.to(device), tok_lp, torch.zeros_like(tok_lp))
-            out[b] = tok_lp.double().sum(-1).cpu().numpy()
+def encode_rows(tok, prompts, chosen, rejected, max_length: int, errors: list) -> list:
+    """Per row, :func:`~pdray.align.logprobs.encode_pair` or ``None``; a row that cannot be
+    encoded (or keeps no response token after truncation) gets its error in ``errors``."""
+    out = []
+    for i, row in enumerate(zip(prompts, chosen, rejected)):
+        enc = None
+        if errors[i] is None:
+            try:
+                enc = encode_pair(tok, *row, max_length)
+                if not (has_completion(enc[0]) and has_completion(enc[1])):
+                    errors[i] = (f"the prompt fills max_length={max_length} tokens: no response "
+                                 "token left (TRL's DPOTrainer drops such pairs)")
+                    enc = None
+            except Exception as e:  # noqa: BLE001 - one bad row fails alone
+                errors[i] = f"{type(e).__name__}: {e}"
+        out.append(enc)
     return out
-
-
-def sequence_logprobs(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], *,
-                      batch_tokens: int = 8192, max_length: int = 1024) -> np.ndarray:
-    """log π(response | prompt) for every row: the sum over response tokens (see module doc)."""
-    enc = [encode_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return logprobs_of_encoded(model, enc, pad_id=pad, batch_tokens=batch_tokens)
 
 
 def load_causal_lm(path: str, *, trust_remote_code: bool = False, dtype: str = "float32",
@@ -133,37 +92,46 @@ class LogProbActor:
                 dtype=self.cfg.dtype if dev == "cuda" else "float32", device=dev)
         self.keys = {name: _tok_key(t) for name, t in self.toks.items()}
 
-    def _score(self, prompts, chosen, rejected) -> dict[str, np.ndarray]:
-        cache: dict[str, tuple] = {}
-        out = {}
+    def _encode(self, cols: dict, errors: list) -> dict[str, list]:
+        """Encodings per distinct tokenizer (models sharing one share the encoding)."""
+        enc: dict[str, list] = {}
         for name in MODELS:
-            tok, key = self.toks[name], self.keys[name]
-            if key not in cache:  # models sharing a tokenizer share the encoding
-                L = self.cfg.max_length
-                cache[key] = ([encode_pair(tok, p, c, L) for p, c in zip(prompts, chosen)],
-                              [encode_pair(tok, p, r, L) for p, r in zip(prompts, rejected)])
-            enc_c, enc_r = cache[key]  # chosen and rejected bucketed together: one pass
-            lp = logprobs_of_encoded(self.models[name], enc_c + enc_r, pad_id=tok.pad_token_id,
-                                     batch_tokens=self.cfg.batch_tokens)
-            out[f"{name}_chosen_logp"], out[f"{name}_rejected_logp"] = lp[:len(enc_c)], lp[len(enc_c):]
+            if self.keys[name] not in enc:
+                enc[self.keys[name]] = encode_rows(self.toks[name], cols["prompt"],
+                                                   cols["chosen"], cols["rejected"],
+                                                   self.cfg.max_length, errors)
+        return enc
+
+    def _score(self, enc: dict[str, list], rows: list[int]) -> dict[str, np.ndarray]:
+        """The six log-prob columns of ``rows``; chosen and rejected share one bucketed pass."""
+        import torch
+
+        out = {}
+        with torch.inference_mode():
+            for name in MODELS:
+                tok, pairs = self.toks[name], [enc[self.keys[name]][i] for i in rows]
+                lc, lr = pair_logprobs(self.models[name], pairs, pad_id=pad_id_of(tok),
+                                       batch_tokens=self.cfg.batch_tokens)
+                out[f"{name}_chosen_logp"] = lc.double().cpu().numpy()
+                out[f"{name}_rejected_logp"] = lr.double().cpu().numpy()
         return out
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         n = batch.num_rows
         cols = {k: batch[k].to_pylist() for k in ("prompt", "chosen", "rejected")}
         errors = text_errors(batch)
+        enc = self._encode(cols, errors)
         vals = {c: np.full(n, np.nan) for c in LOGP_COLUMNS}
         ok = [i for i in range(n) if errors[i] is None]
         if ok:
             try:
-                res = self._score(*([cols[k][i] for i in ok] for k in cols))
+                res = self._score(enc, ok)
                 for c in LOGP_COLUMNS:
                     vals[c][ok] = res[c]
             except Exception:  # noqa: BLE001 - retried row by row so one bad row fails alone
                 for i in ok:
                     try:
-                        r1 = self._score([cols["prompt"][i]], [cols["chosen"][i]],
-                                         [cols["rejected"][i]])
+                        r1 = self._score(enc, [i])
                         for c in LOGP_COLUMNS:
                             vals[c][i] = r1[c][0]
                     except Exception as e:  # noqa: BLE001

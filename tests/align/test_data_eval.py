@@ -95,11 +95,18 @@ def test_implicit_reward_accuracy_matches_direct_margins(tiny_lm, tmp_path):
     with torch.no_grad():
         m = 0.5 * ((sequence_logprobs(pol.eval(), tok, p, c) - sequence_logprobs(ref, tok, p, c))
                    - (sequence_logprobs(pol, tok, p, r) - sequence_logprobs(ref, tok, p, r)))
-    got = implicit_reward_accuracy(tmp_path / "pol", tiny_lm, t, beta=0.5, batch_size=3)
-    assert got["n"] == 4
+    got = implicit_reward_accuracy(tmp_path / "pol", tiny_lm, t, beta=0.5, batch_tokens=24)
+    assert got["n"] == 4 and got["n_dropped"] == 0
     assert got["accuracy"] == pytest.approx(float((m > 0).float().mean()))
     assert got["mean_margin"] == pytest.approx(float(m.mean()), rel=1e-4, abs=1e-6)
     assert abs(got["mean_margin"]) > 1e-3  # the perturbed policy really differs from the ref
+    # a pair whose prompt fills max_length is left out (TRL drops it from training)
+    long = pa.table({"id": ["p4"], "prompt": ["word " * 60], "chosen": ["yes"],
+                     "rejected": ["no"], "aspect": ["a"]})
+    cut = implicit_reward_accuracy(tmp_path / "pol", tiny_lm, pa.concat_tables([t, long]),
+                                   beta=0.5, max_length=64)
+    assert (cut["n"], cut["n_dropped"]) == (4, 1)
+    assert cut["mean_margin"] == pytest.approx(got["mean_margin"], rel=1e-6)
     same = implicit_reward_accuracy(tiny_lm, tiny_lm, t)
     assert same["mean_margin"] == 0.0 and same["accuracy"] == 0.0  # ties are not correct
 
