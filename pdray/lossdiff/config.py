@@ -14,23 +14,42 @@ from pdray.config import StrictModel
 
 
 class WarmupDPO(StrictModel):
-    """The warm-up DPO run (step 1): policy θ on D, auxiliary θ_val on the validation set.
+    """The warm-up DPO runs (step 1): policy θ on D minus the validation set, auxiliary θ_val on
+    the validation set, both through ``pdray.align.train_dpo`` (TRL under Ray Train).
 
-    Paper-scale defaults (1 epoch, lr 5e-7, batch 32, warmup 0.1); tiny CPU models need a
-    larger learning rate, set it in the config.
+    Paper-scale defaults (1 epoch, lr 5e-7, effective batch 32, warmup 0.1, cosine); tiny CPU
+    models need a larger learning rate, set it in the config. Each field maps onto one field of
+    :class:`pdray.align.DPOConfig` (:func:`pdray.lossdiff.warmup.align_config`).
     """
 
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="> 0 caps the optimiser steps (tests, smoke runs)")
+    max_steps: int | None = Field(None, gt=0, description="caps the optimiser steps (tests, "
+                                  "smoke runs); default: the epochs decide")
     learning_rate: float = Field(5e-7, gt=0)
-    batch_size: int = Field(32, ge=1, description="effective batch = per_device × accumulation")
+    batch_size: int = Field(32, ge=1, description="effective batch = per_device_batch_size × "
+                            "num_workers × gradient accumulation (must divide evenly)")
     per_device_batch_size: int = Field(8, ge=1)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     lr_scheduler: str = "cosine"
-    max_length: int = Field(1024, ge=8)
+    max_length: int = Field(1024, ge=8, description="prompt + response tokens (TRL keeps the "
+                            "start); also the scoring default")
     seed: int = 0
-    bf16: bool = False
-    use_align: bool = Field(True, description="use pdray.align.train_dpo when it is installed")
+    bf16: bool | None = Field(None, description="default: on with GPUs")
+    use_gpu: bool | None = Field(None, description="train on GPUs (one per worker); default: "
+                                 "when scoring does (gpus_per_actor > 0)")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers per run")
+    cpus_per_worker: float = Field(1.0, gt=0, description="Ray CPUs each training worker holds "
+                                   "(a CPU worker runs torch on as many threads)")
+
+    @model_validator(mode="after")
+    def _even_batch(self):
+        per_step = self.per_device_batch_size * self.num_workers
+        if self.batch_size % per_step:
+            from pdray.errors import ConfigError
+
+            raise ConfigError(f"warmup.batch_size={self.batch_size} is not a multiple of "
+                              f"per_device_batch_size × num_workers = {per_step}")
+        return self
 
 
 class LossDiffConfig(StrictModel):
@@ -54,13 +73,27 @@ class LossDiffConfig(StrictModel):
     high: float = Field(0.8, gt=0, le=1)
     # Ray Data scoring
     num_actors: int = Field(1, ge=1)
-    cpus_per_actor: float = Field(0.5, gt=0)
+    cpus_per_actor: float = Field(0.5, gt=0, description="Ray CPUs per scoring actor (the "
+                                  "warm-up's are warmup.cpus_per_worker)")
     gpus_per_actor: float = Field(0.0, ge=0)
     batch_tokens: int = Field(8192, ge=16, description="padded tokens per forward pass")
-    max_length: int = Field(1024, ge=8, description="prompt+response tokens per sequence")
+    max_length: int = Field(1024, ge=8, description="prompt + response tokens per sequence, "
+                            "truncated as TRL does (default: warmup.max_length, so the scores "
+                            "see the tokens the warm-up optimised)")
     shard_rows: int = Field(256, ge=1, description="pairs per Ray Data block / output shard")
     max_restarts: int = Field(2, ge=0)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scoring_length(cls, data):
+        """``max_length`` not given: the warm-up's (``warmup.max_length``)."""
+        if isinstance(data, dict) and "max_length" not in data:
+            w = data.get("warmup")
+            w_len = w.get("max_length") if isinstance(w, dict) else getattr(w, "max_length", None)
+            if w_len is not None:
+                data = {**data, "max_length": w_len}
+        return data
 
     @model_validator(mode="after")
     def _band(self):

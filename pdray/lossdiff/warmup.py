@@ -2,15 +2,15 @@
 
 The policy θ is trained with DPO for one epoch on D minus the validation set, the auxiliary
 θ_val the same way on the validation set; both start from the same reference model π_ref.
-Training goes through ``pdray.align.train_dpo`` when that package is installed and
-``warmup.use_align`` is set, otherwise through TRL's ``DPOTrainer`` in this process.
+Both runs go through the alignment stage's trainer, ``pdray.align.train_dpo`` (TRL's
+DPOTrainer under Ray Train), so the scorer's encoding (:mod:`pdray.align.logprobs`) is the one
+they were trained on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,81 +67,37 @@ def split_validation(pairs: pa.Table, cfg: LossDiffConfig) -> tuple[pa.Table, pa
     return pairs.filter(pa.array(~val)), pairs.filter(pa.array(val))
 
 
-def _dataset(pairs: pa.Table, chat: bool):
-    from datasets import Dataset
+def align_config(cfg: LossDiffConfig, reference: str, name: str):
+    """The :class:`pdray.align.DPOConfig` of one warm-up run, field by field from ``cfg``.
 
-    p, c, r = (pairs[k].to_pylist() for k in ("prompt", "chosen", "rejected"))
-    if chat:  # conversational: TRL renders it with the tokenizer's chat template
-        return Dataset.from_dict({
-            "prompt": [[{"role": "user", "content": x}] for x in p],
-            "chosen": [[{"role": "assistant", "content": x}] for x in c],
-            "rejected": [[{"role": "assistant", "content": x}] for x in r]})
-    return Dataset.from_dict({"prompt": p, "chosen": c, "rejected": r})
-
-
-def train_dpo_trl(pairs: pa.Table, reference: str, output_dir: str | Path,
-                  cfg: LossDiffConfig) -> dict:
-    """One DPO run with TRL's DPOTrainer from ``reference``; saves safetensors + tokenizer.
-
-    Returns the training metrics (loss, steps, seconds).
+    Every pair given is trained on (``eval_fraction=0``: the held-out set of the method is the
+    validation split, not a slice of the run's pairs); gradient accumulation makes up the
+    effective ``warmup.batch_size``; the training workers get ``warmup.cpus_per_worker`` CPUs
+    (the scoring actors' ``cpus_per_actor`` is a separate budget).
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
+    from pdray.align import DPOConfig
 
     w = cfg.warmup
-    out = Path(output_dir)
-    tok = AutoTokenizer.from_pretrained(reference, trust_remote_code=cfg.trust_remote_code)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    load = dict(trust_remote_code=cfg.trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(reference, **load)
-    ref = AutoModelForCausalLM.from_pretrained(reference, **load)
-    accum = max(1, w.batch_size // w.per_device_batch_size)
-    args = DPOConfig(
-        output_dir=str(out / "_trainer"), beta=cfg.beta, learning_rate=w.learning_rate,
-        num_train_epochs=w.epochs, max_steps=w.max_steps,
-        per_device_train_batch_size=w.per_device_batch_size, gradient_accumulation_steps=accum,
-        warmup_steps=w.warmup_ratio, lr_scheduler_type=w.lr_scheduler, max_length=w.max_length,
-        seed=w.seed, bf16=w.bf16, use_cpu=not torch.cuda.is_available(), report_to="none",
-        save_strategy="no", logging_steps=1, disable_tqdm=True, dataloader_num_workers=0)
-    trainer = DPOTrainer(model=model, ref_model=ref, args=args, processing_class=tok,
-                         train_dataset=_dataset(pairs, bool(getattr(tok, "chat_template", None))))
-    t0 = time.perf_counter()
-    res = trainer.train()
-    trainer.model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"train_loss": float(res.training_loss), "first_loss": losses[0] if losses else None,
-            "last_loss": losses[-1] if losses else None, "steps": int(res.global_step),
-            "pairs": pairs.num_rows, "seconds": round(time.perf_counter() - t0, 3)}
+    return DPOConfig(
+        model=reference, beta=cfg.beta, epochs=w.epochs, max_steps=w.max_steps,
+        lr=w.learning_rate, batch_size=w.per_device_batch_size,
+        grad_accum=w.batch_size // (w.per_device_batch_size * w.num_workers),
+        warmup_ratio=w.warmup_ratio, scheduler=w.lr_scheduler, max_length=w.max_length,
+        seed=w.seed, bf16=w.bf16,
+        use_gpu=w.use_gpu if w.use_gpu is not None else cfg.gpus_per_actor > 0,
+        num_workers=w.num_workers, cpus_per_worker=w.cpus_per_worker,
+        trust_remote_code=cfg.trust_remote_code, eval_fraction=0.0, eval_sample_prompts=0,
+        name=name)
 
 
 def _train(pairs: pa.Table, reference: str, output_dir: Path, cfg: LossDiffConfig, echo) -> dict:
-    if cfg.warmup.use_align:
-        try:
-            from pdray.align import DPOConfig as AlignConfig
-            from pdray.align import train_dpo
-        except ImportError:
-            train_dpo = None
-        if train_dpo is not None:
-            w = cfg.warmup
-            acfg = AlignConfig(
-                model=reference, beta=cfg.beta, epochs=w.epochs,
-                max_steps=w.max_steps if w.max_steps > 0 else None, lr=w.learning_rate,
-                batch_size=w.per_device_batch_size,
-                grad_accum=max(1, w.batch_size // w.per_device_batch_size),
-                warmup_ratio=w.warmup_ratio, scheduler=w.lr_scheduler, max_length=w.max_length,
-                seed=w.seed, bf16=w.bf16 or None, use_gpu=cfg.gpus_per_actor > 0,
-                cpus_per_worker=cfg.cpus_per_actor, trust_remote_code=cfg.trust_remote_code,
-                name=f"lossdiff-{output_dir.name}")
-            echo(f"[lossdiff] DPO via pdray.align (Ray Train) on {pairs.num_rows} pairs "
-                 f"-> {output_dir}")
-            res = train_dpo(pairs, acfg, str(output_dir), echo=echo)
-            return dict(res.metrics or {}, backend="pdray.align", model_dir=str(res.model_dir))
-    echo(f"[lossdiff] DPO (TRL, in-process) on {pairs.num_rows} pairs -> {output_dir}")
-    return dict(train_dpo_trl(pairs, reference, output_dir, cfg), backend="trl",
-                model_dir=str(output_dir))
+    """One warm-up run through ``pdray.align.train_dpo``; its metrics and model folder."""
+    from pdray.align import train_dpo
+
+    acfg = align_config(cfg, reference, f"lossdiff-{output_dir.name}")
+    echo(f"[lossdiff] DPO via pdray.align (Ray Train) on {pairs.num_rows} pairs -> {output_dir}")
+    res = train_dpo(pairs, acfg, str(output_dir), echo=echo)
+    return dict(res.metrics or {}, pairs=pairs.num_rows, model_dir=str(res.model_dir))
 
 
 def warmup(pairs: pa.Table, cfg: LossDiffConfig, output_dir: str | Path, *,

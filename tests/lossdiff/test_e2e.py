@@ -33,13 +33,19 @@ def test_warmup_score_select_report(tmp_path, shared_data, ray_local):
     ref = build_tiny_causal_lm(tmp_path / "ref", texts=pairs["prompt"].to_pylist()[:30])
     cfg = LossDiffConfig(reference=str(ref), val_size=12, beta=0.1, num_actors=1,
                          cpus_per_actor=0.5, batch_tokens=4096, max_length=256, shard_rows=32,
-                         warmup=dict(learning_rate=5e-3, batch_size=8, per_device_batch_size=8,
-                                     max_steps=2, max_length=256, use_align=False))
+                         warmup={"learning_rate": 5e-3, "batch_size": 8,
+                                 "per_device_batch_size": 4, "max_steps": 2, "max_length": 256})
     w = warmup(pairs, cfg, tmp_path / "warm")
     assert len(w.train_ids) == 48 and len(w.val_ids) == 12
     assert set(w.train_ids).isdisjoint(w.val_ids)
     assert (w.policy_dir / "model.safetensors").exists() and (w.aux_dir / "model.safetensors").exists()
     assert w.manifest["policy_metrics"]["steps"] == 2
+    # both runs went through pdray.align.train_dpo and trained on every pair they were given
+    for run, n in (("policy", 48), ("aux", 12)):
+        m = json.loads((tmp_path / "warm" / run / "manifest.json").read_text())
+        assert (m["train_rows"], m["eval_rows"]) == (n, 0)
+        assert (m["config"]["batch_size"], m["config"]["grad_accum"]) == (4, 2)
+        assert m["config"]["cpus_per_worker"] == 1.0 and m["config"]["model"] == str(ref)
 
     # one unscorable row rides along: it must be recorded, not dropped
     bad = pa.table({c: [pairs[c][0].as_py()] for c in ("aspect", "prompt", "rejected")})

@@ -57,7 +57,7 @@ def test_actor_rows_match_direct_and_record_failures(tiny_lm, tiny_aux):
     assert "max_length=24" in out["_error"][3].as_py()
     assert np.isnan(out["irm"][3].as_py()) and np.isnan(out["policy_chosen_logp"][3].as_py())
     m, tok = load_causal_lm(str(tiny_lm))
-    a, atok = load_causal_lm(str(tiny_aux))
+    a, _ = load_causal_lm(str(tiny_aux))
     # max_length 24 cuts the first pair's chosen answer: the kept tokens are TRL's
     c0, _ = encode_pair(tok, PROMPTS[0], RESPONSES[0], RESPONSES[1], 24)
     assert len(c0.ids) == 24 and len(encode_pair(tok, PROMPTS[0], RESPONSES[0], RESPONSES[1],

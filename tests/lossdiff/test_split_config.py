@@ -56,3 +56,43 @@ def test_cli_registered_and_points_to_selection_core():
         assert word in r.output
     r = CliRunner().invoke(app, ["lossdiff", "select", "/nonexistent/scores", "-o", "/tmp/x"])
     assert r.exit_code != 0
+
+
+def test_warmup_maps_every_field_onto_align_dpo_config():
+    from pdray.lossdiff.warmup import align_config
+
+    cfg = LossDiffConfig(beta=0.3, trust_remote_code=True, cpus_per_actor=0.25, gpus_per_actor=0,
+                         warmup={"epochs": 2.0, "max_steps": 7, "learning_rate": 1e-4,
+                                 "batch_size": 24, "per_device_batch_size": 4, "num_workers": 2,
+                                 "warmup_ratio": 0.2, "lr_scheduler": "linear", "max_length": 96,
+                                 "seed": 5, "bf16": False, "cpus_per_worker": 1.5})
+    a = align_config(cfg, "/models/sft", "lossdiff-policy")
+    got = {k: getattr(a, k) for k in ("model", "beta", "epochs", "max_steps", "lr", "batch_size",
+                                      "grad_accum", "num_workers", "warmup_ratio", "scheduler",
+                                      "max_length", "seed", "bf16", "use_gpu", "cpus_per_worker",
+                                      "trust_remote_code", "eval_fraction", "name", "loss")}
+    assert got == {"model": "/models/sft", "beta": 0.3, "epochs": 2.0, "max_steps": 7,
+                   "lr": 1e-4, "batch_size": 4, "grad_accum": 3, "num_workers": 2,
+                   "warmup_ratio": 0.2, "scheduler": "linear", "max_length": 96, "seed": 5,
+                   "bf16": False, "use_gpu": False, "cpus_per_worker": 1.5,
+                   "trust_remote_code": True, "eval_fraction": 0.0, "name": "lossdiff-policy",
+                   "loss": "dpo"}
+    assert cfg.max_length == 96  # scoring defaults to the warm-up's truncation
+    assert LossDiffConfig(max_length=64, warmup={"max_length": 96}).max_length == 64
+    # defaults: no step cap, bf16 left to align (on with GPUs), GPUs when scoring has them
+    d = align_config(LossDiffConfig(gpus_per_actor=1), "/m", "x")
+    assert (d.max_steps, d.bf16, d.use_gpu, d.grad_accum, d.cpus_per_worker) == \
+        (None, None, True, 4, 1.0)
+    assert align_config(LossDiffConfig(warmup={"use_gpu": False}, gpus_per_actor=1), "/m",
+                        "x").use_gpu is False
+
+
+def test_warmup_config_rejects_bad_and_removed_keys():
+    with pytest.raises(ConfigError, match="not a multiple"):
+        load_config(LossDiffConfig, None, ["warmup.batch_size=10", "warmup.per_device_batch_size=4"])
+    with pytest.raises(ConfigError, match="use_align"):
+        load_config(LossDiffConfig, None, ["warmup.use_align=false"])
+    with pytest.raises(ConfigError, match="cpus_per_worker"):
+        load_config(LossDiffConfig, None, ["warmup.cpus_per_worker=0"])
+    with pytest.raises(ConfigError, match="max_steps"):
+        load_config(LossDiffConfig, None, ["warmup.max_steps=-1"])
