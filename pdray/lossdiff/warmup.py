@@ -41,7 +41,7 @@ def split_validation(pairs: pa.Table, cfg: LossDiffConfig) -> tuple[pa.Table, pa
     The result depends only on the ids and the seed, not on the row order.
     """
     n = pairs.num_rows
-    n_val = cfg.val_size if cfg.val_size is not None else int(round(cfg.val_fraction * n))
+    n_val = cfg.val_size if cfg.val_size is not None else round(cfg.val_fraction * n)
     if not 1 <= n_val < n:
         raise ConfigError(f"validation split: {n_val} of {n} pairs leaves no training or no "
                           "validation data (set val_size or val_fraction)")
