@@ -57,12 +57,13 @@ def accuracy_report(margin: np.ndarray, pairs: pa.Table) -> dict:
 
 
 def implicit_margins(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
-                     max_length: int = 512, batch_tokens: int = 8192,
+                     max_length: int = 1024, batch_tokens: int = 8192,
                      trust_remote_code: bool = False) -> np.ndarray:
     """Per pair, the DPO margin M_θ(z) = β·[(log π_θ(y_w|x) − log π_ref(y_w|x)) −
     (log π_θ(y_l|x) − log π_ref(y_l|x))] (Eq. 3), NaN where truncation leaves no completion.
 
     Both models score the encoding of ``model_dir``'s tokenizer (TRL uses one tokenizer too).
+    ``max_length`` should be the run's (the default is :class:`pdray.align.DPOConfig`'s).
     """
     tok = _load_tok(model_dir, trust_remote_code)
     p, c, r = (pairs[k].to_pylist() for k in ("prompt", "chosen", "rejected"))
@@ -84,7 +85,7 @@ def implicit_margins(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
 
 
 def implicit_reward_accuracy(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
-                             max_length: int = 512, batch_tokens: int = 8192,
+                             max_length: int = 1024, batch_tokens: int = 8192,
                              trust_remote_code: bool = False) -> dict:
     """Held-out preference accuracy of the implicit reward of ``model_dir`` against ``ref_dir``.
 

@@ -103,8 +103,9 @@ def _train(pairs: pa.Table, reference: str, output_dir: Path, cfg: LossDiffConfi
 def warmup(pairs: pa.Table, cfg: LossDiffConfig, output_dir: str | Path, *,
            echo=print) -> WarmupResult:
     """Split off the validation set; train θ on the rest and θ_val on it (both from
-    ``cfg.reference``). Writes ``policy/``, ``aux/``, ``train_ids.parquet``,
-    ``val_ids.parquet`` and ``manifest.json`` under ``output_dir``."""
+    ``cfg.reference``). Writes ``policy/`` and ``aux/`` (each a ``train_dpo`` output folder: the
+    model in ``model/``, its manifest), ``train_ids.parquet``, ``val_ids.parquet`` and
+    ``manifest.json`` under ``output_dir``."""
     if not cfg.reference:
         raise ConfigError("lossdiff warm-up needs reference=<model folder> (the SFT model)")
     for c in ("id", "prompt", "chosen", "rejected"):
