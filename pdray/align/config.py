@@ -1,15 +1,21 @@
-"""DPO / DMPO configuration (METHOD.md "DPO and DMPO")."""
+"""DPO / DMPO configuration (METHOD.md "DPO and DMPO") and its mapping to TRL's arguments
+(:func:`trl_args`; ``trainer`` passes any other ``trl.DPOConfig`` argument through)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, model_validator
 
-from pdray.config import StrictModel
+from pdray.trainer_args import (
+    WithTrainerArgs,
+    check_trainer_args,
+    checked_before,
+    resolve_bf16,
+)
 
 
-class DPOConfig(StrictModel):
+class DPOConfig(WithTrainerArgs):
     model: str = Field("tiny", description="HF folder or hub id, 'tiny' or 'smollm2'")
     ref_model: str | None = Field(None, description="default: a frozen copy of model")
     loss: Literal["dpo", "dmpo"] = "dpo"
@@ -45,6 +51,17 @@ class DPOConfig(StrictModel):
     max_failures: int = Field(2, ge=0)
     fail_once_at_step: int | None = Field(None, description="testing: crash once at this step")
 
+    @model_validator(mode="after")
+    def _trainer_pass_through(self, info: ValidationInfo):
+        """``trainer`` keys: arguments of ``trl.DPOConfig`` that pdray does not set."""
+        if self.trainer and not checked_before(info):
+            from trl import DPOConfig as TRLDPOConfig
+
+            own = pdray_trl_args(self, output_dir="pdray-dpo-check", kappa=None)
+            check_trainer_args(self.trainer, TRLDPOConfig, own,
+                               {k: f"dpo.{f}" for k, f in COPIED.items()})
+        return self
+
     @classmethod
     def paper(cls, **kw) -> DPOConfig:
         """App. B.3: 1 epoch, lr 5e-7, batch 32, warmup 0.1, cosine, β 0.1."""
@@ -57,6 +74,36 @@ class DPOConfig(StrictModel):
         return cls(**{"model": "tiny", "lr": 5e-4, "batch_size": 4, "max_length": 256,
                       "max_steps": 4, "cpus_per_worker": 0.5,
                       "eval_sample_prompts": 2, "eval_max_new_tokens": 16, **kw})
+
+
+# trl.DPOConfig arguments copied from a DPOConfig field as they are (warmup_steps takes the
+# ratio: transformers reads a value below 1 as a share of the steps, ⌈ratio · steps⌉).
+COPIED = {"learning_rate": "lr", "beta": "beta", "num_train_epochs": "epochs",
+          "per_device_train_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
+          "warmup_steps": "warmup_ratio", "lr_scheduler_type": "scheduler",
+          "max_length": "max_length", "save_steps": "save_steps", "seed": "seed",
+          "precompute_ref_log_probs": "precompute_ref_log_probs",
+          "gradient_checkpointing": "gradient_checkpointing"}
+
+
+def pdray_trl_args(cfg: DPOConfig, *, output_dir: str, kappa: int | None) -> dict[str, Any]:
+    """The ``trl.DPOConfig`` arguments pdray sets (for ``loss: dmpo`` also ``kappa``, the
+    argument :class:`pdray.align.dmpo.DMPOConfig` adds), from ``cfg`` and the run's output
+    folder and κ (``cfg.kappa``, else the aspects of the data)."""
+    return {**{k: getattr(cfg, f) for k, f in COPIED.items()},
+            "output_dir": output_dir, "max_steps": cfg.max_steps or -1,  # -1: epochs decide
+            "logging_steps": 1, "save_strategy": "steps", "save_total_limit": 1,
+            "report_to": "none", "use_cpu": not cfg.use_gpu,
+            "bf16": resolve_bf16(cfg.bf16, cfg.use_gpu), "deepspeed": deepspeed_config(cfg.deepspeed),
+            "disable_tqdm": True, "dataloader_num_workers": 0,
+            "include_num_input_tokens_seen": "non_padding",
+            **({"kappa": kappa} if cfg.loss == "dmpo" and kappa is not None else {})}
+
+
+def trl_args(cfg: DPOConfig, **runtime) -> dict[str, Any]:
+    """All arguments of the run's TRL config (``trl.DPOConfig``, or ``DMPOConfig`` for DMPO):
+    :func:`pdray_trl_args` plus the ``trainer`` pass-through (validated when the config loads)."""
+    return {**pdray_trl_args(cfg, **runtime), **cfg.trainer}
 
 
 def deepspeed_config(spec) -> dict | None:

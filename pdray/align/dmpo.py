@@ -2,17 +2,17 @@
 
 M_θ(z) = β·[(log π_θ(y_w|x) − log π_ref(y_w|x)) − (log π_θ(y_l|x) − log π_ref(y_l|x))] is DPO's
 margin; κ is the number of aspects. With Δφ = 0 and κ = 1 it is exactly DPO.
+:class:`DMPOTrainer` is TRL's DPOTrainer with this loss; its arguments are a :class:`DMPOConfig`
+(TRL's DPOConfig carrying κ).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
-
-try:
-    from trl import DPOTrainer
-except ImportError:  # pragma: no cover
-    DPOTrainer = object
+from trl import DPOConfig, DPOTrainer
 
 from pdray.align.logprobs import completion_logps
 
@@ -48,13 +48,30 @@ class PDCollator:
         return out
 
 
+@dataclass
+class DMPOConfig(DPOConfig):
+    """TRL's DPOConfig plus DMPO's κ (Eq. 39), which :class:`DMPOTrainer` reads as
+    ``args.kappa``."""
+
+    kappa: int = field(default=1, metadata={"help": "DMPO κ: the number of aspects; the DPO "
+                                            "margin is scaled by κ before PD is added"})
+
+    def __post_init__(self):
+        if isinstance(self.kappa, bool) or not isinstance(self.kappa, int) or self.kappa < 1:
+            raise ValueError(f"kappa must be an integer ≥ 1, got {self.kappa!r}")
+        super().__post_init__()
+
+
 class DMPOTrainer(DPOTrainer):
     """TRL's DPOTrainer (data handling, reference model, precomputed reference log-probs,
-    DeepSpeed, checkpoints) with the DMPO loss."""
+    DeepSpeed, checkpoints) with the DMPO loss; ``args`` is a :class:`DMPOConfig` (κ)."""
 
-    def __init__(self, *args, kappa: int, **kwargs):
+    def __init__(self, *args, **kwargs):
+        train_args = kwargs["args"] if "args" in kwargs else (args[2] if len(args) > 2 else None)
+        if not isinstance(train_args, DMPOConfig):
+            raise TypeError(f"DMPOTrainer needs args=DMPOConfig(..., kappa=κ), got "
+                            f"{type(train_args).__name__}")
         super().__init__(*args, **kwargs)
-        self.kappa = kappa
         self.data_collator = PDCollator(self.data_collator)
 
     def _set_signature_columns_if_needed(self):
@@ -76,7 +93,8 @@ class DMPOTrainer(DPOTrainer):
         else:
             rc, rr = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
         rc, rr = rc.detach().to(pc.device, pc.dtype), rr.detach().to(pc.device, pc.dtype)
-        losses = dmpo_loss(pc, pr, rc, rr, pd.to(pc.device, pc.dtype), self.beta, self.kappa)
+        losses = dmpo_loss(pc, pr, rc, rr, pd.to(pc.device, pc.dtype), self.beta,
+                          self.args.kappa)
         loss = losses.mean()
         mode = "train" if model.training else "eval"
         with torch.no_grad():

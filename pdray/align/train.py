@@ -21,6 +21,7 @@ from pdray.align.config import DPOConfig, deepspeed_config
 from pdray.align.data import check_rows, split_eval, to_dpo_rows
 from pdray.errors import ConfigError, PdrayError
 from pdray.io import read_table, table_hash
+from pdray.ray_train import fit_on_ray, storage_path
 
 
 @dataclass
@@ -72,8 +73,6 @@ def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig, *,
 
 
 def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=print) -> DPOResult:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
     from transformers import AutoTokenizer
 
     from pdray.align.worker import train_dpo_worker
@@ -106,37 +105,16 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
     data_hash = table_hash(full.select([c for c in ("id", "prompt", "chosen", "rejected")
                                         if c in full.column_names]))
     name = cfg.name or f"dpo-{data_hash.split(':')[1][:8]}"
-    from pdray.rm.train import _storage
-
-    storage = _storage(cfg.storage_path, out / "_ray")
-    bf16 = cfg.bf16 if cfg.bf16 is not None else cfg.use_gpu
-    spec = {"name": name, "model": model, "ref_model": ref, "rows": rows, "loss": cfg.loss,
-            "kappa": kappa, "beta": cfg.beta, "epochs": cfg.epochs, "max_steps": cfg.max_steps,
-            "lr": cfg.lr, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
-            "warmup_ratio": cfg.warmup_ratio, "scheduler": cfg.scheduler,
-            "max_length": cfg.max_length, "use_gpu": cfg.use_gpu, "bf16": bf16,
-            "torch_threads": max(1, round(cfg.cpus_per_worker)),
-            "deepspeed": ds, "lora": cfg.lora,
-            "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
-            "gradient_checkpointing": cfg.gradient_checkpointing, "seed": cfg.seed,
-            "save_steps": cfg.save_steps, "trust_remote_code": cfg.trust_remote_code,
-            "fail_once_at_step": cfg.fail_once_at_step,
-            "fail_marker": str(out / f".{name}.failed-once")}
-    res = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
-    trainer = TorchTrainer(
-        train_dpo_worker, train_loop_config=spec,
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=res),
-        run_config=RunConfig(name=name, storage_path=storage,
-                             failure_config=FailureConfig(max_failures=cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
+    spec = {"cfg": cfg.model_dump(mode="json"), "name": name, "model": model, "ref_model": ref,
+            "rows": rows, "kappa": kappa, "fail_marker": str(out / f".{name}.failed-once")}
     echo(f"[dpo:{name}] {cfg.loss} on {table.num_rows} pairs ({full.num_rows - table.num_rows} "
          f"held out), {cfg.num_workers} worker(s), "
          f"model {cfg.model}{', DeepSpeed ' + str(cfg.deepspeed) if cfg.deepspeed else ''}")
     t0 = time.time()
-    result = trainer.fit()
-    if result.error:
-        raise PdrayError(f"[dpo:{name}] training failed: {result.error}")
+    result = fit_on_ray(train_dpo_worker, spec, label=f"dpo:{name}", name=name,
+                        storage=storage_path(cfg.storage_path, out / "_ray"),
+                        num_workers=cfg.num_workers, cpus_per_worker=cfg.cpus_per_worker,
+                        use_gpu=cfg.use_gpu, max_failures=cfg.max_failures)
     model_dir = out / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from pathlib import Path
+
+from pdray.align.config import DPOConfig, trl_args
+from pdray.models.callbacks import fail_once_callback
+from pdray.trainer_args import CHECKED, resolve_bf16
 
 
-def _callbacks(name: str, fail_step: int | None, marker: str | None):
+def _progress_callback(name: str):
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -18,15 +21,18 @@ def _callbacks(name: str, fail_step: int | None, marker: str | None):
                 print(f"[dpo:{name}] step {state.global_step}/{state.max_steps} "
                       f"loss {logs['loss']:.4f} reward acc {acc:.3f}", flush=True)
 
-        def on_step_end(self, args, state, control, **kw):
-            if fail_step and state.global_step == fail_step and marker and not os.path.exists(marker):
-                Path(marker).write_text("failed once")
-                raise RuntimeError(f"[dpo:{name}] injected failure at step {fail_step}")
-
     return Progress()
 
 
 def train_dpo_worker(spec: dict) -> None:
+    """Ray Train ``train_loop_per_worker``: DPO (or DMPO) with TRL, checkpoints through Ray, the
+    final model reported as a plain HF folder.
+
+    ``spec`` holds the run's :class:`DPOConfig` (``cfg``, a ``model_dump``) and its runtime
+    values: ``name``, ``model`` / ``ref_model`` (resolved folders), ``rows``
+    (:func:`pdray.align.data.to_dpo_rows`), ``kappa`` and ``fail_marker``. TRL's arguments are
+    :func:`pdray.align.config.trl_args`.
+    """
     import datasets
     import ray.train
     import torch
@@ -35,47 +41,45 @@ def train_dpo_worker(spec: dict) -> None:
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    from pdray.align.dmpo import DMPOTrainer
+    from pdray.align.dmpo import DMPOConfig, DMPOTrainer
     from pdray.models.backbones import fix_pad_token
 
-    if not spec["use_gpu"]:
+    cfg = DPOConfig.model_validate(spec["cfg"], context=CHECKED)  # checked by the driver
+    name = spec["name"]
+    if not cfg.use_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        torch.set_num_threads(spec["torch_threads"])  # the worker's CPUs, not Ray's OMP default
+        # the worker's CPUs, not Ray's OMP default
+        torch.set_num_threads(max(1, round(cfg.cpus_per_worker)))
     ctx = ray.train.get_context()
     start = time.time()
-    trc = spec["trust_remote_code"]
+    trc = cfg.trust_remote_code
     tok = AutoTokenizer.from_pretrained(spec["model"], trust_remote_code=trc)
     fix_pad_token(tok)
-    dtype = torch.bfloat16 if spec["bf16"] else torch.float32
+    dtype = torch.bfloat16 if resolve_bf16(cfg.bf16, cfg.use_gpu) else torch.float32
     model = AutoModelForCausalLM.from_pretrained(spec["model"], trust_remote_code=trc, dtype=dtype)
     ref = None
     if spec["ref_model"] and spec["ref_model"] != spec["model"]:
-        ref = AutoModelForCausalLM.from_pretrained(spec["ref_model"], trust_remote_code=trc, dtype=dtype)
+        ref = AutoModelForCausalLM.from_pretrained(spec["ref_model"], trust_remote_code=trc,
+                                                   dtype=dtype)
     peft_config = None
-    if spec.get("lora"):
+    if cfg.lora:
         from peft import LoraConfig, TaskType
 
-        peft_config = LoraConfig(task_type=TaskType.CAUSAL_LM, **spec["lora"])
+        peft_config = LoraConfig(task_type=TaskType.CAUSAL_LM, **cfg.lora)
     ds = datasets.Dataset.from_dict(spec["rows"])
-    out_tmp = tempfile.mkdtemp(prefix=f"pdray-dpo-{spec['name']}-")
-    args = TRLDPOConfig(
-        output_dir=out_tmp, per_device_train_batch_size=spec["batch_size"],
-        gradient_accumulation_steps=spec["grad_accum"], num_train_epochs=spec["epochs"],
-        max_steps=spec["max_steps"] or -1, learning_rate=spec["lr"], beta=spec["beta"],
-        warmup_steps=spec["warmup_ratio"], lr_scheduler_type=spec["scheduler"],
-        logging_steps=1, save_strategy="steps", save_steps=spec["save_steps"],
-        save_total_limit=1, report_to="none", seed=spec["seed"], use_cpu=not spec["use_gpu"],
-        bf16=spec["bf16"], max_length=spec["max_length"],
-        precompute_ref_log_probs=spec["precompute_ref_log_probs"],
-        gradient_checkpointing=spec["gradient_checkpointing"], deepspeed=spec["deepspeed"],
-        disable_tqdm=True, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding")
-    kwargs = dict(model=model, ref_model=ref, args=args, train_dataset=ds, processing_class=tok,
-                  peft_config=peft_config)
-    trainer = (DMPOTrainer(**kwargs, kappa=spec["kappa"]) if spec["loss"] == "dmpo"
-               else DPOTrainer(**kwargs))
+    # built after the models are loaded: DeepSpeed args made earlier would make from_pretrained
+    # load ZeRO-3 partitions
+    dmpo = cfg.loss == "dmpo"
+    args = (DMPOConfig if dmpo else TRLDPOConfig)(**trl_args(
+        cfg, output_dir=tempfile.mkdtemp(prefix=f"pdray-dpo-{name}-"), kappa=spec["kappa"]))
+    kwargs = {"model": model, "ref_model": ref, "args": args, "train_dataset": ds,
+              "processing_class": tok, "peft_config": peft_config}
+    trainer = DMPOTrainer(**kwargs) if dmpo else DPOTrainer(**kwargs)
     trainer.remove_callback(PrinterCallback)  # disable_tqdm's dict per step: Progress says it
-    trainer.add_callback(_callbacks(spec["name"], spec.get("fail_once_at_step"),
-                                    spec.get("fail_marker")))
+    trainer.add_callback(_progress_callback(name))
+    fail = fail_once_callback(f"dpo:{name}", cfg.fail_once_at_step, spec.get("fail_marker"))
+    if fail is not None:
+        trainer.add_callback(fail)
     trainer.add_callback(RayTrainReportCallback())
     trainer = prepare_trainer(trainer)
     ckpt = ray.train.get_checkpoint()
@@ -84,13 +88,13 @@ def train_dpo_worker(spec: dict) -> None:
     if ckpt:
         with ckpt.as_directory() as d:
             resumed = True
-            print(f"[dpo:{spec['name']}] resuming from checkpoint", flush=True)
+            print(f"[dpo:{name}] resuming from checkpoint", flush=True)
             result = trainer.train(resume_from_checkpoint=os.path.join(
                 d, RayTrainReportCallback.CHECKPOINT_NAME))
     else:
         result = trainer.train()
     seconds, cpu_seconds = time.time() - t0, time.process_time() - c0
-    final = tempfile.mkdtemp(prefix=f"pdray-dpo-final-{spec['name']}-")
+    final = tempfile.mkdtemp(prefix=f"pdray-dpo-final-{name}-")
     m = trainer.model
     if peft_config is not None and ctx.get_world_rank() == 0:
         m = trainer.accelerator.unwrap_model(m).merge_and_unload()

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from pdray.config import StrictModel
+from pdray.trainer_args import (
+    WithTrainerArgs,
+    check_trainer_args,
+    checked_before,
+    resolve_bf16,
+)
 
 # The paper's four "all-in-one" system prompts (App. B.3).
 PAPER_SYSTEM_PROMPTS = {
@@ -29,7 +34,7 @@ PAPER_SYSTEM_PROMPTS = {
 GENERIC_SYSTEM_PROMPT = "You judge responses for {aspect}."
 
 
-class RMConfig(StrictModel):
+class RMConfig(WithTrainerArgs):
     backbone: str = Field("tiny", description="HF folder or hub id, 'tiny', 'minilm' or 'smollm2'")
     mode: Literal["separate", "all_in_one", "multi_head"] = "separate"
     length_debias: Literal["learned", "penalty", "poe", "none"] = Field(
@@ -119,5 +124,63 @@ class RMConfig(StrictModel):
                              "rm.num_workers_per_aspect=1")
         return self
 
+    @model_validator(mode="after")
+    def _trainer_pass_through(self, info: ValidationInfo):
+        """``trainer`` keys: arguments of ``trl.RewardConfig`` that pdray does not set."""
+        if self.trainer and not checked_before(info):
+            from trl import RewardConfig
+
+            planned = self.max_steps or max(1, self.min_steps)
+            check_trainer_args(self.trainer, RewardConfig,
+                               pdray_trl_args(self, output_dir="pdray-rm-check",
+                                              max_steps=planned, pooling="native",
+                                              early_stopping=self.dev_fraction > 0),
+                               {k: f"rm.{f}" for k, f in COPIED.items()})
+        return self
+
     def system_prompt(self, aspect: str) -> str:
         return self.system_prompts.get(aspect, GENERIC_SYSTEM_PROMPT.format(aspect=aspect))
+
+
+# trl.RewardConfig arguments copied from an RMConfig field as they are (warmup_steps takes the
+# ratio: transformers reads a value below 1 as a share of the steps, ⌈ratio · steps⌉).
+COPIED = {"learning_rate": "lr", "per_device_train_batch_size": "batch_size",
+          "per_device_eval_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
+          "warmup_steps": "warmup_ratio", "lr_scheduler_type": "scheduler",
+          "weight_decay": "weight_decay", "seed": "seed", "deepspeed": "deepspeed"}
+
+
+def eval_every(cfg: RMConfig, steps: int) -> int:
+    """Steps between early-stopping evaluations: ``eval_steps``, else a tenth of the run (at
+    least 5), never more than ``save_steps`` — evaluations coincide with checkpoints, so
+    transformers can keep the best one."""
+    return min(cfg.eval_steps or max(5, steps // 10), cfg.save_steps)
+
+
+def pdray_trl_args(cfg: RMConfig, *, output_dir: str, max_steps: int, pooling: str,
+                   early_stopping: bool) -> dict[str, Any]:
+    """The ``trl.RewardConfig`` arguments pdray sets, from ``cfg`` and the unit's runtime values:
+    the planned optimizer steps (:func:`pdray.rm.train.plan_steps`), the resolved pooling, and
+    whether a dev split exists (early stopping on its Bradley–Terry loss, checkpoints at every
+    evaluation, the best model kept)."""
+    every = eval_every(cfg, max_steps)
+    learned = cfg.length_debias == "learned"
+    return {**{k: getattr(cfg, f) for k, f in COPIED.items()},
+            "output_dir": output_dir, "max_steps": max_steps,
+            "logging_steps": max(1, min(every, 10)), "save_strategy": "steps",
+            "save_steps": every if early_stopping else cfg.save_steps, "save_total_limit": 1,
+            "eval_strategy": "steps" if early_stopping else "no",
+            "eval_steps": every if early_stopping else None,
+            "load_best_model_at_end": early_stopping, "metric_for_best_model": "eval_loss",
+            "greater_is_better": False, "report_to": "none", "use_cpu": not cfg.use_gpu,
+            "bf16": resolve_bf16(cfg.bf16, cfg.use_gpu),
+            "max_length": None,               # pdray truncates (response_share) before TRL
+            "remove_unused_columns": False, "dataloader_num_workers": 0, "disable_tqdm": True,
+            # mean pooling leaves the [CLS] pooler of BERT-style models out of the loss
+            "ddp_find_unused_parameters": pooling == "mean" or learned}
+
+
+def trl_args(cfg: RMConfig, **runtime) -> dict[str, Any]:
+    """All ``trl.RewardConfig`` arguments of a unit: :func:`pdray_trl_args` plus the ``trainer``
+    pass-through (validated when the config loads)."""
+    return {**pdray_trl_args(cfg, **runtime), **cfg.trainer}

@@ -26,9 +26,10 @@ import pyarrow.compute as pc
 from pdray.errors import PdrayError
 from pdray.io import read_pairs, table_hash, write_json
 from pdray.models.backbones import fix_pad_token, resolve_backbone
+from pdray.ray_train import fit_on_ray, storage_path
 from pdray.raysetup import init_ray
 from pdray.rm import metrics as RM
-from pdray.rm.config import RMConfig
+from pdray.rm.config import RMConfig, eval_every
 from pdray.rm.dataset import delta_len, training_rows
 from pdray.rm.losses import fit_length_coef, length_scale
 from pdray.rm.model_set import HOLISTIC, MANIFEST, RewardModelSet
@@ -203,9 +204,6 @@ def split_dev(table: pa.Table, fraction: float, seed: int, min_rows: int = 8
 
 
 def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     key = _unit_key(u, data_hash)
     if _is_trained(u, data_hash):
         echo(f"[rm:{u.name}] already trained (same data and config): skipping")
@@ -224,42 +222,24 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
         x, h = np.asarray(rows["margin"]), np.asarray(heads)
         coef0 = [fit_length_coef(x[h == i]) for i in range(u.num_labels)]
     steps = plan_steps(fit.num_rows, cfg)
-    # early-stopping evaluations coincide with checkpoints (transformers keeps the best one)
-    every = min(cfg.eval_steps or max(5, steps // 10), cfg.save_steps)
-    storage = _storage(cfg.storage_path, u.set_dir / "_ray")
-    spec = {"name": u.name, "backbone": backbone, "num_labels": u.num_labels,
+    spec = {"cfg": cfg.model_dump(mode="json"), "name": u.name, "backbone": backbone,
+            "num_labels": u.num_labels,
             "id2label": ({i: a for a, i in u.heads.items()} if u.heads else None),
-            "rows": rows, "eval_rows": eval_rows, "trust_remote_code": cfg.trust_remote_code,
-            "lora": cfg.lora, "use_gpu": cfg.use_gpu, "bf16": cfg.bf16,
-            "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "max_steps": steps,
-            "lr": cfg.lr, "head_lr": cfg.head_lr, "warmup_steps": int(round(cfg.warmup_ratio * steps)),
-            "scheduler": cfg.scheduler, "weight_decay": cfg.weight_decay,
-            "save_steps": cfg.save_steps, "eval_steps": every,
-            "patience": cfg.early_stopping_patience, "seed": cfg.seed, "pooling": cfg.pooling,
-            "length_debias": cfg.length_debias, "length_scale": scale,
-            "length_coef_init": coef0,
-            "train_backbone": cfg.train_backbone, "head_l2": list(cfg.head_l2),
-            "cpus_per_worker": cfg.cpus_per_worker, "deepspeed": cfg.deepspeed,
-            "fail_once_at_step": cfg.fail_once_at_step,
+            "rows": rows, "eval_rows": eval_rows, "planned_steps": steps,
+            "length_scale": scale, "length_coef_init": coef0,
             "fail_marker": str(u.set_dir / f".{u.name}-{key[:8]}.failed-once")}
-    res = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
-    trainer = TorchTrainer(
-        train_unit, train_loop_config=spec,
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers_per_aspect, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=res),
-        run_config=RunConfig(name=f"rm-{u.name}-{key[:8]}", storage_path=storage,
-                             failure_config=FailureConfig(max_failures=cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)))
     t0 = time.time()
     if cfg.train_backbone:
         echo(f"[rm:{u.name}] training on {fit.num_rows} pairs for up to {steps} steps"
-             f"{f' (early stopping on {dev.num_rows} dev pairs, every {every} steps)' if dev.num_rows else ''}")
+             f"{f' (early stopping on {dev.num_rows} dev pairs, every {eval_every(cfg, steps)} steps)' if dev.num_rows else ''}")
     else:
         echo(f"[rm:{u.name}] fitting the head on frozen features of {fit.num_rows} pairs"
              f"{f' (L2 chosen on {dev.num_rows} dev pairs)' if dev.num_rows else ''}")
-    result = trainer.fit()
-    if result.error:
-        raise PdrayError(f"[rm:{u.name}] training failed: {result.error}")
+    result = fit_on_ray(train_unit, spec, label=f"rm:{u.name}", name=f"rm-{u.name}-{key[:8]}",
+                        storage=storage_path(cfg.storage_path, u.set_dir / "_ray"),
+                        num_workers=cfg.num_workers_per_aspect,
+                        cpus_per_worker=cfg.cpus_per_worker, use_gpu=cfg.use_gpu,
+                        max_failures=cfg.max_failures)
     if u.out.exists():
         shutil.rmtree(u.out)
     result.checkpoint.to_directory(str(u.out))
@@ -285,13 +265,6 @@ def _train_unit(u: Unit, backbone: str, tok, data_hash: str, echo) -> dict:
          f"{m.get('first_loss', float('nan')):.4f} → {m.get('train_loss', float('nan')):.4f}"
          f"{best_txt}{resumed}")
     return manifest
-
-
-def _storage(configured: str | None, default: Path) -> str:
-    """Ray Train storage: a URI as given (s3://, gs://), else an absolute local path."""
-    if configured and "://" in configured:
-        return configured
-    return str(Path(configured or default).resolve())
 
 
 def _write_set(root: Path, cfg: RMConfig, aspects: list[str], units: list[Unit],

@@ -12,6 +12,7 @@ from pathlib import Path
 from pdray.models.backbones import load_reward_backbone
 from pdray.models.callbacks import fail_once_callback
 from pdray.models.reward import POOLING_KEY, install_forward, resolve_pooling
+from pdray.rm.config import RMConfig, trl_args
 from pdray.rm.losses import (
     LENGTH_COEF,
     HeadCollator,
@@ -20,6 +21,7 @@ from pdray.rm.losses import (
     pop_length_coef,
 )
 from pdray.rm.probe import train_probe
+from pdray.trainer_args import CHECKED
 
 
 def _progress_callback(name: str):
@@ -44,10 +46,14 @@ def _progress_callback(name: str):
 def train_unit(spec: dict) -> None:
     """Ray Train ``train_loop_per_worker``: train, checkpoint through Ray, report the final model.
 
-    ``spec["max_steps"]`` is the planned number of optimizer steps (the step floor applied by
-    the driver); with ``eval_rows``, the held-out Bradley–Terry loss is evaluated every
-    ``eval_steps`` and training stops after ``patience`` evaluations without improvement, keeping
-    the best model (transformers' ``EarlyStoppingCallback`` and ``load_best_model_at_end``).
+    ``spec`` holds the unit's :class:`RMConfig` (``cfg``, a ``model_dump``) and its runtime
+    values: ``name``, ``backbone`` (a resolved folder), ``num_labels``, ``id2label``, ``rows`` /
+    ``eval_rows`` (:func:`pdray.rm.dataset.training_rows`), ``planned_steps`` (the step floor
+    applied by the driver), ``length_scale``, ``length_coef_init`` and ``fail_marker``. TRL's
+    arguments are :func:`pdray.rm.config.trl_args`. With ``eval_rows``, the held-out
+    Bradley–Terry loss is evaluated every :func:`~pdray.rm.config.eval_every` steps and training
+    stops after ``early_stopping_patience`` evaluations without improvement, keeping the best
+    model (transformers' ``EarlyStoppingCallback`` and ``load_best_model_at_end``).
     """
     import datasets
     import ray.train
@@ -56,100 +62,93 @@ def train_unit(spec: dict) -> None:
     from transformers import EarlyStoppingCallback
     from trl import RewardConfig
 
+    cfg = RMConfig.model_validate(spec["cfg"], context=CHECKED)  # checked by the driver
+    name, steps = spec["name"], spec["planned_steps"]
     ctx = ray.train.get_context()
-    cpus = spec.get("cpus_per_worker") or 1
-    if not spec["use_gpu"]:
-        torch.set_num_threads(max(1, int(round(cpus))))
+    if not cfg.use_gpu:
+        torch.set_num_threads(max(1, round(cfg.cpus_per_worker)))
     start = time.time()
     model, tok = load_reward_backbone(spec["backbone"], spec["num_labels"],
-                                      trust_remote_code=spec["trust_remote_code"],
+                                      trust_remote_code=cfg.trust_remote_code,
                                       id2label=spec.get("id2label"), fresh_head="zeros")
-    pooling = resolve_pooling(model, spec.get("pooling", "auto"))
-    if not spec.get("train_backbone", True):
+    pooling = resolve_pooling(model, cfg.pooling)
+    if not cfg.train_backbone:
         metrics = train_probe(model, tok, pooling, spec["rows"], spec.get("eval_rows"),
-                              num_labels=spec["num_labels"], length_debias=spec["length_debias"],
-                              l2_grid=spec["head_l2"], coef0=spec.get("length_coef_init"),
-                              echo=lambda m: print(m, flush=True), name=spec["name"])
-        metrics.update({"planned_steps": spec["max_steps"], "pooling": pooling,
+                              num_labels=spec["num_labels"], length_debias=cfg.length_debias,
+                              l2_grid=list(cfg.head_l2), coef0=spec.get("length_coef_init"),
+                              echo=lambda m: print(m, flush=True), name=name)
+        metrics.update({"planned_steps": steps, "pooling": pooling,
                         "resumed": False, "start": start, "end": time.time()})
         return _report_final(ctx, model, tok, pooling, metrics, spec)
-    learned = spec["length_debias"] == "learned"
+    learned = cfg.length_debias == "learned"
     if learned:
         add_length_coef(model, spec["length_coef_init"])
     install_forward(model, pooling, LENGTH_COEF if learned else None)
-    if spec.get("lora"):
+    if cfg.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, **spec["lora"]))
+        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, **cfg.lora))
     ds = datasets.Dataset.from_dict(spec["rows"])
     eval_ds = datasets.Dataset.from_dict(spec["eval_rows"]) if spec.get("eval_rows") else None
-    use_gpu = spec["use_gpu"]
-    bf16 = spec["bf16"] if spec["bf16"] is not None else use_gpu
-    out_tmp = tempfile.mkdtemp(prefix=f"pdray-rm-{spec['name']}-")
-    every = spec["eval_steps"]
     stopping = eval_ds is not None and eval_ds.num_rows > 0
-    args = RewardConfig(
-        output_dir=out_tmp, per_device_train_batch_size=spec["batch_size"],
-        per_device_eval_batch_size=spec["batch_size"],
-        gradient_accumulation_steps=spec["grad_accum"], max_steps=spec["max_steps"],
-        learning_rate=spec["lr"], warmup_steps=spec["warmup_steps"],
-        lr_scheduler_type=spec["scheduler"], weight_decay=spec["weight_decay"],
-        logging_steps=max(1, min(every, 10)), save_strategy="steps",
-        save_steps=every if stopping else spec["save_steps"], save_total_limit=1,
-        eval_strategy="steps" if stopping else "no", eval_steps=every if stopping else None,
-        load_best_model_at_end=stopping, metric_for_best_model="eval_loss",
-        greater_is_better=False, report_to="none", seed=spec["seed"], use_cpu=not use_gpu,
-        bf16=bf16, max_length=None, remove_unused_columns=False, dataloader_num_workers=0,
-        deepspeed=spec.get("deepspeed"), disable_tqdm=True,
-        # mean pooling leaves the [CLS] pooler of BERT-style models out of the loss
-        ddp_find_unused_parameters=pooling == "mean" or learned)
+    args = RewardConfig(**trl_args(cfg, output_dir=tempfile.mkdtemp(prefix=f"pdray-rm-{name}-"),
+                                   max_steps=steps, pooling=pooling, early_stopping=stopping))
     collator = HeadCollator(pad_token_id=tok.pad_token_id) if spec["num_labels"] > 1 else None
     trainer = PdrayRewardTrainer(model=model, args=args, train_dataset=ds, eval_dataset=eval_ds,
                                  processing_class=tok, data_collator=collator,
-                                 length_debias=spec["length_debias"], head_lr=spec["head_lr"])
-    trainer.add_callback(_progress_callback(spec["name"]))
-    fail = fail_once_callback(f"rm:{spec['name']}", spec.get("fail_once_at_step"),
-                              spec.get("fail_marker"))
+                                 length_debias=cfg.length_debias, head_lr=cfg.head_lr)
+    trainer.add_callback(_progress_callback(name))
+    fail = fail_once_callback(f"rm:{name}", cfg.fail_once_at_step, spec.get("fail_marker"))
     if fail is not None:
         trainer.add_callback(fail)
     if stopping:
-        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=spec["patience"]))
+        trainer.add_callback(EarlyStoppingCallback(
+            early_stopping_patience=cfg.early_stopping_patience))
     trainer.add_callback(RayTrainReportCallback())
     trainer = prepare_trainer(trainer)
-    ckpt = ray.train.get_checkpoint()
-    resumed_from = None
-    if ckpt:
-        with ckpt.as_directory() as d:
-            path = os.path.join(d, RayTrainReportCallback.CHECKPOINT_NAME)
-            if os.path.isfile(os.path.join(path, "trainer_state.json")):
-                resumed_from = path
-                print(f"[rm:{spec['name']}] resuming from checkpoint {path}", flush=True)
-                trainer.train(resume_from_checkpoint=path)
-            else:  # a finished run's final model, or a half-written checkpoint: start over
-                print(f"[rm:{spec['name']}] the last checkpoint ({d}) is not a training "
-                      f"checkpoint: training from scratch", flush=True)
-                trainer.train()
-    else:
-        trainer.train()
+    resumed_from = _train(trainer, name)
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     metrics = {"train_loss": float(losses[-1]) if losses else float("nan"),
                "first_loss": float(losses[0]) if losses else float("nan"),
-               "steps": int(trainer.state.global_step), "planned_steps": spec["max_steps"],
+               "steps": int(trainer.state.global_step), "planned_steps": steps,
                "best_eval_loss": (float(trainer.state.best_metric)
                                   if trainer.state.best_metric is not None else None),
                "best_step": _best_step(trainer.state.best_model_checkpoint),
-               "eval_losses": evals, "stopped_early": trainer.state.global_step < spec["max_steps"],
+               "eval_losses": evals, "stopped_early": trainer.state.global_step < steps,
                "pooling": pooling, "resumed": resumed_from is not None, "start": start,
                "end": time.time()}
     m = trainer.model
-    if spec.get("lora"):
+    if cfg.lora:
         m = m.merge_and_unload()
     coef = pop_length_coef(m)
     if coef is not None:
         metrics["length_coef"] = coef
     _report_final(ctx, m, tok, pooling, metrics, spec)
+
+
+def _train(trainer, name: str) -> str | None:
+    """``trainer.train()``, resumed from Ray Train's last checkpoint when it is a training
+    checkpoint; the checkpoint path it resumed from (``None``: from scratch)."""
+    import ray.train
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+
+    ckpt = ray.train.get_checkpoint()
+    if not ckpt:
+        trainer.train()
+        return None
+    with ckpt.as_directory() as d:
+        path = os.path.join(d, RayTrainReportCallback.CHECKPOINT_NAME)
+        if os.path.isfile(os.path.join(path, "trainer_state.json")):
+            print(f"[rm:{name}] resuming from checkpoint {path}", flush=True)
+            trainer.train(resume_from_checkpoint=path)
+            return path
+        # a finished run's final model, or a half-written checkpoint: start over
+        print(f"[rm:{name}] the last checkpoint ({d}) is not a training checkpoint: training "
+              f"from scratch", flush=True)
+        trainer.train()
+        return None
 
 
 def _report_final(ctx, m, tok, pooling: str, metrics: dict, spec: dict) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pdray.align import dmpo_loss, dpo_margin, sequence_logprobs
-from pdray.align.dmpo import DMPOTrainer
+from pdray.align.dmpo import DMPOConfig, DMPOTrainer
 from pdray.align.logprobs import prompt_and_full_ids
 
 
@@ -36,7 +36,6 @@ def test_sequence_logprobs_direct(tiny_lm):
 def test_dmpo_trainer_loss_and_gradient_match_direct_formula(tiny_lm, tmp_path):
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig
 
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     model = AutoModelForCausalLM.from_pretrained(tiny_lm)
@@ -47,9 +46,9 @@ def test_dmpo_trainer_loss_and_gradient_match_direct_formula(tiny_lm, tmp_path):
         "prompt": [[{"role": "user", "content": x}] for x in prompts],
         "chosen": [[{"role": "assistant", "content": y}] for y in chosen],
         "rejected": [[{"role": "assistant", "content": y}] for y in rejected], "pd": pd})
-    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, use_cpu=True,
-                     bf16=False, beta=0.1, report_to="none", max_length=128)
-    tr = DMPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, kappa=3)
+    args = DMPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, use_cpu=True,
+                      bf16=False, beta=0.1, report_to="none", max_length=128, kappa=3)
+    tr = DMPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
     batch = next(iter(tr.get_train_dataloader()))
     model.train()
     model.zero_grad()
@@ -75,7 +74,6 @@ def test_dmpo_trainer_with_lora_uses_adapter_free_reference(tiny_lm, tmp_path):
     import datasets
     from peft import LoraConfig, TaskType
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig
 
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     pd = [-1.5, 0.25]
@@ -84,10 +82,10 @@ def test_dmpo_trainer_with_lora_uses_adapter_free_reference(tiny_lm, tmp_path):
         "chosen": [[{"role": "assistant", "content": y}] for y in ("Hello!", "Apple.")],
         "rejected": [[{"role": "assistant", "content": y}] for y in ("Go away.", "A rock.")],
         "pd": pd})
-    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, use_cpu=True,
-                     bf16=False, beta=0.1, report_to="none", max_length=64)
+    args = DMPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, use_cpu=True,
+                      bf16=False, beta=0.1, report_to="none", max_length=64, kappa=3)
     tr = DMPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_lm), args=args,
-                     train_dataset=ds, processing_class=tok, kappa=3,
+                     train_dataset=ds, processing_class=tok,
                      peft_config=LoraConfig(task_type=TaskType.CAUSAL_LM, r=4,
                                             target_modules=["q_proj", "v_proj"]))
     assert tr.ref_model is None
