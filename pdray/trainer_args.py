@@ -64,11 +64,12 @@ def init_fields(trl_class: type) -> set[str]:
 def check_trainer_args(trainer: dict, trl_class: type, pdray_args: dict,
                        sources: dict[str, str]) -> None:
     """Raise a one-line :class:`ConfigError` naming ``trainer.<key>`` when a key is one pdray
-    sets (``pdray_args``; ``sources`` names the pdray field to use instead), is not an argument
-    of ``trl_class``, or ``trl_class`` rejects the values when built with pdray's arguments."""
+    sets (``pdray_args``, or one ``sources`` names: TRL argument → the pdray field to use
+    instead), is not an argument of ``trl_class``, or ``trl_class`` rejects the values when
+    built with pdray's arguments."""
     known = init_fields(trl_class)
     for key in trainer:
-        if key in pdray_args:
+        if key in pdray_args or key in sources:
             use = f": set {sources[key]} instead" if key in sources else ""
             raise ConfigError(f"trainer.{key}: pdray sets {key} itself{use}")
         if key not in known:

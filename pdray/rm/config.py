@@ -135,7 +135,9 @@ class RMConfig(WithTrainerArgs):
                                pdray_trl_args(self, output_dir="pdray-rm-check",
                                               max_steps=planned, pooling="native",
                                               early_stopping=self.dev_fraction > 0),
-                               {k: f"rm.{f}" for k, f in COPIED.items()})
+                               {**{k: f"rm.{f}" for k, f in COPIED.items()},
+                                # max_steps, planned from epochs, would override it
+                                "num_train_epochs": "rm.epochs"})
         return self
 
     def system_prompt(self, aspect: str) -> str:

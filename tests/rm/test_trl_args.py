@@ -62,6 +62,8 @@ def test_trl_builds_the_args_warmup_ratio_and_pass_through_reach_it(tmp_path):
     ({"output_dir": "x"}, "trainer.output_dir: pdray sets output_dir itself"),
     ({"report_to": "wandb"}, "trainer.report_to: pdray sets report_to itself"),
     ({"max_steps": 5}, "trainer.max_steps: pdray sets max_steps itself"),
+    ({"num_train_epochs": 2},
+     "trainer.num_train_epochs: pdray sets num_train_epochs itself: set rm.epochs instead"),
     ({"adam_beta2": "high"}, "trainer.adam_beta2='high': RewardConfig expects float"),
     ({"optim": "no_such_optimizer"}, "trainer.optim: RewardConfig rejects optim="),
 ])
