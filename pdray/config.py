@@ -72,6 +72,8 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
+        elif not e["loc"]:  # a check across sections: the message names the keys itself
+            lines.append(f"{source}: {e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"{source}: {key}={e.get('input')!r}: {e['msg']}")
     return "\n".join(lines)

@@ -97,7 +97,8 @@ def build_cmd(args: list[str] | None = typer.Argument(
 def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, report, config,
            option, overrides) -> None:
     from pdray.config import deep_merge, load_config, parse_override, read_yaml
-    from pdray.data import build_conflict_dataset, describe, load_source
+    from pdray.data import describe
+    from pdray.data.assemble import assemble
     from pdray.data.config import DataBuildConfig
     from pdray.data.result import quarantine_table
     from pdray.io import check_output, write_json, write_table
@@ -119,14 +120,11 @@ def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, re
     for out, is_table in ((cfg.output, True), (cfg.quarantine, True), (cfg.report, False)):
         if out:
             check_output(out, table=is_table)
-    res = load_source(cfg.source, cfg.format, min_aspects=cfg.min_aspects, **cfg.loader_options())
+    got = assemble(cfg, quarantine=bool(cfg.quarantine))
+    res, table, build = got.load, got.table, got.build
     typer.echo(f"read {cfg.source}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
     _list_dropped(res.dropped, "input rows")
-    table, build = res.table, None
-    if res.kind == "responses":
-        build = build_conflict_dataset(table, cfg.conflict, seed=cfg.seed, holistic=cfg.holistic,
-                                       aspects=cfg.aspects)
-        table = build.table
+    if build is not None:
         s = build.summary()
         typer.echo(f"built {s['pairs']} pairs from {s['prompts_in']} prompts; conflict target "
                    f"{cfg.conflict} -> achieved {s['achieved_conflict']:.3f} "

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, stage_config
+from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, settings_epilog, stage_config
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("dpo")
+    @app.command("dpo", cls=settings_epilog("pdray.align.config:DPOConfig"))
     def dpo_cmd(pairs: str = typer.Argument(..., help="Pairs, e.g. SEL/selected.parquet."),
                 output: Path = typer.Option(..., "--output", "-o"),
                 model: str | None = typer.Option(None, help="HF folder/hub id, tiny, smollm2."),
@@ -42,5 +42,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"model: {res.model_dir}\nmanifest: {Path(output) / 'manifest.json'}")
         if eval_pairs:
             acc = implicit_reward_accuracy(res.model_dir, res.manifest["ref_model_dir"],
-                                           read_table(eval_pairs), beta=cfg.beta)
+                                           read_table(eval_pairs), beta=cfg.beta,
+                                           max_length=cfg.max_length)
             typer.echo(f"{eval_pairs}: implicit-reward accuracy {acc['accuracy']:.3f} (n={acc['n']})")

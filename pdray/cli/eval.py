@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, stage_config
+from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, settings_epilog, stage_config
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("eval")
+    @app.command("eval", cls=settings_epilog("pdray.eval.config:EvalConfig"))
     def eval_cmd(
         model: str = typer.Option(..., "--model", "-m", help="Target model folder (or hub id)."),
         baseline: str | None = typer.Option(

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, echo_kv, stage_config
+from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, echo_kv, settings_epilog, stage_config
+from pdray.selection.config import BAND
 
 sub = typer.Typer(name="lossdiff", no_args_is_help=True,
                   help="LossDiff-IRM (second seed): warm-up DPO, log-prob scores, band selection. "
@@ -25,7 +26,7 @@ def _cfg(config, overrides, **extra):
     return stage_config(LossDiffConfig, config, ov)
 
 
-@sub.command("warmup")
+@sub.command("warmup", cls=settings_epilog("pdray.lossdiff.config:LossDiffConfig"))
 def warmup_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.jsonl)."),
                output: Path = typer.Option(..., "--output", "-o"),
                reference: str | None = typer.Option(None, help="Reference/SFT model folder "
@@ -50,7 +51,7 @@ def warmup_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/
                              "validation pairs": len(res.val_ids)})
 
 
-@sub.command("score")
+@sub.command("score", cls=settings_epilog("pdray.lossdiff.config:LossDiffConfig"))
 def score_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.jsonl)."),
               policy: str = typer.Option(..., help="Warmed-up policy θ folder."),
               reference: str = typer.Option(..., help="Reference model π_ref folder."),
@@ -80,8 +81,8 @@ def score_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.
 def select_cmd(scores: str = typer.Argument(..., help="Scores directory or .parquet "
                                             "(pdray lossdiff score)."),
                output: Path = typer.Option(..., "--output", "-o"),
-               low: float = typer.Option(0.2, help="Lower percentile of each band."),
-               high: float = typer.Option(0.8, help="Upper percentile of each band."),
+               low: float = typer.Option(BAND[0], help="Lower percentile of each band."),
+               high: float = typer.Option(BAND[1], help="Upper percentile of each band."),
                data: str | None = typer.Option(None, help="Canonical pairs: write the full "
                                                   "selected pairs (ready for DPO) and, with "
                                                   "ground truth, CP in the report."),
@@ -94,12 +95,13 @@ def select_cmd(scores: str = typer.Argument(..., help="Scores directory or .parq
     from pdray.io import read_pairs, read_table
     from pdray.lossdiff import read_logprob_scores, select_lossdiff_irm
     from pdray.lossdiff.hybrid import compare, format_comparison
-    from pdray.lossdiff.report import write_report, write_selection
+    from pdray.lossdiff.report import write_report
+    from pdray.selection import write_selection
 
     table = read_logprob_scores(scores)
     pairs = read_pairs(data) if data else None
-    sel = select_lossdiff_irm(table, low, high)
-    write_selection(table, sel, output, low=low, high=high, pairs=pairs)
+    sel = select_lossdiff_irm(table, low, high, pairs=pairs)
+    write_selection(sel.result, output)
     typer.echo(f"lossdiff_irm: selected {len(sel.selected_ids)} of {table.num_rows} pairs "
                f"(keep rate {sel.keep_rate:.1%}) -> {output}")
     if report:

@@ -7,14 +7,14 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, stage_config
+from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, settings_epilog, stage_config
 from pdray.raysetup import init_ray
 from pdray.rm.config import RMConfig
 
 rm_app = typer.Typer(help="Per-aspect reward models.", no_args_is_help=True)
 
 
-@rm_app.command("train")
+@rm_app.command("train", cls=settings_epilog("pdray.rm.config:RMConfig"))
 def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.jsonl)."),
               output: Path = typer.Option(..., "--output", "-o"),
               paper: bool = typer.Option(False, help="Start from the paper's hyper-parameters."),

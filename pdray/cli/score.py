@@ -7,19 +7,13 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, stage_config
+from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, settings_epilog, stage_config
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("score")
+    @app.command("score", cls=settings_epilog("pdray.scoring.config:ScoreConfig"))
     def score_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.jsonl)."),
-                  rm: Optional[str] = typer.Option(None, "--rm", help="Reward-model set "
-                                                   "(pdray rm train); --kind reward."),
-                  kind: str = typer.Option("reward", help="reward (cross pseudo-rewards) | "
-                                           "logprob (LossDiff-IRM scores)"),
-                  policy: Optional[str] = typer.Option(None, help="--kind logprob: policy θ"),
-                  reference: Optional[str] = typer.Option(None, help="--kind logprob: π_ref"),
-                  aux: Optional[str] = typer.Option(None, help="--kind logprob: θ_val"),
+                  rm: str = typer.Option(..., "--rm", help="Reward-model set (pdray rm train)."),
                   output: Path = typer.Option(..., "--output", "-o"),
                   backend: Optional[str] = typer.Option(None, help="hf | vllm"),
                   num_actors: Optional[int] = typer.Option(None),
@@ -32,28 +26,11 @@ def register(app: typer.Typer) -> None:
         """Cross pseudo-rewards: every pair through every aspect's reward model (Ray Data);
         writes the scores table (OUTPUT/shards/*.parquet), failures and a manifest. A Parquet
         input is streamed (never read whole); a progress line (rows, rows/s, ETA) at least
-        every 30 s. Re-running skips finished shards whose inputs are unchanged."""
-        from pdray.errors import ConfigError
+        every 30 s. Re-running skips finished shards whose inputs are unchanged. (The LossDiff
+        log-prob scores: `pdray lossdiff score`, on the same runner.)"""
         from pdray.io import check_output
         from pdray.raysetup import init_ray
         from pdray.scoring import ScoreConfig, score_pairs
-
-        if kind == "logprob":
-            from pdray.lossdiff import LossDiffConfig
-            from pdray.lossdiff.pipeline import score_logprobs
-
-            if not (policy and reference and aux):
-                raise ConfigError("--kind logprob needs --policy, --reference and --aux "
-                                  "(see pdray lossdiff warmup)")
-            lcfg = stage_config(LossDiffConfig, config, overrides)
-            init_ray(quiet=not verbose)
-            score_logprobs(pairs, policy, reference, aux, str(output), lcfg,
-                           echo=typer.echo, verbose=verbose)
-            return
-        if kind != "reward":
-            raise ConfigError(f"--kind must be reward or logprob, got {kind!r}")
-        if not rm:
-            raise ConfigError("--kind reward needs --rm RM_DIR")
 
         extra = [f"{k}={v}" for k, v in (("backend", backend), ("num_actors", num_actors),
                                         ("batch_tokens", batch_tokens)) if v is not None]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from pdray.cli.common import settings_epilog
+
 from pdray.errors import PdrayError
 from pdray.selection.config import SelectConfig, default
 
@@ -26,7 +28,7 @@ def _fail(e: Exception):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("select")
+    @app.command("select", cls=settings_epilog("pdray.selection.config:SelectConfig"))
     def select_cmd(scores: str = typer.Argument(..., help="Scores table (.parquet) or a "
                                                 "directory of Parquet shards."),
                    overrides: list[str] | None = typer.Argument(

@@ -1,4 +1,11 @@
-"""Typed configuration of ``pdray data build`` (YAML + ``key.sub=value`` overrides)."""
+"""Typed configuration of the data stage (YAML + ``key.sub=value`` overrides).
+
+:class:`SourceConfig` is where pairs come from and how rated responses become pairs; it is
+the one home of those defaults for both entry points: ``pdray data build``
+(:class:`DataBuildConfig`, which adds the output files) and the pipeline's ``data`` section
+(:class:`pdray.pipeline.config.DataSection`, which adds the synthetic generator, the limit and
+the held-out split). Both build D with :func:`pdray.data.assemble.assemble`.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +18,26 @@ from pdray.data.loaders import FORMATS
 from pdray.schema import aspect_problem
 
 
-class DataBuildConfig(StrictModel):
-    """Where the data comes from, how it is turned into canonical pairs, where it goes."""
+class SourceConfig(StrictModel):
+    """A source of preference data and the conflict build for rating sources."""
 
     source: str = Field(..., description="input file, folder, URI or hub dataset id")
     format: str = Field("pairs", description="one of " + ", ".join(FORMATS))
-    output: str = Field(..., description="output .parquet or .jsonl")
-    conflict: float | None = Field(None, ge=0, le=1,
-                                      description="target conflict level (rating sources)")
-    seed: int = 0
-    holistic: Literal["mean", "overall"] = "mean"
-    aspects: list[str] | None = Field(None, description="aspects used by the conflict build")
+    options: dict[str, Any] = Field(default_factory=dict, description="loader options")
+    conflict: float | None = Field(
+        None, ge=0, le=1, description="target conflict level (Def. 3.3) of pairs built from "
+        "ratings, and of synthetic data; None: the data's own level (synthetic: its "
+        "generator's default)")
+    seed: int = Field(0, description="seeds the conflict build and the loaders that draw "
+                      "(e.g. PKU-SafeRLHF's aspect assignment)")
+    holistic: Literal["mean", "overall"] = Field(
+        "mean", description="the holistic preference of rating sources: the mean of the aspect "
+        "ratings or the source's overall score")
+    aspects: list[str] | None = Field(
+        None, description="the aspects of D: those the conflict build assigns (default: all "
+        "rated), or those synthetic data has (default: UltraFeedback's four)")
     known_aspects: list[str] | None = Field(None, description="other aspects are bad rows")
     min_aspects: int = Field(1, ge=1, description="fail with fewer distinct aspects (PD: 2)")
-    quarantine: str | None = Field(None, description="side file for bad rows (JSONL)")
-    report: str | None = Field(None, description="JSON report: counts, dropped rows, matrix")
-    options: dict[str, Any] = Field(default_factory=dict, description="loader options")
 
     @field_validator("format")
     @classmethod
@@ -50,11 +61,21 @@ class DataBuildConfig(StrictModel):
             raise ValueError(f"aspect: {problem}")
         return v
 
-    def loader_options(self) -> dict[str, Any]:
+    def loader_options(self, *, quarantine: bool = False) -> dict[str, Any]:
+        """The options the loader of ``format`` receives (``known_aspects`` where it takes
+        them)."""
         opts = dict(self.options)
-        if self.quarantine:
+        if quarantine:
             opts["quarantine"] = True
         if self.known_aspects and self.format in ("pairs", "ultrafeedback_binarized", "trl",
                                                   "hh_rlhf", "generic"):
             opts["known_aspects"] = self.known_aspects
         return opts
+
+
+class DataBuildConfig(SourceConfig):
+    """``pdray data build``: a source turned into canonical pairs, written to ``output``."""
+
+    output: str = Field(..., description="output .parquet or .jsonl")
+    quarantine: str | None = Field(None, description="side file for bad rows (JSONL)")
+    report: str | None = Field(None, description="JSON report: counts, dropped rows, matrix")

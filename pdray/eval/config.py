@@ -14,15 +14,18 @@ from pdray.eval.prompts import PAPER_SETS, canonical_set_name
 class GenerationConfig(StrictModel):
     backend: Literal["auto", "hf", "vllm"] = Field("auto", description="auto: vllm on GPU if "
                                                    "installed, else transformers")
-    max_new_tokens: int = Field(512, ge=1)
+    max_new_tokens: int = Field(512, ge=1, description="tokens generated per answer at most")
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass (1: off)")
     batch_size: int = Field(8, ge=1, description="transformers backend: prompts per batch")
-    seed: int = 0
-    system_prompt: str | None = None
-    use_chat_template: bool = True
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    trust_remote_code: bool = False
+    seed: int = Field(0, description="sampling seed")
+    system_prompt: str | None = Field(None, description="system turn before each prompt")
+    use_chat_template: bool = Field(True, description="render prompts with the tokenizer's "
+                                     "chat template when it has one")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights dtype (auto: bfloat16 on GPU, float32 on CPU)")
+    trust_remote_code: bool = Field(False, description="run custom model code from the "
+                                    "model folder (off: safe by default)")
     vllm: dict = Field(default_factory=dict, description="extra vllm.LLM kwargs")
 
 
@@ -36,25 +39,29 @@ class EvalConfig(StrictModel):
     baseline: str | None = Field(None, description="baseline: model folder, answers file "
                                  "(.jsonl/.parquet with id, answer), 'reference' (the set's "
                                  "reference outputs), or in the pipeline a strategy name")
-    judge: Literal["openai", "rm"] = "rm"
+    judge: Literal["openai", "rm"] = Field("rm", description="openai: an OpenAI-compatible "
+                                           "chat model (key from the environment); rm: a "
+                                           "reward model as judge")
     judge_model: str | None = Field(None, description="openai: model name; rm: reward-model folder")
     base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible endpoint")
     api_key_env: str = Field("OPENAI_API_KEY", description="NAME of the env var holding the key")
-    judge_temperature: float = Field(0.0, ge=0)
-    judge_max_tokens: int = Field(512, ge=8)
+    judge_temperature: float = Field(0.0, ge=0, description="sampling temperature of the judge")
+    judge_max_tokens: int = Field(512, ge=8, description="tokens of the judge's reply at most")
     judge_timeout_s: float = Field(120.0, gt=0, description="seconds per judge request")
     judge_max_retries: int = Field(3, ge=0, description="retries of a failed judge request "
                                    "(429, 5xx, connection; exponential backoff)")
-    judge_concurrency: int = Field(4, ge=1)
+    judge_concurrency: int = Field(4, ge=1, description="judge requests in flight")
     rm_judge_temperature: float = Field(1.0, gt=0, description="T in score = 1 + 9·σ(r/T)")
-    rm_judge_max_length: int = Field(1024, ge=16)
+    rm_judge_max_length: int = Field(1024, ge=16, description="tokens of prompt + answer the "
+                                     "rm judge reads (the prompt is cut from the left)")
     combine: Literal["sum", "consistent"] = Field("sum", description="win/loss/tie rule")
     length_unit: Literal["words", "chars"] = Field("words", description="unit of AL")
     max_new_tokens: int = Field(512, ge=1, description="shortcut for generation.max_new_tokens")
     generation: GenerationConfig = GenerationConfig()
     cache_dir: str | None = Field(None, description="generation/judgment cache "
                                   "(default: <output>/cache)")
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(False, description="run custom model code (off: safe by "
+                                    "default)")
 
     @field_validator("sets")
     @classmethod

@@ -2,18 +2,11 @@
 
 warm-up (DPO of θ on D, θ_val on a held-out validation set) → Ray Data log-prob scoring of every
 pair under θ, π_ref and θ_val (LossDiff, IRM) → the middle percentile band of both scores.
-``hybrid`` combines it with PD selection (PD ∩ IRM band, rank-sum) and compares them.
+``hybrid`` compares it with PD selection and the PD × IRM hybrids (the ``pd_irm`` selector).
 """
 
 from pdray.lossdiff.config import LossDiffConfig, WarmupDPO
-from pdray.lossdiff.math import (
-                                 band_mask,
-                                 dpo_loss_per_pair,
-                                 irm,
-                                 keep_rate,
-                                 lossdiff,
-                                 percentile_bounds,
-)
+from pdray.lossdiff.math import dpo_loss_per_pair, irm, lossdiff
 from pdray.lossdiff.pipeline import (
                                  SCORE_COLUMNS,
                                  LossDiffSelection,
@@ -31,12 +24,9 @@ __all__ = [
                                  "LossDiffSelection",
                                  "WarmupDPO",
                                  "WarmupResult",
-                                 "band_mask",
                                  "dpo_loss_per_pair",
                                  "irm",
-                                 "keep_rate",
                                  "lossdiff",
-                                 "percentile_bounds",
                                  "read_logprob_scores",
                                  "score_logprobs",
                                  "select_lossdiff_irm",

@@ -22,18 +22,19 @@ class WarmupDPO(StrictModel):
     :class:`pdray.align.DPOConfig` (:func:`pdray.lossdiff.warmup.align_config`).
     """
 
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, description="passes over each run's pairs (paper: 1)")
     max_steps: int | None = Field(None, gt=0, description="caps the optimiser steps (tests, "
                                   "smoke runs); default: the epochs decide")
-    learning_rate: float = Field(5e-7, gt=0)
+    learning_rate: float = Field(5e-7, gt=0, description="AdamW learning rate (paper: 5e-7)")
     batch_size: int = Field(32, ge=1, description="effective batch = per_device_batch_size × "
                             "num_workers × gradient accumulation (must divide evenly)")
-    per_device_batch_size: int = Field(8, ge=1)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    lr_scheduler: str = "cosine"
+    per_device_batch_size: int = Field(8, ge=1, description="pairs per worker and step")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps warming the "
+                                "learning rate up")
+    lr_scheduler: str = Field("cosine", description="transformers scheduler name")
     max_length: int = Field(1024, ge=8, description="prompt + response tokens (TRL keeps the "
                             "start); also the scoring default")
-    seed: int = 0
+    seed: int = Field(0, description="training seed")
     bf16: bool | None = Field(None, description="default: on with GPUs")
     use_gpu: bool | None = Field(None, description="train on GPUs (one per worker); default: "
                                  "when scoring does (gpus_per_actor > 0)")
@@ -53,36 +54,37 @@ class WarmupDPO(StrictModel):
 
 
 class LossDiffConfig(StrictModel):
-    """Configuration of warm-up, log-prob scoring and band selection."""
+    """Configuration of the warm-up and the log-prob scoring (the band of step 4 is a selector
+    option: ``select.options.lossdiff_irm.low``, default :data:`pdray.selection.config.BAND`)."""
 
     reference: str | None = Field(None, description="reference / SFT model folder (π_ref; "
                                      "both warm-up runs start from it)")
     policy: str | None = Field(None, description="warmed-up policy θ (set by warm-up)")
     aux: str | None = Field(None, description="auxiliary model θ_val (set by warm-up)")
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(False, description="run custom model code (off: safe by "
+                                    "default)")
     # validation split (step 1)
     val_size: int | None = Field(None, ge=1, description="held-out pairs; wins over val_fraction")
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    split_seed: int = 0
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of D held out as the "
+                                "validation set (when val_size is not given)")
+    split_seed: int = Field(0, description="seed of the validation split")
     stratify_aspect: bool = Field(True, description="draw the validation set per aspect")
     warmup: WarmupDPO = WarmupDPO()
     # scores (steps 2-3)
     beta: float = Field(0.1, gt=0, description="β of ℓ_DPO and of the implicit reward margin")
-    # selection (step 4)
-    low: float = Field(0.2, ge=0, lt=1)
-    high: float = Field(0.8, gt=0, le=1)
     # Ray Data scoring
-    num_actors: int = Field(1, ge=1)
+    num_actors: int = Field(1, ge=1, description="Ray Data scoring actors")
     cpus_per_actor: float = Field(0.5, gt=0, description="Ray CPUs per scoring actor (the "
                                   "warm-up's are warmup.cpus_per_worker)")
-    gpus_per_actor: float = Field(0.0, ge=0)
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per scoring actor (0: CPU)")
     batch_tokens: int = Field(8192, ge=16, description="padded tokens per forward pass")
     max_length: int = Field(1024, ge=8, description="prompt + response tokens per sequence, "
                             "truncated as TRL does (default: warmup.max_length, so the scores "
                             "see the tokens the warm-up optimised)")
     shard_rows: int = Field(256, ge=1, description="pairs per Ray Data block / output shard")
-    max_restarts: int = Field(2, ge=0)
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    max_restarts: int = Field(2, ge=0, description="restarts of a crashed scoring actor")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="weights dtype of the three scored models")
 
     @model_validator(mode="before")
     @classmethod
@@ -94,11 +96,3 @@ class LossDiffConfig(StrictModel):
             if w_len is not None:
                 data = {**data, "max_length": w_len}
         return data
-
-    @model_validator(mode="after")
-    def _band(self):
-        if not self.low < self.high:
-            from pdray.errors import ConfigError
-
-            raise ConfigError(f"band needs low < high, got low={self.low}, high={self.high}")
-        return self

@@ -1,8 +1,10 @@
-"""PD × LossDiff-IRM: the hybrid no one has published, and a report comparing it to each alone.
+"""PD × LossDiff-IRM compared: each alone and the two hybrids, on one scores table.
 
 PD selection (paper Eq. 10, 15) is data-dependent: it needs aspect reward models. LossDiff-IRM
 (METHOD.md, "Second seed") is model-dependent: it needs the policy and reference model. Two
-combinations are offered (the selection core exposes them as strategy ``pd_irm``):
+combinations exist, as the ``pd_irm`` selector (``combine``); their math is
+:mod:`pdray.selection.math`'s, used here for the comparison report of ``pdray lossdiff
+select``:
 
 - ``intersect``: the λ·|D| pairs of most negative PD (Eq. 10) ∩ the middle IRM band (step 4);
 - ``rank_sum``: rank pairs by PD (ascending) and by |IRM − median IRM| (ascending, "middle of
@@ -17,45 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.errors import DataError
-from pdray.lossdiff import math as LM
-
-
-def budget_count(n: int, budget: float) -> int:
-    """|D̃| = round(λ·|D|) half up (the selection core's rule, Eq. 10)."""
-    if not 0 < budget <= 1:
-        raise ValueError(f"budget λ must be in (0, 1], got {budget}")
-    return int(min(n, max(0, math.floor(budget * n + 0.5))))
-
-
-def lowest(score, ids, k: int) -> np.ndarray:
-    """Indices of the k smallest scores, ties broken by id (Eq. 10's deterministic order)."""
-    order = np.lexsort((np.asarray(ids, dtype=object).astype(str), np.asarray(score, float)))
-    return order[:k]
-
-
-def pd_top_mask(pd, ids, budget: float) -> np.ndarray:
-    """Eq. 10: True for the λ·|D| pairs with the most negative PD."""
-    pd = np.asarray(pd, dtype=np.float64)
-    m = np.zeros(len(pd), dtype=bool)
-    m[lowest(pd, ids, budget_count(len(pd), budget))] = True
-    return m
-
-
-def pd_irm_intersect(pd, irm, ids, budget: float = 0.3, low: float = 0.2,
-                     high: float = 0.8) -> np.ndarray:
-    """Hybrid mask: PD top-λ (Eq. 10) ∩ IRM middle band [P_low, P_high] ("Second seed", step 4)."""
-    return pd_top_mask(pd, ids, budget) & LM.band_mask(irm, low, high)
-
-
-def pd_irm_rank_sum(pd, irm, ids, budget: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """Hybrid by ranks: (kept indices, rank-sum score). Rank 0 = most negative PD; rank 0 =
-    IRM closest to its median. Keeps the λ·|D| smallest sums (ties by id)."""
-    pd, irm = np.asarray(pd, dtype=np.float64), np.asarray(irm, dtype=np.float64)
-    r_pd = np.argsort(np.argsort(pd, kind="stable"), kind="stable")
-    centre = np.abs(irm - np.median(irm)) if len(irm) else irm
-    r_irm = np.argsort(np.argsort(centre, kind="stable"), kind="stable")
-    s = (r_pd + r_irm).astype(np.float64)
-    return lowest(s, ids, budget_count(len(pd), budget)), s
+from pdray.selection import math as M
+from pdray.selection.config import BAND
 
 
 def align_pd(scores: pa.Table, pd_table: pa.Table) -> np.ndarray:
@@ -72,7 +37,7 @@ def align_pd(scores: pa.Table, pd_table: pa.Table) -> np.ndarray:
 
 
 def compare(scores: pa.Table, pd=None, pairs: pa.Table | None = None, *, budget: float = 0.3,
-            low: float = 0.2, high: float = 0.8) -> dict:
+            low: float = BAND[0], high: float = BAND[1]) -> dict:
     """Keep rate, consensus precision (CP) / conflict rate (Def. 3.3, when ``pairs`` carry
     ground-truth ratings) and Jaccard overlaps of: LossDiff band, IRM band, LossDiff-IRM, and —
     when PD is given (array in ``scores`` order or a table with ``id``, ``pd``) — PD alone and the
@@ -80,16 +45,18 @@ def compare(scores: pa.Table, pd=None, pairs: pa.Table | None = None, *, budget:
     ids = np.asarray(scores["id"].to_pylist(), dtype=object)
     ld = scores["lossdiff"].to_numpy(zero_copy_only=False).astype(np.float64)
     ir = scores["irm"].to_numpy(zero_copy_only=False).astype(np.float64)
-    masks = {"lossdiff_band": LM.band_mask(ld, low, high), "irm_band": LM.band_mask(ir, low, high),
-             "lossdiff_irm": LM.band_mask([ld, ir], low, high)}
+    masks = {"lossdiff_band": M.percentile_band(ld, low, high),
+             "irm_band": M.percentile_band(ir, low, high),
+             "lossdiff_irm": M.band_intersection([ld, ir], low, high)}
     if pd is not None:
         pdv = align_pd(scores, pd) if isinstance(pd, pa.Table) else np.asarray(pd, np.float64)
-        masks["pd"] = pd_top_mask(pdv, ids, budget)
-        masks["pd_irm"] = pd_irm_intersect(pdv, ir, ids, budget, low, high)
-        keep, _ = pd_irm_rank_sum(pdv, ir, ids, budget)
-        m = np.zeros(len(ids), dtype=bool)
-        m[keep] = True
-        masks["pd_irm_rank_sum"] = m
+        k = M.budget_count(len(ids), budget)
+        masks["pd"] = np.zeros(len(ids), dtype=bool)
+        masks["pd"][M.top_lowest(pdv, ids, k)] = True
+        masks["pd_irm"] = M.pd_irm_intersect(pdv, ir, ids, k, low, high)
+        keep, _ = M.pd_irm_rank_sum(pdv, ir, ids, k)
+        masks["pd_irm_rank_sum"] = np.zeros(len(ids), dtype=bool)
+        masks["pd_irm_rank_sum"][keep] = True
     sel = {k: sorted(ids[m].tolist()) for k, m in masks.items()}
     agree = index = None
     if pairs is not None:

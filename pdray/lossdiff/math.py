@@ -1,4 +1,7 @@
-"""The math of LossDiff-IRM as pure vectorised functions (METHOD.md, "Second seed", steps 2-4).
+"""The math of LossDiff-IRM as pure vectorised functions (METHOD.md, "Second seed", steps 2-3).
+
+Step 4 (the percentile band, and its PD hybrids) is selection math and lives with the rest of
+it: :func:`pdray.selection.math.band_intersection`, ``pd_irm_intersect``, ``pd_irm_rank_sum``.
 
 Notation: a pair z = (x, y_w, y_l); ``pc``/``pr`` are the sequence log-probabilities
 log π(y_w|x) / log π(y_l|x) of the model being scored, ``rc``/``rr`` those of the reference
@@ -41,43 +44,3 @@ def lossdiff(policy_c, policy_r, aux_c, aux_r, ref_c, ref_r, beta: float) -> np.
 def irm(policy_c, policy_r, ref_c, ref_r, beta: float) -> np.ndarray:
     """Step 3 of "Second seed": IRM(z) = β·log π_θ(y_w|x)/π_ref(y_w|x) − β·log π_θ(y_l|x)/π_ref(y_l|x)."""
     return beta * log_ratio_margin(policy_c, policy_r, ref_c, ref_r)
-
-
-def percentile_bounds(values, low: float, high: float) -> tuple[float, float]:
-    """(P_low, P_high) of ``values`` (fractions in [0, 1]; numpy's linear interpolation)."""
-    if not 0 <= low < high <= 1:
-        raise ValueError(f"band needs 0 <= low < high <= 1, got {low}, {high}")
-    v = _f(values)
-    if not len(v):
-        return float("nan"), float("nan")
-    if not np.isfinite(v).all():
-        raise ValueError(f"band: {int((~np.isfinite(v)).sum())} non-finite value(s)")
-    lo, hi = np.quantile(v, [low, high])
-    return float(lo), float(hi)
-
-
-def band_mask(values, low: float = 0.2, high: float = 0.8) -> np.ndarray:
-    """Step 4 of "Second seed": True where P_low ≤ value ≤ P_high (inclusive bounds).
-
-    ``values`` may be one array or a sequence of arrays (e.g. ``[lossdiff, irm]``); with several
-    the result is the intersection of each one's band — the LossDiff-IRM rule.
-    """
-    if isinstance(values, (list, tuple)) and len(values) and np.ndim(values[0]) == 1:
-        arrays = [_f(v) for v in values]
-    else:
-        arrays = [_f(values)]
-    n = len(arrays[0])
-    mask = np.ones(n, dtype=bool)
-    for v in arrays:
-        if len(v) != n:
-            raise ValueError("band: every score needs one value per row")
-        if n:
-            lo, hi = percentile_bounds(v, low, high)
-            mask &= (v >= lo) & (v <= hi)
-    return mask
-
-
-def keep_rate(mask) -> float:
-    """|kept| / |D| (0 for an empty D)."""
-    m = np.asarray(mask, dtype=bool)
-    return float(m.mean()) if m.size else 0.0

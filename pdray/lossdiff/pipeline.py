@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pdray.errors import DataError, PdrayError
 from pdray.io import read_table, write_json
-from pdray.lossdiff import math as LM
 from pdray.lossdiff.config import LossDiffConfig
 from pdray.lossdiff.logprob_actor import LOGP_COLUMNS
 from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup
+from pdray.selection import SelectionResult, select
+from pdray.selection.config import BAND
 
 SCORE_COLUMNS = ("id", "aspect", *LOGP_COLUMNS, "lossdiff", "irm")
 
@@ -103,29 +105,32 @@ def score_logprobs(pairs: pa.Table | str, policy_dir: str, ref_dir: str, aux_dir
 
 @dataclass
 class LossDiffSelection:
+    """A ``lossdiff_irm`` selection: the selection core's result (``result``: the table with
+    ``lossdiff`` and ``irm`` columns, and the manifest ``write_selection`` writes), plus the
+    row mask and band bounds the report plots."""
+
     selected_ids: list[str]
     keep_rate: float
     mask: np.ndarray
     bounds: dict = field(default_factory=dict)
+    result: SelectionResult | None = None
 
 
-def select_lossdiff_irm(scores: pa.Table, low: float = 0.2, high: float = 0.8) -> LossDiffSelection:
-    """Step 4 of "Second seed": keep the pairs inside [P_low, P_high] of LossDiff AND of IRM.
-
-    Ids come back sorted (deterministic); ``keep_rate`` = |kept| / |scores|.
-    """
-    for c in ("id", "lossdiff", "irm"):
-        if c not in scores.column_names:
-            raise DataError("required scores column is missing", field=c)
-    vals = {}
+def select_lossdiff_irm(scores: pa.Table, low: float = BAND[0], high: float = BAND[1], *,
+                        pairs: pa.Table | None = None) -> LossDiffSelection:
+    """Step 4 of "Second seed": the pairs inside [P_low, P_high] of LossDiff AND of IRM — the
+    ``lossdiff_irm`` selector of :mod:`pdray.selection` (one implementation), with its mask and
+    band bounds for the report. Ids come back sorted; ``keep_rate`` = |kept| / |scores|. With
+    ``pairs`` the result carries the full selected pairs (ready for DPO)."""
+    res = select(scores, "lossdiff_irm", low=low, high=high, pairs=pairs)
+    idx = pc.index_in(res.table["id"], value_set=scores["id"])
+    table = res.table
     for c in ("lossdiff", "irm"):
-        v = scores[c].to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(v))
-        if len(bad):
-            raise DataError(f"non-finite value ({len(bad)} such rows)", row=int(bad[0]), field=c)
-        vals[c] = v
-    mask = LM.band_mask([vals["lossdiff"], vals["irm"]], low, high)
-    ids = np.asarray(scores["id"].to_pylist(), dtype=object)
-    bounds = {c: list(LM.percentile_bounds(v, low, high)) if len(v) else None
-              for c, v in vals.items()}
-    return LossDiffSelection(sorted(ids[mask].tolist()), LM.keep_rate(mask), mask, bounds)
+        if c in table.column_names:
+            table = table.drop_columns([c])
+        table = table.append_column(c, scores[c].take(idx))
+    res = SelectionResult(res.strategy, table, res.manifest)
+    ids = res.selected_ids
+    mask = np.asarray(pc.is_in(scores["id"], value_set=res.table["id"]))
+    rate = float(mask.mean()) if len(mask) else 0.0
+    return LossDiffSelection(sorted(ids), rate, mask, res.manifest["info"]["bounds"], res)

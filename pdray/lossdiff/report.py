@@ -1,10 +1,9 @@
-"""Write a LossDiff-IRM selection (the ``pdray select`` contract) and its small report.
+"""The small report of a LossDiff-IRM selection (the selection itself is written by
+:func:`pdray.selection.write_selection`, the ``pdray select`` contract).
 
-``write_selection``: ``DIR/selected.parquet`` (``id``, ``lossdiff``, ``irm``; with pairs the full
-canonical pairs plus both scores) and ``DIR/manifest.json`` (strategy ``lossdiff_irm``,
-parameters, input hashes, counts, keep rate, band bounds). ``write_report``: ``report.json``
-(keep rate, score statistics, the comparison of :func:`pdray.lossdiff.hybrid.compare`) and
-``hist_lossdiff.png``, ``hist_irm.png``, ``scatter.png``.
+``write_report``: ``report.json`` (keep rate, score statistics, the comparison of
+:func:`pdray.lossdiff.hybrid.compare`) and ``hist_lossdiff.png``, ``hist_irm.png``,
+``scatter.png``.
 """
 
 from __future__ import annotations
@@ -14,36 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pdray import __version__
-from pdray.io import table_hash, write_json, write_table
+from pdray.io import write_json
 from pdray.lossdiff.pipeline import LossDiffSelection
-
-
-def write_selection(scores: pa.Table, sel: LossDiffSelection, output_dir: str | Path, *,
-                    low: float, high: float, pairs: pa.Table | None = None) -> Path:
-    import pyarrow.compute as pc
-
-    d = Path(output_dir)
-    idx = pc.index_in(pa.array(sel.selected_ids, pa.string()), value_set=scores["id"])
-    table = pa.table({"id": pa.array(sel.selected_ids, pa.string()),
-                      "lossdiff": scores["lossdiff"].take(idx), "irm": scores["irm"].take(idx)})
-    if pairs is not None:
-        from pdray.selection import attach_pairs
-
-        table = attach_pairs(table, pairs)
-    n, k = scores.num_rows, len(sel.selected_ids)
-    manifest = {"strategy": "lossdiff_irm",
-                "description": "second seed: middle band of LossDiff ∩ middle band of IRM",
-                "score_column": "lossdiff", "params": {"low": low, "high": high},
-                "counts": {"in": n, "selected": k, "not_selected": n - k, "dropped": 0},
-                "q": {}, "info": {"keep_rate": sel.keep_rate, "band": [low, high],
-                                  "bounds": sel.bounds, "columns": ["lossdiff", "irm"]},
-                "input_hashes": {"scores": table_hash(scores),
-                                 "pairs": table_hash(pairs) if pairs is not None else None},
-                "pdray_version": __version__}
-    write_table(table, d / "selected.parquet")
-    write_json(manifest, d / "manifest.json")
-    return d
 
 
 def _stats(v: np.ndarray) -> dict:

@@ -1,36 +1,49 @@
 """The pipeline configuration: one YAML with a section per stage.
 
-``data``, ``run`` and ``tune`` are typed here, ``select`` on selection's own parameters
-(:class:`pdray.selection.config.SelectParams`); ``rm``, ``score``, ``dpo`` and ``eval``
-are the stage modules' own config models (:class:`pdray.rm.RMConfig`,
-:class:`pdray.scoring.ScoreConfig`, :class:`pdray.align.DPOConfig`, :class:`pdray.eval` config),
-kept as mappings here and validated by :func:`validate_stage_configs` before anything runs, so a
-typo in the last stage fails in the first second, not after an hour of training.
+Each section is its stage's own typed config (:class:`pdray.rm.config.RMConfig`,
+:class:`pdray.scoring.config.ScoreConfig`, :class:`pdray.lossdiff.config.LossDiffConfig`,
+:class:`pdray.align.config.DPOConfig`, :class:`pdray.eval.config.EvalConfig`; ``select`` on
+:class:`pdray.selection.config.SelectParams`), so the whole file is validated when it loads:
+a typo in the last stage fails in the first second, not after an hour of training. ``data``,
+``run`` and ``tune`` are the runner's own sections.
+
+Which stages run, and what each needs from the others, is checked here too (a strategy that
+needs the LossDiff scores without the ``lossdiff`` stage, DMPO without scores), and the
+baselines that need extra reward models (``holistic``, ``no_debias``) switch them on in the
+``rm`` section, where the written ``config.yaml`` shows it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from pdray.align.config import DPOConfig
 from pdray.config import StrictModel
-from pdray.errors import ConfigError
+from pdray.data.config import SourceConfig
+from pdray.eval.config import EvalConfig
+from pdray.lossdiff.config import LossDiffConfig
+from pdray.rm.config import RMConfig
+from pdray.scoring.config import ScoreConfig
 from pdray.selection.config import COMPARED, SelectParams
 
+STAGES = ("data", "rm", "score", "lossdiff", "select", "dpo", "eval", "report")
+"""Every pipeline stage, in the order the runner calls them."""
 
-class DataSection(StrictModel):
+NEEDS_LOGPROBS = frozenset({"lossdiff_irm", "pd_irm"})
+"""Selectors that read the LossDiff / IRM columns (the ``lossdiff`` stage's scores)."""
+
+
+class DataSection(SourceConfig):
+    """``data``: the source and conflict build of :class:`pdray.data.config.SourceConfig`
+    (their defaults live there), plus the synthetic generator, a limit and the held-out split."""
+
     source: str = Field("synthetic", description="'synthetic' or a path/URI/hub id")
-    format: str = Field("pairs", description="loader format (see `pdray data build --help`)")
-    options: dict[str, Any] = Field(default_factory=dict, description="loader options")
     n_pairs: int = Field(2000, gt=0, description="synthetic: number of pairs")
-    aspects: list[str] = Field(default_factory=lambda: ["helpfulness", "honesty",
-                                                        "instruction_following", "truthfulness"])
-    conflict: float | None = Field(0.2, ge=0, le=1, description="target conflict level")
     length_effect: float = Field(0.5, ge=0, description="synthetic: length/quality coupling")
     limit: int | None = Field(None, gt=0, description="keep only the first N pairs")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="held-out pairs for DPO accuracy")
-    seed: int = 0
 
 
 class SelectSection(SelectParams):
@@ -38,7 +51,9 @@ class SelectSection(SelectParams):
     length fit, the seed: their defaults live there) over a list of strategies; ρ and the
     length mode come from the scores manifest."""
 
-    strategies: list[str] = Field(default_factory=lambda: list(COMPARED))
+    strategies: list[str] = Field(default_factory=lambda: list(COMPARED),
+                                  description="the strategies to select with (pdray select "
+                                  "--help lists them)")
     options: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                                description="per-strategy options")
 
@@ -56,29 +71,38 @@ class SelectSection(SelectParams):
 
 
 class RunSection(StrictModel):
-    output_dir: str = "pdray_runs/default"
+    output_dir: str = Field("pdray_runs/default", description="the run's folder (stages, "
+                            "logs, summary, report)")
     ray_address: str | None = Field(None, description="None: local Ray; 'auto': join a cluster")
     num_cpus: int | None = Field(None, description="local Ray CPUs (default: all)")
-    stages: list[Literal["data", "rm", "score", "select", "dpo", "eval", "report"]] = Field(
-        default_factory=lambda: ["data", "rm", "score", "select", "dpo", "report"])
+    stages: list[Literal[STAGES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["data", "rm", "score", "select", "dpo", "report"],
+        description="the stages to run, in any order (they run in pipeline order)")
     dpo_strategies: list[str] | None = Field(None, description="strategies to align on "
-                                             "(default: all selected strategies)")
-    tracking: Literal["none", "mlflow", "wandb"] = "mlflow"
+                                             "(default: all selected strategies); 'dmpo' "
+                                             "runs the DMPO loss on all of D with its PD")
+    tracking: Literal["none", "mlflow", "wandb"] = Field("mlflow", description="experiment "
+                                                         "tracker of the run")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (default: "
                                      "<output_dir>/mlruns file store)")
-    experiment: str = "pdray"
+    experiment: str = Field("pdray", description="tracking experiment name")
 
 
 class TuneSection(StrictModel):
-    objective: Literal["selection", "dpo"] = "selection"
-    metric: str = "cp"
-    mode: Literal["max", "min"] = "max"
+    objective: Literal["selection", "dpo"] = Field(
+        "selection", description="selection: select and measure (cheap); dpo: DPO per trial, "
+        "held-out implicit-reward accuracy, ASHA")
+    metric: str = Field("cp", description="selection objective: a summary column (cp, "
+                        "conflict, mean_dlen)")
+    mode: Literal["max", "min"] = Field("max", description="maximise or minimise the metric")
     search_space: dict[str, Any] = Field(
-        default_factory=lambda: {"select.budget": [0.1, 0.3, 0.5], "select.gamma": [0.9, 0.95, 0.99]})
-    num_samples: int = Field(1, ge=1)
-    max_concurrent: int = Field(2, ge=1)
-    cpus_per_trial: float = Field(0.5, gt=0)
-    asha_grace_steps: int = Field(1, ge=1)
+        default_factory=lambda: {"select.budget": [0.1, 0.3, 0.5], "select.gamma": [0.9, 0.95, 0.99]},
+        description="section.key: a list (grid) or {uniform|loguniform|randint|choice: ...}")
+    num_samples: int = Field(1, ge=1, description="samples of the space (grids: repeats)")
+    max_concurrent: int = Field(2, ge=1, description="trials at once")
+    cpus_per_trial: float = Field(0.5, gt=0, description="Ray CPUs each trial holds")
+    asha_grace_steps: int = Field(1, ge=1, description="dpo objective: epochs before ASHA "
+                                  "may stop a trial")
 
     @field_validator("search_space")
     @classmethod
@@ -93,50 +117,53 @@ class TuneSection(StrictModel):
 
 
 class PipelineConfig(StrictModel):
-    name: str = "pdray"
+    name: str = Field("pdray", description="the run's name (tracking, Tune)")
     data: DataSection = DataSection()
-    rm: dict[str, Any] = Field(default_factory=dict)
-    score: dict[str, Any] = Field(default_factory=dict)
+    rm: RMConfig = Field(default_factory=RMConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    lossdiff: LossDiffConfig = Field(default_factory=LossDiffConfig)
     select: SelectSection = SelectSection()
-    dpo: dict[str, Any] = Field(default_factory=dict)
-    eval: dict[str, Any] = Field(default_factory=dict)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunSection = RunSection()
     tune: TuneSection = TuneSection()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _baselines_train_their_models(cls, data: Any) -> Any:
+        """``holistic`` and ``no_debias`` (ablation A2) select on reward models of their own:
+        asking for the strategy turns on their training in the ``rm`` section."""
+        if not isinstance(data, dict):
+            return data
+        select = data.get("select") or {}
+        strategies = select.get("strategies", COMPARED) if isinstance(select, dict) else []
+        rm = data.get("rm")
+        if isinstance(rm, RMConfig):
+            rm = rm.model_dump()
+        rm = dict(rm or {})
+        if "holistic" in strategies:
+            rm["train_holistic"] = True
+        if "no_debias" in strategies:
+            rm["train_no_debias"] = True
+        return {**data, "rm": rm}
 
-def validate_stage_configs(cfg: PipelineConfig) -> dict[str, Any]:
-    """Build every stage's typed config now; raise one ConfigError naming section.key on error."""
-    from pydantic import ValidationError
-
-    from pdray.config import format_validation_error
-
-    built: dict[str, Any] = {}
-    for section, factory in _stage_factories(cfg).items():
-        try:
-            built[section] = factory(getattr(cfg, section))
-        except ValidationError as e:
-            msg = format_validation_error(e, "config")
-            raise ConfigError(msg.replace("config: ", f"config: {section}.")) from None
-    return built
-
-
-def _stage_factories(cfg: PipelineConfig) -> dict:
-    stages = set(cfg.run.stages)
-    out = {}
-    if "rm" in stages or "score" in stages:
-        from pdray.rm import RMConfig
-
-        out["rm"] = lambda d: RMConfig(**d)
-    if "score" in stages:
-        from pdray.scoring import ScoreConfig
-
-        out["score"] = lambda d: ScoreConfig(**d)
-    if "dpo" in stages:
-        from pdray.align import DPOConfig
-
-        out["dpo"] = lambda d: DPOConfig(**d)
-    if "eval" in stages:
-        from pdray.eval import EvalConfig
-
-        out["eval"] = lambda d: EvalConfig(**d)
-    return out
+    @model_validator(mode="after")
+    def _stages_have_their_inputs(self):
+        """What each stage needs from the others, before anything runs."""
+        stages = set(self.run.stages)
+        if {"select", "report"} & stages and "score" not in stages:
+            raise ValueError("run.stages: select and report need the score stage")
+        if "report" in stages and "select" not in stages:
+            raise ValueError("run.stages: report needs the select stage")
+        if "score" in stages and "rm" not in stages:
+            raise ValueError("run.stages: score needs the rm stage")
+        wants = sorted(NEEDS_LOGPROBS & set(self.select.strategies))
+        if wants and "select" in stages and "lossdiff" not in stages:
+            raise ValueError(f"select.strategies {wants} need the LossDiff scores: add lossdiff "
+                             "to run.stages")
+        for s in ("dpo", "eval"):
+            if s in stages and "select" not in stages:
+                raise ValueError(f"run.stages: {s} needs the select stage")
+        if "eval" in stages and "dpo" not in stages:
+            raise ValueError("run.stages: eval needs the dpo stage")
+        return self

@@ -13,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pdray.config import dump_config
+from pdray.errors import ConfigError
 from pdray.io import write_json, write_text
-from pdray.pipeline import stages as S
 from pdray.pipeline.cache import StageCache
-from pdray.pipeline.config import PipelineConfig, validate_stage_configs
+from pdray.pipeline.config import STAGES as ORDER
+from pdray.pipeline.config import PipelineConfig
+from pdray.pipeline.protocol import run_stage
+from pdray.pipeline.stages import STAGES
 from pdray.pipeline.summary import format_summary, summarize
 from pdray.pipeline.tracking import make_tracker
 from pdray.raysetup import init_ray
@@ -65,8 +67,13 @@ class PipelineResult:
 
 
 def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) -> PipelineResult:
-    """Run (or resume) the pipeline described by ``cfg``; ``upto`` stops after that stage."""
-    built = validate_stage_configs(cfg)  # fail on any bad key before starting Ray
+    """Run (or resume) the pipeline described by ``cfg``; ``upto`` stops after that stage.
+
+    ``cfg`` is validated as a whole when it is built (every section, and what each stage
+    needs from the others), so a bad key fails before Ray starts.
+    """
+    if upto is not None and upto not in ORDER:
+        raise ConfigError(f"--upto {upto!r} is not a stage (stages: {', '.join(ORDER)})")
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text(dump_config(cfg), out / "config.yaml")
@@ -78,56 +85,25 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     with guard:
         status = "FAILED"
         try:
-            res = _run_stages(cfg, built, cache, tracker, echo, upto, out)
+            res = _run_stages(cfg, cache, tracker, echo, upto, out)
             status = "FINISHED"
             return res
         finally:
             tracker.close(status=status)
 
 
-def _run_stages(cfg, built, cache, tracker, echo, upto, out) -> PipelineResult:
-    want = set(cfg.run.stages)
+def _run_stages(cfg, cache, tracker, echo, upto, out) -> PipelineResult:
+    """The stages of ``run.stages`` in pipeline order (data always: everything reads it)."""
+    want = set(cfg.run.stages) | {"data"}
     res = PipelineResult(out)
-    info: dict = {}
-
-    def timed(name, fn, *args):
-        t0 = time.perf_counter()
-        r = fn(*args)
-        res.seconds[name] = round(time.perf_counter() - t0, 2)
-        info[name] = r
-        tracker.log_params(name, _params_of(cfg, name))
-        tracker.log_metrics(name, r.get("metrics", {}) if isinstance(r, dict) else {})
-        return r
-
-    data = timed("data", S.run_data, cfg, cache, echo)
-    if upto == "data":
-        return _finish(res, info, cfg, tracker, echo)
-    rm = timed("rm", S.run_rm, cfg, built["rm"], data, cache, echo) if "rm" in want else None
-    if upto == "rm":
-        return _finish(res, info, cfg, tracker, echo)
-    score = (timed("score", S.run_score, cfg, built["score"], data, rm, cache, echo)
-             if "score" in want else None)
-    if upto == "score":
-        return _finish(res, info, cfg, tracker, echo)
-    if score is None:
-        raise RuntimeError("the select stage needs the score stage (run.stages)")
-    sel = timed("select", S.run_select, cfg, data, rm, score, cache, echo)
-    if upto == "select":
-        return _finish(res, info, cfg, tracker, echo)
-    dpo = (timed("dpo", S.run_dpo, cfg, built["dpo"], data, score, sel, rm, cache, echo)
-           if "dpo" in want else None)
-    if "eval" in want and dpo:
-        timed("eval", S.run_eval, cfg, built["eval"], dpo, cache, echo)
-    if "report" in want:
-        timed("report", S.run_report, cfg, data, score, sel, dpo, cache, echo)
-    return _finish(res, info, cfg, tracker, echo)
-
-
-def _params_of(cfg: PipelineConfig, stage: str) -> dict:
-    section = getattr(cfg, stage, None)
-    if section is None:
-        return {}
-    return section if isinstance(section, dict) else section.model_dump(mode="json")
+    done: dict = {}
+    for name in ORDER:
+        if name in want:
+            done[name] = run_stage(STAGES[name], cfg, done, cache, echo, tracker=tracker,
+                                   seconds=res.seconds)
+        if name == upto:
+            break
+    return _finish(res, done, cfg, tracker, echo)
 
 
 def _finish(res: PipelineResult, info: dict, cfg: PipelineConfig, tracker, echo) -> PipelineResult:

@@ -1,31 +1,32 @@
-"""One function per pipeline stage: inputs and config in, a finished stage directory out.
+"""The pipeline's stages: one ``build_<stage>(cfg, inputs, out, echo) -> manifest`` each, and
+:data:`STAGES`, which declares for each its config section, the stages it reads and any other
+value its key depends on.
 
-Each function is idempotent through :class:`~pdray.pipeline.cache.StageCache`: the stage key is a
-hash of the stage's config section and the keys of the stages it reads, so a re-run skips
-finished stages and a changed setting recomputes only what depends on it.
+A build function only does the stage's work: ``inputs`` are the manifests of the stages it
+reads, ``out`` its (empty) directory. Keys, reuse, locking, the manifest marker, timing and
+tracking belong to :func:`pdray.pipeline.protocol.run_stage`.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pdray.data import build_conflict_dataset, load_source, synthetic_pairs
-from pdray.data.loaders import loader_for
+from pdray.data import synthetic_pairs
+from pdray.data.assemble import assemble
 from pdray.errors import PdrayError
 from pdray.eval import evaluate_models
 from pdray.io import read_table, write_table
-from pdray.pipeline.cache import StageCache, content_hash, file_fingerprint, stage_key
-from pdray.pipeline.config import PipelineConfig
-from pdray.report import build_report
+from pdray.pipeline.cache import file_fingerprint
+from pdray.pipeline.config import NEEDS_LOGPROBS, PipelineConfig
+from pdray.pipeline.protocol import Stage
+from pdray.report import build_report as render_report
 from pdray.selection import SelectionResult, select, write_selection
-from pdray.selection.scores import length_term, read_scores, rm_metrics_for
+from pdray.selection.scores import join_logprob_scores, length_term, read_scores, rm_metrics_for
 from pdray.splits import hash_holdout
 
 log = logging.getLogger("pdray.pipeline")
@@ -39,244 +40,250 @@ def split_holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table
     return table.filter(pc.invert(test)), table.filter(test)
 
 
-def run_once(cache: StageCache, stage: str, key: str, echo, cached: Callable[[dict], str],
-             build: Callable[[Path], dict]) -> dict:
-    """A stage's finished record for ``key``: the one on disk (``cached(record)`` is said), or
-    ``build(out)``'s, computed under the stage's lock (a second run waiting on the lock finds
-    it finished) and marked finished last, so an interrupted stage is recomputed."""
-    done = cache.finished(stage, key)
-    if done:
-        echo(f"[{stage}] cached{cached(done)}")
-        return done
-    with cache.lock(stage, key) as out:
-        if (done := cache.finished(stage, key)):
-            return done
-        return cache.mark(stage, key, build(out))
+def data_source_key(cfg: PipelineConfig) -> dict:
+    """The source's content in the data stage's key.
 
-
-def run_data(cfg: PipelineConfig, cache: StageCache, echo) -> dict:
-    """Load D, split it, write the stage's Parquet files.
-
-    The key covers the config *and the source's content*: for a local or remote file (or a
-    folder of files) its size, ``mtime_ns`` and content hash (:func:`file_fingerprint`: XXH3 of
-    the whole file under 64 MiB, else of its edges and 16 sampled blocks), so a source edited in
-    place is reloaded. A hub id (no such file) is keyed by its name and ``data.options`` (pin a
-    revision there). Later stages key on the content of the files written here.
+    For a local or remote file (or a folder of files): its size, ``mtime_ns`` and content hash
+    (:func:`file_fingerprint`: XXH3 of the whole file under 64 MiB, else of its edges and 16
+    sampled blocks), so a source edited in place is reloaded. A hub id (no such file) is keyed
+    by its name and ``data.options`` (pin a revision there).
     """
     d = cfg.data
-    source = None
-    if d.source != "synthetic":
-        fp = file_fingerprint(d.source)
-        source = dict(fp, file=d.source) if fp is not None else None
-    key = stage_key("data", {"cfg": d.model_dump(), "source": source})
+    if d.source == "synthetic":
+        return {"source": None}
+    fp = file_fingerprint(d.source)
+    return {"source": dict(fp, file=d.source) if fp is not None else None}
 
-    def build(out: Path) -> dict:
-        table, info = load_pairs_for_pipeline(cfg)
-        if source is not None and file_fingerprint(d.source) != fp:
-            raise PdrayError(f"[data] {d.source} changed while it was being read: run again")
-        if d.limit:
-            table = table.slice(0, d.limit)
-        train, test = split_holdout(table, d.test_fraction, d.seed)
-        write_table(table, out / "pairs.parquet")
-        write_table(train, out / "pairs_train.parquet")
-        write_table(test, out / "pairs_test.parquet")
-        aspects = sorted(pc.unique(table["aspect"]).to_pylist())
-        echo(f"[data] {table.num_rows} pairs, aspects {aspects}: "
-             f"{train.num_rows} train / {test.num_rows} held out")
-        return {"dir": str(out), "pairs": str(out / "pairs.parquet"),
-                "train": str(out / "pairs_train.parquet"), "test": str(out / "pairs_test.parquet"),
-                "rows": table.num_rows, "train_rows": train.num_rows, "test_rows": test.num_rows,
-                "aspects": aspects, **info}
 
-    return run_once(cache, "data", key, echo,
-                lambda d: f": {d['train_rows']} train / {d['test_rows']} test pairs", build)
+def build_data(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """Load D, split it, write ``pairs``, ``pairs_train`` and ``pairs_test`` (Parquet)."""
+    d = cfg.data
+    before = data_source_key(cfg)
+    table, info = load_pairs_for_pipeline(cfg)
+    if data_source_key(cfg) != before:
+        raise PdrayError(f"[data] {d.source} changed while it was being read: run again")
+    if d.limit:
+        table = table.slice(0, d.limit)
+    train, test = split_holdout(table, d.test_fraction, d.seed)
+    write_table(table, out / "pairs.parquet")
+    write_table(train, out / "pairs_train.parquet")
+    write_table(test, out / "pairs_test.parquet")
+    aspects = sorted(pc.unique(table["aspect"]).to_pylist())
+    echo(f"[data] {table.num_rows} pairs, aspects {aspects}: "
+         f"{train.num_rows} train / {test.num_rows} held out")
+    return {"dir": str(out), "pairs": str(out / "pairs.parquet"),
+            "train": str(out / "pairs_train.parquet"), "test": str(out / "pairs_test.parquet"),
+            "rows": table.num_rows, "train_rows": train.num_rows, "test_rows": test.num_rows,
+            "aspects": aspects, **info}
 
 
 def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
-    """The aggregated dataset D: synthetic, a canonical pair file, or any loader + conflict build."""
+    """The aggregated dataset D: synthetic, or any source through
+    :func:`pdray.data.assemble.assemble` (the same build as ``pdray data build``)."""
     d = cfg.data
     if d.source == "synthetic":
-        t = synthetic_pairs(d.n_pairs, aspects=d.aspects, conflict_rate=d.conflict or 0.0,
-                            length_effect=d.length_effect, seed=d.seed)
+        kw = {} if d.conflict is None else {"conflict_rate": d.conflict}
+        t = synthetic_pairs(d.n_pairs, aspects=d.aspects, length_effect=d.length_effect,
+                            seed=d.seed, **kw)
         return t, {"source": "synthetic"}
-    opts = dict(d.options)
-    if "seed" in inspect.signature(loader_for(d.format)).parameters:
-        opts.setdefault("seed", d.seed)  # data.seed seeds the loader too (e.g. PKU aspects)
-    res = load_source(d.source, d.format, **opts)
-    table = res.table
+    got = assemble(d)
     info: dict[str, Any] = {"source": d.source, "format": d.format,
-                            "dropped": len(res.dropped) if res.dropped is not None else 0}
-    if "chosen" not in table.column_names:  # per-response ratings: build conflict pairs
-        built = build_conflict_dataset(table, target_conflict=d.conflict, seed=d.seed)
-        table = built.table
-        info["achieved_conflict"] = built.achieved_conflict
-    return table, info
+                            "dropped": len(got.load.dropped) if got.load.dropped is not None else 0}
+    if got.build is not None:
+        info["achieved_conflict"] = got.build.achieved_conflict
+    return got.table, info
 
 
-def run_rm(cfg: PipelineConfig, rm_cfg, data: dict, cache: StageCache, echo) -> dict:
+def build_rm(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """One reward model per aspect on D's training split (and the baselines' extra models)."""
     from pdray.rm.train import train_reward_models  # torch, trl: only when the stage runs
 
-    strategies = set(cfg.select.strategies)
-    rm_cfg = rm_cfg.model_copy(update={
-        "train_holistic": rm_cfg.train_holistic or "holistic" in strategies,
-        "train_no_debias": rm_cfg.train_no_debias or "no_debias" in strategies})
-    key = stage_key("rm", {"cfg": rm_cfg.model_dump(mode="json"),
-                           "data": content_hash(data["train"])})
-
-    def build(out: Path) -> dict:
-        echo(f"[rm] training {rm_cfg.mode} reward models ({rm_cfg.backbone}) for "
-             f"{len(data['aspects'])} aspects in parallel")
-        rm_set = train_reward_models(data["train"], rm_cfg, str(out))
-        no_debias = out / "no_debias"
-        return {"dir": str(out), "aspects": rm_set.aspects, "rho": rm_set.rho,
-                "length_debias": rm_set.length_debias,
-                "no_debias_dir": (str(no_debias) if (no_debias / "rm_set.json").exists()
-                                  else None)}
-
-    return run_once(cache, "rm", key, echo, lambda d: f": {d['dir']}", build)
+    data = inputs["data"]
+    echo(f"[rm] training {cfg.rm.mode} reward models ({cfg.rm.backbone}) for "
+         f"{len(data['aspects'])} aspects in parallel")
+    rm_set = train_reward_models(data["train"], cfg.rm, str(out))
+    no_debias = out / "no_debias"
+    return {"dir": str(out), "aspects": rm_set.aspects, "rho": rm_set.rho,
+            "length_debias": rm_set.length_debias,
+            "no_debias_dir": str(no_debias) if (no_debias / "rm_set.json").exists() else None}
 
 
-def run_score(cfg: PipelineConfig, score_cfg, data: dict, rm: dict, cache: StageCache,
-              echo) -> dict:
+def build_score(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """Cross pseudo-rewards of every training pair under every aspect's model (and under the
+    no-mitigation models when the rm stage trained them: ablation A2)."""
     from pdray.scoring import score_pairs
 
-    key = stage_key("score", {"cfg": score_cfg.model_dump(mode="json"),
-                              "data": content_hash(data["train"]), "rm": content_hash(rm["dir"])})
-
-    def build(out: Path) -> dict:
-        echo("[score] cross pseudo-rewarding every pair under every aspect model")
-        run = score_pairs(data["train"], rm["dir"], str(out / "scores"), score_cfg)
-        info = {"dir": str(out), "scores": str(run.output_dir)}
-        if rm.get("no_debias_dir"):
-            echo("[score] scoring with the no-mitigation reward models (ablation A2)")
-            nd = score_pairs(data["train"], rm["no_debias_dir"], str(out / "scores_no_debias"),
-                             score_cfg)
-            info["scores_no_debias"] = str(nd.output_dir)
-        return info
-
-    return run_once(cache, "score", key, echo, lambda d: f": {d['scores']}", build)
+    data, rm = inputs["data"], inputs["rm"]
+    echo("[score] cross pseudo-rewarding every pair under every aspect model")
+    run = score_pairs(data["train"], rm["dir"], str(out / "scores"), cfg.score)
+    info = {"dir": str(out), "scores": str(run.output_dir)}
+    if rm.get("no_debias_dir"):
+        echo("[score] scoring with the no-mitigation reward models (ablation A2)")
+        nd = score_pairs(data["train"], rm["no_debias_dir"], str(out / "scores_no_debias"),
+                         cfg.score)
+        info["scores_no_debias"] = str(nd.output_dir)
+    return info
 
 
-def run_select(cfg: PipelineConfig, data: dict, rm: dict | None, score: dict,
-               cache: StageCache, echo) -> dict:
+def lossdiff_reference_key(cfg: PipelineConfig) -> dict:
+    """Without ``lossdiff.reference`` the warm-up starts from the DPO stage's model."""
+    return {"reference": cfg.lossdiff.reference or cfg.dpo.model}
+
+
+def build_lossdiff(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """The second seed's scores (METHOD.md, "Second seed"): warm-up DPO of θ on D minus a
+    validation set and of θ_val on it, then LossDiff and IRM of every training pair."""
+    from pdray.align.train import resolve_policy
+    from pdray.lossdiff import score_logprobs, warmup
+
+    data = inputs["data"]
+    pairs = read_table(data["train"])
+    lcfg = cfg.lossdiff
+    if lcfg.reference is None:
+        texts = pairs["prompt"].to_pylist()[:1000] + pairs["chosen"].to_pylist()[:1000]
+        lcfg = lcfg.model_copy(update={
+            "reference": resolve_policy(cfg.dpo.model, out / "_base", texts)})
+    w = warmup(pairs, lcfg, out / "warmup", echo=echo)
+    score_logprobs(pairs, str(w.policy_dir), lcfg.reference, str(w.aux_dir), out / "scores",
+                   lcfg, echo=echo)
+    return {"dir": str(out), "scores": str(out / "scores"), "reference": lcfg.reference,
+            "policy": str(w.policy_dir), "aux": str(w.aux_dir),
+            "metrics": {"warmup_policy_loss": w.manifest["policy_metrics"].get("train_loss"),
+                        "warmup_aux_loss": w.manifest["aux_metrics"].get("train_loss")}}
+
+
+def _selection_scores(strategy: str, inputs: dict) -> tuple[pa.Table, float, str]:
+    """The scores a strategy selects on, with ρ and the length mode their manifest records
+    (the same as ``pdray select`` reads): the no-mitigation scores for ``no_debias``, the
+    gap scores joined with the LossDiff / IRM columns for the selectors that read them."""
+    score = inputs["score"]
+    path = score["scores"]
+    if strategy == "no_debias":
+        if not score.get("scores_no_debias"):
+            raise PdrayError("no_debias needs the no-mitigation reward models "
+                             "(rm.train_no_debias)")
+        path = score["scores_no_debias"]
+    table = read_scores(path)
+    if strategy in NEEDS_LOGPROBS:
+        from pdray.lossdiff import read_logprob_scores
+
+        table = join_logprob_scores(table, read_logprob_scores(inputs["lossdiff"]["scores"]),
+                                    inputs["lossdiff"]["scores"])
+    rho, mode = length_term(path)
+    return table, rho, mode
+
+
+def build_select(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """Every strategy of ``select.strategies`` on the scores; with DMPO to run, PD over all
+    of D as well (``dmpo_input``: the Δφ estimate the DMPO loss reads)."""
     s = cfg.select
-    rho, mode = length_term(score["scores"])  # as the scores manifest records: = `pdray select`
-    key = stage_key("select", {"cfg": s.model_dump(), "score": content_hash(score["dir"]),
-                               "data": content_hash(data["train"]), "rho": rho,
-                               "length_debias": mode})
+    pairs = read_table(inputs["data"]["train"])
+    dirs, counts = {}, {}
 
-    def build(out: Path) -> dict:
-        scores = read_scores(score["scores"])
-        pairs = read_table(data["train"])
-        dirs, counts = {}, {}
-        for strategy in s.strategies:
-            table, name, srho, smode = scores, strategy, rho, mode
-            if strategy == "no_debias":
-                if not score.get("scores_no_debias"):
-                    raise RuntimeError("no_debias needs the no-mitigation reward models")
-                table = read_scores(score["scores_no_debias"])
-                srho, smode = length_term(score["scores_no_debias"])
-            opts = dict(s.options.get(strategy, {}))
-            res = select(table, name, budget=s.budget, gamma=s.gamma, rho=srho,
-                         length_debias=smode, fit_length=s.fit_length, seed=s.seed,
-                         pairs=pairs, **opts)
-            write_selection(res, out / strategy)
-            dirs[strategy] = str(out / strategy)
-            counts[strategy] = len(res.selected_ids)
-            echo(f"[select] {strategy}: kept {counts[strategy]} of {pairs.num_rows}")
-        return {"dir": str(out), "strategies": list(s.strategies), "selections": dirs,
-                "counts": counts, "rho": rho, "length_debias": mode}
+    def one(strategy: str, budget: float, where: Path):
+        table, rho, mode = _selection_scores(strategy, inputs)
+        res = select(table, strategy, budget=budget, gamma=s.gamma, rho=rho,
+                     length_debias=mode, fit_length=s.fit_length, seed=s.seed, pairs=pairs,
+                     **dict(s.options.get(strategy, {})))
+        write_selection(res, where)
+        return res
 
-    return run_once(cache, "select", key, echo, lambda d: f": {', '.join(d['strategies'])}", build)
+    for strategy in s.strategies:
+        res = one(strategy, s.budget, out / strategy)
+        dirs[strategy], counts[strategy] = str(out / strategy), len(res.selected_ids)
+        echo(f"[select] {strategy}: kept {counts[strategy]} of {pairs.num_rows}")
+    rho, mode = length_term(inputs["score"]["scores"])
+    info = {"dir": str(out), "strategies": list(s.strategies), "selections": dirs,
+            "counts": counts, "rho": rho, "length_debias": mode}
+    if wants_dmpo(cfg):
+        one("pd", 1.0, out / "_dmpo_input")
+        info["dmpo_input"] = str(out / "_dmpo_input" / "selected.parquet")
+    return info
 
 
-def run_dpo(cfg: PipelineConfig, dpo_cfg, data: dict, score: dict | None, select_info: dict,
-            rm: dict | None, cache: StageCache, echo) -> dict:
-    """DPO on each selected subset (and DMPO on all of D when ``dmpo`` is asked for)."""
+def wants_dmpo(cfg: PipelineConfig) -> bool:
+    """DMPO runs when ``run.dpo_strategies`` names it (all of D with its PD column)."""
+    return "dpo" in cfg.run.stages and "dmpo" in (cfg.run.dpo_strategies or [])
+
+
+def dpo_strategies(cfg: PipelineConfig) -> dict:
+    """The dpo stage's key beyond its section: which subsets it aligns on."""
+    return {"strategies": cfg.run.dpo_strategies or list(cfg.select.strategies)}
+
+
+def build_dpo(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """DPO on each selected subset of ``run.dpo_strategies`` (DMPO on all of D for ``dmpo``),
+    with the held-out implicit-reward accuracy of each policy."""
     from pdray.align import implicit_reward_accuracy, train_dpo
 
-    strategies = cfg.run.dpo_strategies or list(select_info["strategies"])
-    key = stage_key("dpo", {"cfg": dpo_cfg.model_dump(mode="json"),
-                            "select": content_hash(select_info["dir"]), "strategies": strategies,
-                            "data": content_hash(data["train"]), "test": content_hash(data["test"]),
-                            "score": content_hash(score["dir"]) if score else None})
-
-    def build(out: Path) -> dict:
-        test = read_table(data["test"])
-        models, metrics = {}, {}
-        for strategy in strategies:
-            run_cfg = dpo_cfg
-            if strategy == "dmpo":
-                pairs_path = _dmpo_pairs(cfg, data, score, rm, out)
-                run_cfg = dpo_cfg.model_copy(update={"loss": "dmpo"})
-            elif strategy in select_info["selections"]:
-                pairs_path = str(Path(select_info["selections"][strategy]) / "selected.parquet")
-            else:
-                raise RuntimeError(f"dpo strategy {strategy!r} was not selected "
-                                   f"(select.strategies: {select_info['strategies']})")
-            echo(f"[dpo] {run_cfg.loss} on '{strategy}' ({pairs_path})")
-            res = train_dpo(pairs_path, run_cfg, str(out / strategy))
-            models[strategy] = str(res.model_dir)
-            m = dict(res.metrics or {})
-            if test.num_rows:
-                acc = implicit_reward_accuracy(res.model_dir, res.manifest.get("ref_model_dir")
-                                               or res.manifest.get("ref_model"), test,
-                                               beta=run_cfg.beta)
-                m["heldout"] = acc
-                echo(f"[dpo] {strategy}: held-out implicit-reward accuracy "
-                     f"{acc.get('accuracy', float('nan')):.3f}")
-            metrics[strategy] = m
-        return {"dir": str(out), "models": models, "metrics": metrics}
-
-    return run_once(cache, "dpo", key, echo, lambda d: f": {', '.join(d['models'])}", build)
+    sel = inputs["select"]
+    test = read_table(inputs["data"]["test"])
+    models, metrics = {}, {}
+    for strategy in dpo_strategies(cfg)["strategies"]:
+        run_cfg = cfg.dpo
+        if strategy == "dmpo":
+            pairs_path = sel["dmpo_input"]
+            run_cfg = cfg.dpo.model_copy(update={"loss": "dmpo"})
+        elif strategy in sel["selections"]:
+            pairs_path = str(Path(sel["selections"][strategy]) / "selected.parquet")
+        else:
+            raise PdrayError(f"dpo strategy {strategy!r} was not selected "
+                             f"(select.strategies: {sel['strategies']})")
+        echo(f"[dpo] {run_cfg.loss} on '{strategy}' ({pairs_path})")
+        res = train_dpo(pairs_path, run_cfg, str(out / strategy))
+        models[strategy] = str(res.model_dir)
+        m = dict(res.metrics or {})
+        if test.num_rows:
+            acc = implicit_reward_accuracy(res.model_dir, res.manifest.get("ref_model_dir")
+                                           or res.manifest.get("ref_model"), test,
+                                           beta=run_cfg.beta, max_length=run_cfg.max_length)
+            m["heldout"] = acc
+            echo(f"[dpo] {strategy}: held-out implicit-reward accuracy "
+                 f"{acc.get('accuracy', float('nan')):.3f}")
+        metrics[strategy] = m
+    return {"dir": str(out), "models": models, "metrics": metrics}
 
 
-def _dmpo_pairs(cfg: PipelineConfig, data: dict, score: dict | None, rm: dict | None,
-                out: Path) -> str:
-    """All of D with its per-pair PD column (the Δφ estimate DMPO reads)."""
-    if score is None:
-        raise RuntimeError("dmpo needs the scoring stage (PD estimates Δφ)")
-    rho, mode = length_term(score["scores"])
-    res = select(read_scores(score["scores"]), "pd", budget=1.0, gamma=cfg.select.gamma, rho=rho,
-                 length_debias=mode, fit_length=cfg.select.fit_length, seed=cfg.select.seed,
-                 pairs=read_table(data["train"]))
-    write_selection(res, out / "_dmpo_input")
-    return str(out / "_dmpo_input" / "selected.parquet")
+def build_eval(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """Generation and the pairwise judge for every aligned policy."""
+    return {"dir": str(out),
+            "results": evaluate_models(inputs["dpo"]["models"], cfg.eval, str(out), echo=echo)}
 
 
-def run_eval(cfg: PipelineConfig, eval_cfg, dpo: dict, cache: StageCache, echo) -> dict:
-    key = stage_key("eval", {"cfg": eval_cfg.model_dump(mode="json"),
-                             "dpo": content_hash(dpo["dir"])})
+def build_report(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+    """The HTML report of the selections (and of the DPO runs when they ran)."""
+    score, sel, dpo = inputs["score"], inputs["select"], inputs.get("dpo")
+    scores = read_scores(score["scores"])
+    pairs = read_table(inputs["data"]["train"])
+    selections = {s: SelectionResult.load(d) for s, d in sel["selections"].items()}
+    links = {f"{name} stage": str(Path(d) / "manifest.json")
+             for name, d in sel["selections"].items()}
+    if dpo:
+        links.update({f"dpo: {s}": str(Path(m).parent / "manifest.json")
+                      for s, m in dpo["models"].items()})
+    links["score manifest"] = str(Path(score["scores"]) / "manifest.json")
+    html = render_report(scores, selections, str(out), pairs=pairs, gamma=cfg.select.gamma,
+                  rho=sel.get("rho", 0.0), length_debias=sel.get("length_debias", "penalty"),
+                  links=links, rm_metrics=rm_metrics_for(score["scores"]))
+    echo(f"[report] {html}")
+    return {"dir": str(out), "html": str(html)}
 
-    def build(out: Path) -> dict:
-        return {"dir": str(out),
-                "results": evaluate_models(dpo["models"], eval_cfg, str(out), echo=echo)}
 
-    return run_once(cache, "eval", key, echo, lambda d: "", build)
-
-
-def run_report(cfg: PipelineConfig, data: dict, score: dict, select_info: dict,
-               dpo: dict | None, cache: StageCache, echo) -> dict:
-    key = stage_key("report", {"select": content_hash(select_info["dir"]),
-                               "dpo": content_hash(dpo["dir"]) if dpo else None,
-                               "score": content_hash(score["dir"]),
-                               "data": content_hash(data["train"]), "gamma": cfg.select.gamma})
-
-    def build(out: Path) -> dict:
-        scores = read_scores(score["scores"])
-        pairs = read_table(data["train"])
-        selections = {s: SelectionResult.load(d) for s, d in select_info["selections"].items()}
-        links = {f"{name} stage": str(Path(d) / "manifest.json")
-                 for name, d in select_info["selections"].items()}
-        if dpo:
-            links.update({f"dpo: {s}": str(Path(m).parent / "manifest.json")
-                          for s, m in dpo["models"].items()})
-        links["score manifest"] = str(Path(score["scores"]) / "manifest.json")
-        html = build_report(scores, selections, str(out), pairs=pairs, gamma=cfg.select.gamma,
-                            rho=select_info.get("rho", 0.0),
-                            length_debias=select_info.get("length_debias", "penalty"), links=links,
-                            rm_metrics=rm_metrics_for(score["scores"]))
-        echo(f"[report] {html}")
-        return {"dir": str(out), "html": str(html)}
-
-    return run_once(cache, "report", key, echo, lambda d: f": {d['html']}", build)
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("data", build_data, section="data", extra_key=data_source_key,
+          cached=lambda m: f": {m['train_rows']} train / {m['test_rows']} test pairs"),
+    Stage("rm", build_rm, section="rm", reads=("data",), cached=lambda m: f": {m['dir']}"),
+    Stage("score", build_score, section="score", reads=("data", "rm"),
+          cached=lambda m: f": {m['scores']}"),
+    Stage("lossdiff", build_lossdiff, section="lossdiff", reads=("data",),
+          extra_key=lossdiff_reference_key, cached=lambda m: f": {m['scores']}"),
+    Stage("select", build_select, section="select", reads=("data", "score", "lossdiff"),
+          extra_key=lambda cfg: {"dmpo": wants_dmpo(cfg)},
+          cached=lambda m: f": {', '.join(m['strategies'])}"),
+    Stage("dpo", build_dpo, section="dpo", reads=("data", "select"), extra_key=dpo_strategies,
+          cached=lambda m: f": {', '.join(m['models'])}"),
+    Stage("eval", build_eval, section="eval", reads=("dpo",)),
+    Stage("report", build_report, reads=("data", "score", "select", "dpo"),
+          extra_key=lambda cfg: {"gamma": cfg.select.gamma}, cached=lambda m: ""),
+)}
+"""The pipeline's stages by name, in the order :data:`pdray.pipeline.config.STAGES` runs them."""

@@ -78,15 +78,15 @@ def _selection_trial(config: dict, base: dict) -> None:
 def _dpo_trial(config: dict, base: dict) -> None:
     from ray import tune
 
-    from pdray.align import DPOConfig, implicit_reward_accuracy, train_dpo
+    from pdray.align import implicit_reward_accuracy, train_dpo
 
     cfg = trial_config(base, config)
     res = run_pipeline(cfg, echo=lambda *_: None, upto="select")
     sel, data = res.stages["select"], res.stages["data"]
     first = cfg.select.strategies[0]
     pairs_path = str(Path(sel["selections"][first]) / "selected.parquet")
-    dcfg = DPOConfig(**cfg.dpo)
-    epochs = max(1, int(getattr(dcfg, "epochs", 1) or 1))
+    dcfg = cfg.dpo
+    epochs = max(1, int(dcfg.epochs or 1))
     test = read_table(data["test"])
     model = dcfg.model
     ref = dcfg.ref_model or dcfg.model
@@ -98,7 +98,7 @@ def _dpo_trial(config: dict, base: dict) -> None:
         r = train_dpo(pairs_path, step_cfg, str(trial_out / f"epoch{epoch}"))
         model = str(r.model_dir)
         acc = implicit_reward_accuracy(r.model_dir, r.manifest.get("ref_model_dir") or ref,
-                                       test, beta=step_cfg.beta)
+                                       test, beta=step_cfg.beta, max_length=step_cfg.max_length)
         tune.report({"dpo_acc": acc.get("accuracy", math.nan), "epoch": epoch})
 
 
@@ -117,7 +117,7 @@ def run_tune(cfg: PipelineConfig, *, echo=print) -> dict:
     trainable = _selection_trial if t.objective == "selection" else _dpo_trial
     fn = tune.with_resources(tune.with_parameters(trainable, base=base), {"cpu": t.cpus_per_trial})
     scheduler = (ASHAScheduler(time_attr="training_iteration", grace_period=t.asha_grace_steps,
-                               max_t=max(1, int(cfg.dpo.get("epochs", 1) or 1)))
+                               max_t=max(1, int(cfg.dpo.epochs or 1)))
                  if t.objective == "dpo" else None)
     tuner = tune.Tuner(
         fn, param_space=search_space(t.search_space),

@@ -22,8 +22,10 @@ class ScoreConfig(StrictModel):
     batch_tokens: int = Field(16384, ge=64, description="padded tokens per forward pass")
     max_length: int | None = Field(None, ge=8, description="default: the reward-model set's")
     shard_rows: int = Field(2000, ge=1, description="pairs per output shard (resume unit)")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    trust_remote_code: bool = False
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights dtype (auto: bfloat16 on GPU, float32 on CPU)")
+    trust_remote_code: bool = Field(False, description="run custom model code from the "
+                                    "model folders (off: safe by default)")
     max_restarts: int = Field(3, ge=0, description="times a dead actor is restarted")
     vllm: dict[str, Any] = Field(default_factory=dict, description="extra vLLM engine kwargs")
     llm_batch_size: int = Field(256, ge=1, description="ray_llm: rows per vLLM engine batch")

@@ -18,6 +18,10 @@ from pdray.selection.scores import length_term
 
 COMPARED = ("pd", "random", "high", "mid")   # strategies compared when none are named
 
+BAND = (0.2, 0.8)
+"""[P_low, P_high] of the percentile band of ``band``, ``lossdiff_irm`` and ``pd_irm``
+(METHOD.md, "Second seed", step 4): the default of their ``low`` / ``high`` options."""
+
 
 class SelectParams(StrictModel):
     """The selection settings shared by ``pdray select``, ``pdray report`` and ``pdray run``."""
@@ -42,7 +46,7 @@ class SelectConfig(SelectParams):
         None, description="length mode of the reward models; default: the scores manifest's")
     aspect_weights: dict[str, float] | None = Field(None, description="w_k of PD (default 1)")
     options: dict[str, Any] = Field(default_factory=dict, description="strategy options")
-    report: bool = False
+    report: bool = Field(False, description="also write an HTML report (OUTPUT/report)")
 
     def select_kwargs(self, scores_path=None) -> dict:
         """Keyword arguments for :func:`pdray.selection.select`; ρ and the length mode come from

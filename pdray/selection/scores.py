@@ -156,3 +156,31 @@ def rm_metrics_for(path) -> dict | None:
         return json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+LOGPROB_COLUMNS = ("lossdiff", "irm")
+"""The model-dependent columns (``pdray lossdiff score``) that lossdiff_irm and pd_irm read."""
+
+
+def join_logprob_scores(scores: pa.Table, logprobs: pa.Table, file: str | None = None) -> pa.Table:
+    """``scores`` with the ``lossdiff`` and ``irm`` columns of ``logprobs`` joined on ``id``.
+
+    Every scored pair must have its log-prob scores: a pair whose log-probs failed (it is in
+    the log-prob run's ``failures.parquet``) or was never scored fails with its id and the
+    count, never a silent drop. Columns the gap scores already have are replaced.
+    """
+    for c in ("id", *LOGPROB_COLUMNS):
+        if c not in logprobs.column_names:
+            raise DataError(f"not a log-prob scores table (have: {', '.join(logprobs.column_names)})",
+                            file=file, field=c)
+    idx = pc.index_in(scores["id"], value_set=logprobs["id"])
+    if idx.null_count:
+        i = pc.indices_nonzero(pc.is_null(idx)).to_pylist()[0]
+        raise DataError(f"pair {scores['id'][i].as_py()!r} has no LossDiff/IRM scores "
+                        f"({idx.null_count} of {scores.num_rows} pairs lack them; failed rows "
+                        "are listed in the log-prob run's failures.parquet)",
+                        file=file, row=i, field="id")
+    out = scores.drop_columns([c for c in LOGPROB_COLUMNS if c in scores.column_names])
+    for c in LOGPROB_COLUMNS:
+        out = out.append_column(c, logprobs[c].take(idx))
+    return out

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from pdray.errors import ConfigError, DataError
 from pdray.schema import ratings_dict
 from pdray.selection import math as M
+from pdray.selection.config import BAND
 from pdray.selection.pd import compute_pd, pd_from_gaps, true_gaps
 from pdray.selection.scores import columns
 
@@ -134,51 +135,54 @@ def select_true_pd(ctx: Context) -> Choice:
 
 
 @register_selector("band", "rows inside a middle percentile band of every given score column")
-def select_band(ctx: Context, columns: list[str] | None = None, low: float = 0.2,
-                high: float = 0.8) -> Choice:
+def select_band(ctx: Context, columns: list[str] | None = None, low: float = BAND[0],
+                high: float = BAND[1]) -> Choice:
     cols = columns
     if not cols:
         raise ConfigError("band needs columns=[...]")
-    mask = np.ones(ctx.n, dtype=bool)
-    for c in cols:
-        if c not in ctx.scores.column_names:
-            raise DataError(f"band: no column {c!r} in the scores", file=ctx.file, field=c)
-        mask &= M.percentile_band(ctx.scores[c].to_numpy().astype(float), low, high)
+    mask = M.band_intersection([_finite_column(ctx, c) for c in cols], low, high)
     keep = np.flatnonzero(mask)
     ids = np.asarray(ctx.scores["id"].to_pylist(), dtype=object)
     keep = keep[np.argsort(ids[keep].astype(str), kind="stable")]
+    bounds = {c: list(M.percentile_bounds(_finite_column(ctx, c), low, high)) for c in cols}
     return Choice(keep, "in_band", mask.astype(float),
                   info={"keep_rate": float(mask.mean()) if ctx.n else 0.0, "band": [low, high],
-                        "columns": list(cols)})
+                        "columns": list(cols), "bounds": bounds})
+
+
+def _finite_column(ctx: Context, c: str) -> np.ndarray:
+    """A score column as float64; a missing column or a non-finite value names the file, the
+    row and the column."""
+    if c not in ctx.scores.column_names:
+        raise DataError(f"no column {c!r} in the scores (pdray lossdiff score writes lossdiff "
+                        "and irm)", file=ctx.file, field=c)
+    v = ctx.scores[c].to_numpy(zero_copy_only=False).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(v))
+    if len(bad):
+        raise DataError(f"non-finite value ({len(bad)} such rows)", file=ctx.file,
+                        row=int(bad[0]), field=c)
+    return v
 
 
 @register_selector("lossdiff_irm", "second seed: middle band of LossDiff ∩ middle band of IRM")
-def select_lossdiff_irm(ctx: Context, low: float = 0.2, high: float = 0.8) -> Choice:
+def select_lossdiff_irm(ctx: Context, low: float = BAND[0], high: float = BAND[1]) -> Choice:
     return select_band(ctx, columns=["lossdiff", "irm"], low=low, high=high)
 
 
 @register_selector("pd_irm", "hybrid: PD top-λ ∩ IRM middle band, or a rank-sum of both")
-def select_pd_irm(ctx: Context, low: float = 0.2, high: float = 0.8,
+def select_pd_irm(ctx: Context, low: float = BAND[0], high: float = BAND[1],
                   combine: str = "intersect") -> Choice:
-    if "irm" not in ctx.scores.column_names:
-        raise DataError("pd_irm needs an irm column (pdray lossdiff score)", file=ctx.file,
-                        field="irm")
+    irm = _finite_column(ctx, "irm")
     pd, q = _pd(ctx)
     ids, _, _ = columns(ctx.scores)
-    irm = ctx.scores["irm"].to_numpy().astype(float)
     if combine == "intersect":
-        top = np.zeros(ctx.n, dtype=bool)
-        top[M.top_lowest(pd, ids, ctx.k)] = True
-        mask = top & M.percentile_band(irm, low, high)
+        mask = M.pd_irm_intersect(pd, irm, ids, ctx.k, low, high)
         keep = np.flatnonzero(mask)
         keep = keep[np.argsort(ids[keep].astype(str), kind="stable")]
         return Choice(keep, "pd", pd, q, info={"keep_rate": float(mask.mean())})
     if combine == "rank_sum":
-        r_pd = np.argsort(np.argsort(pd, kind="stable"), kind="stable")
-        centre = np.abs(irm - np.median(irm))
-        r_irm = np.argsort(np.argsort(centre, kind="stable"), kind="stable")
-        s = (r_pd + r_irm).astype(float)
-        return Choice(M.top_lowest(s, ids, ctx.k), "rank_sum", s, q)
+        keep, s = M.pd_irm_rank_sum(pd, irm, ids, ctx.k)
+        return Choice(keep, "rank_sum", s, q)
     raise ConfigError(f"pd_irm: combine must be 'intersect' or 'rank_sum', got {combine!r}")
 
 

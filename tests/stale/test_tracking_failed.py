@@ -1,5 +1,6 @@
 """A failed, interrupted (SIGTERM) or killed `pdray run` ends FAILED in MLflow, not RUNNING."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -41,7 +42,7 @@ def test_failed_and_terminated_runs_are_marked_failed(ray_local, tmp_path, monke
         time.sleep(10)
         raise AssertionError("SIGTERM did not interrupt the run")
 
-    monkeypatch.setattr(S, "run_data", killed)
+    monkeypatch.setitem(S.STAGES, "data", dataclasses.replace(S.STAGES["data"], build=killed))
     with pytest.raises(Terminated):
         run_pipeline(cfg, echo=lambda *_: None)
     assert _status(out) == "FAILED"

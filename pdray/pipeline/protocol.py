@@ -1,0 +1,91 @@
+"""The stage protocol: what every pipeline stage declares, and the one runner that runs it.
+
+A :class:`Stage` is data: its name, the config section it reads, the upstream stages whose
+outputs are its inputs, and a ``build(cfg, inputs, out, echo) -> manifest`` function that writes
+the stage's files under ``out`` and returns its manifest (a JSON-able dict naming them).
+:func:`run_stage` owns everything around it, for every stage alike:
+
+- the **key**: a hash of the stage's config section (plus any extra values the stage declares,
+  e.g. another section's setting it depends on) and of the *content* of each input stage's
+  output directory (:func:`pdray.pipeline.cache.content_hash`), so a changed setting or an
+  input edited in place recomputes the stage and everything downstream, and nothing else;
+- **reuse**: a finished directory for the key is returned as it is (``[stage] cached …``);
+- **locking**: the build runs under the stage's file lock (two Tune trials never build the same
+  key twice; the second finds it finished);
+- **the manifest**: written atomically, last (``_stage.json``), so an interrupted stage is
+  redone;
+- **timing and tracking**: seconds per stage, and the stage's parameters and ``metrics`` sent to
+  the tracker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pdray.pipeline.cache import StageCache, content_hash, stage_key
+
+Echo = Callable[[str], None]
+Build = Callable[[Any, dict, Path, Echo], dict]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage.
+
+    ``section`` names the config section that is the stage's own (``None``: none);
+    ``reads`` the upstream stages whose output directories are its inputs (an input that did
+    not run this time is passed as ``None`` and keyed as such); ``extra_key(cfg)`` a dict of any other
+    values the outputs depend on (keyed by name, shown by name in change messages); ``cached(manifest)`` the text after ``[stage] cached``.
+    """
+
+    name: str
+    build: Build
+    section: str | None = None
+    reads: tuple[str, ...] = ()
+    extra_key: Callable[[Any], dict] | None = None
+    cached: Callable[[dict], str] = field(default=lambda m: "")
+
+
+def stage_key_of(stage: Stage, cfg, inputs: dict[str, dict | None]) -> str:
+    """The stage's cache key: its config section, its extra values and its inputs' content."""
+    section = getattr(cfg, stage.section) if stage.section else None
+    payload = {
+        "cfg": section.model_dump(mode="json") if section is not None else None,
+        **(stage.extra_key(cfg) if stage.extra_key else {}),
+        "inputs": {name: (content_hash(d["dir"]) if d else None)
+                   for name, d in sorted(inputs.items())},
+    }
+    return stage_key(stage.name, payload)
+
+
+def run_stage(stage: Stage, cfg, done: dict[str, dict], cache: StageCache, echo: Echo, *,
+              tracker=None, seconds: dict | None = None) -> dict:
+    """Run ``stage`` (or find it finished) on the outputs of the stages in ``done``.
+
+    Returns the stage's manifest; records its wall time in ``seconds[stage.name]`` and reports
+    its parameters and metrics to ``tracker``.
+    """
+    inputs = {name: done.get(name) for name in stage.reads}
+    key = stage_key_of(stage, cfg, inputs)
+    t0 = time.perf_counter()
+    finished = cache.finished(stage.name, key)
+    if finished:
+        echo(f"[{stage.name}] cached{stage.cached(finished)}")
+        manifest = finished
+    else:
+        with cache.lock(stage.name, key) as out:
+            manifest = cache.finished(stage.name, key)
+            if manifest is None:
+                manifest = cache.mark(stage.name, key, stage.build(cfg, inputs, out, echo))
+                echo(f"[{stage.name}] finished in {time.perf_counter() - t0:.1f}s: {out}")
+    if seconds is not None:
+        seconds[stage.name] = round(time.perf_counter() - t0, 2)
+    if tracker is not None:
+        section = getattr(cfg, stage.section) if stage.section else None
+        tracker.log_params(stage.name, section.model_dump(mode="json") if section else {})
+        tracker.log_metrics(stage.name, manifest.get("metrics", {}))
+    return manifest
