@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from _report import emit  # benchmarks/_report.py (scripts run from this folder)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -89,11 +91,7 @@ def main() -> None:
                   (f"| pdray Ray Train DPO, {what} (end to end, incl. worker start) | "
                    f"{t_e2e:.2f} | {n_tok / t_e2e:.0f} | {t_trl / t_e2e:.2f} | | |")]
     lines += ["", f"load average {load:.1f} on {os.cpu_count()} cores", ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.record:
-        with open(Path(__file__).with_name("RESULTS.md"), "a") as f:
-            f.write(text + "\n")
+    emit("\n".join(lines), args.record)
 
 
 if __name__ == "__main__":

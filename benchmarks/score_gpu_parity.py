@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _report import emit  # benchmarks/_report.py (scripts run from this folder)
+
 
 def pairs_table(n: int):
     from pdray.data import synthetic_pairs
@@ -94,11 +96,7 @@ def main() -> None:
         d = float(np.max(np.abs(hf[k] - vl[k])))
         s = float(np.std(hf[k])) or 1.0
         out.append(f"| gap_{k} | {d:.4g} | {s:.4g} | {d / s:.3g} |")
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.record:
-        with open(Path(__file__).with_name("RESULTS.md"), "a") as f:
-            f.write(text + "\n")
+    emit("\n".join(out), args.record)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Rows of the table:
   (c) pdray's Ray Data pipeline with 1 actor on all cores (the default) and 2 actors (includes
       actor start-up per run); the ratio column compares each row with (b), the hand loop on
       the same cores.
-Achieved FLOP/s = 2·params·tokens/s against the matmul FLOP/s measured here in the same run.
+Achieved FLOP/s = 2·(non-embedding params)·tokens/s against the matmul FLOP/s measured here in
+the same run.
 ``--scale N``: N/10 and N synthetic pairs (written to a Parquet file, streamed) with a tiny
 model: driver peak RSS, worker peak RSS (sampled every 0.2 s) and pairs/s.
 Usage: python benchmarks/score_throughput.py [--pairs 300] [--scale 100000] [--record]
@@ -28,6 +29,8 @@ import psutil
 import pyarrow as pa
 import torch
 
+from _report import emit  # benchmarks/_report.py (scripts run from this folder)
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "preference"
 
 
@@ -39,6 +42,15 @@ def real_pairs(n: int) -> pa.Table:
                     "ultrafeedback_binarized").table.slice(0, n - n // 2)
     cols = ["id", "aspect", "prompt", "chosen", "rejected"]
     return pa.concat_tables([a.select(cols), b.select(cols)])
+
+
+def non_embedding_params(folder) -> int:
+    """Parameters a token's forward pass multiplies by (FLOPs ≈ 2 × this per token): all but
+    the embedding tables, which are looked up, not multiplied."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(folder)
+    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
 
 
 def matmul_flops() -> float:
@@ -126,8 +138,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     root = build_set(tmp / "rms")
     t = real_pairs(args.pairs)
-    params = sum(p.numel() for p in
-                 __import__("transformers").AutoModel.from_pretrained(root / "helpfulness").parameters())
+    params = non_embedding_params(root / "helpfulness")
     peak = matmul_flops()
     rows = []
     sec, tok = naive_loop(root, t)
@@ -187,11 +198,7 @@ def main() -> None:
                        f"{rss.worker / 2**20:.0f} MiB, {n / sec:.0f} pairs/s ({sec:.0f} s), "
                        f"load average after {os.getloadavg()[0]:.2f}")
             print("\n".join(out), flush=True)
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.record:
-        with open(Path(__file__).with_name("RESULTS.md"), "a") as f:
-            f.write(text + "\n")
+    emit("\n".join(out), args.record)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,54 @@ class HFScorer(Scorer):
         return out, stats
 
 
-class VLLMScorer(Scorer):
+class PackedScorer(Scorer):
+    """The scorers on a vLLM engine, which packs sequences (no padding): per model folder, one
+    engine call on every chosen and rejected input of the batch. Subclasses load an engine per
+    folder (:meth:`_engine`) and run it on token ids (:meth:`_logits`)."""
+
+    def _setup(self, rm_set: RewardModelSet, rm_dir: str, cfg) -> None:
+        from transformers import AutoTokenizer
+
+        self.rm_set, self.cfg = rm_set, cfg
+        self.max_length = cfg.max_length or rm_set.max_length
+        self.plan = _plan_for(rm_set, rm_dir)
+        self.engines, self.toks = {}, {}
+        for folder, *_ in self.plan:
+            if folder in self.engines:
+                continue
+            check_vllm_pooling(folder)
+            self.engines[folder] = self._engine(folder)
+            self.toks[folder] = AutoTokenizer.from_pretrained(
+                folder, trust_remote_code=cfg.trust_remote_code)
+        self.keys = [k for *_, heads in self.plan for k, _ in heads]
+
+    def _engine(self, folder: str):
+        raise NotImplementedError
+
+    def _logits(self, folder: str, ids: list[list[int]]) -> np.ndarray:
+        """(len(ids), heads) raw head logits of the token-id sequences ``ids``."""
+        raise NotImplementedError
+
+    def score(self, prompts, chosen, rejected):
+        n = len(prompts)
+        out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
+        stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
+        for folder, _, system, heads in self.plan:
+            tc, tr, same = encode_pairs(self.toks[folder], prompts, chosen, rejected, system,
+                                        self.max_length, self.rm_set.response_share)
+            stats["same_input"] |= same
+            ids = tc + tr
+            logits = self._logits(folder, ids)
+            stats["tokens"] += sum(len(x) for x in ids)
+            stats["padded"] += sum(len(x) for x in ids)  # vLLM packs sequences: no padding
+            stats["forward_passes"] += 1
+            for k, h in heads:
+                out[k][0][:] = logits[:n, h]
+                out[k][1][:] = logits[n:, h]
+        return out, stats
+
+
+class VLLMScorer(PackedScorer):
     """vLLM backend (GPU extra): ``LLM(runner="pooling")`` and ``classify`` with the activation
     off, so the outputs are the raw head logits; prefix caching on, so the prompt shared by a
     pair's chosen and rejected inputs is computed once."""
@@ -133,47 +180,22 @@ class VLLMScorer(Scorer):
 
         if not torch.cuda.is_available():
             raise PdrayError("backend 'vllm' needs a CUDA GPU; none is visible (use score.backend=hf)")
-        from transformers import AutoTokenizer
+        self._setup(rm_set, rm_dir, cfg)
+
+    def _engine(self, folder: str):
         from vllm import LLM
         from vllm.config import PoolerConfig
 
-        self.rm_set, self.cfg = rm_set, cfg
-        self.max_length = cfg.max_length or rm_set.max_length
-        self.plan = _plan_for(rm_set, rm_dir)
-        self.llms, self.toks = {}, {}
-        for folder, *_ in self.plan:
-            if folder in self.llms:
-                continue
-            check_vllm_pooling(folder)
-            self.llms[folder] = LLM(**vllm_kwargs(folder, cfg, self.max_length, PoolerConfig))
-            self.toks[folder] = AutoTokenizer.from_pretrained(
-                folder, trust_remote_code=cfg.trust_remote_code)
-        self.keys = [k for *_, heads in self.plan for k, _ in heads]
+        return LLM(**vllm_kwargs(folder, self.cfg, self.max_length, PoolerConfig))
 
-    def score(self, prompts, chosen, rejected):
+    def _logits(self, folder: str, ids: list[list[int]]) -> np.ndarray:
         from vllm import PoolingParams
         from vllm.inputs import TokensPrompt
 
-        n = len(prompts)
-        out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
-        stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
-        for folder, _, system, heads in self.plan:
-            tok = self.toks[folder]
-            tc, tr, same = encode_pairs(tok, prompts, chosen, rejected, system, self.max_length,
-                                        self.rm_set.response_share)
-            stats["same_input"] |= same
-            ids = tc + tr
-            res = self.llms[folder].classify([TokensPrompt(prompt_token_ids=x) for x in ids],
-                                             pooling_params=PoolingParams(use_activation=False),
-                                             use_tqdm=False)
-            logits = np.asarray([r.outputs.probs for r in res], dtype=np.float64)
-            stats["tokens"] += sum(len(x) for x in ids)
-            stats["padded"] += sum(len(x) for x in ids)  # vLLM packs sequences: no padding
-            stats["forward_passes"] += 1
-            for k, h in heads:
-                out[k][0][:] = logits[:n, h]
-                out[k][1][:] = logits[n:, h]
-        return out, stats
+        res = self.engines[folder].classify([TokensPrompt(prompt_token_ids=x) for x in ids],
+                                            pooling_params=PoolingParams(use_activation=False),
+                                            use_tqdm=False)
+        return np.asarray([r.outputs.probs for r in res], dtype=np.float64)
 
 
 def check_vllm_pooling(folder: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from pdray.errors import PdrayError
-from pdray.scoring.backends import Scorer, _plan_for, check_vllm_pooling, encode_pairs
+from pdray.scoring.backends import PackedScorer
 
 RAW_LOGITS = {"use_activation": False}
 
@@ -57,12 +57,12 @@ def logits_matrix(rows: list[dict], n_inputs: int) -> np.ndarray:
     return np.asarray([r["logits"] for r in got], dtype=np.float64)
 
 
-class RayLLMScorer(Scorer):
+class RayLLMScorer(PackedScorer):
     """``ray.data.llm`` backend (GPU): raw classify logits of chosen and rejected per pair."""
 
     def __init__(self, rm_set, rm_dir: str, cfg):
         try:
-            from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+            import ray.data.llm  # noqa: F401
         except ImportError:
             raise PdrayError("backend 'ray_llm' needs ray[llm] with vLLM and a CUDA GPU: pip "
                              "install 'pdray[gpu]' (or use score.backend=hf)") from None
@@ -71,41 +71,17 @@ class RayLLMScorer(Scorer):
         except ImportError:
             raise PdrayError("backend 'ray_llm' needs vLLM and a CUDA GPU: pip install "
                              "'pdray[gpu]' (or use score.backend=hf)") from None
-        from transformers import AutoTokenizer
+        self._setup(rm_set, rm_dir, cfg)
 
-        self.rm_set, self.cfg = rm_set, cfg
-        self.max_length = cfg.max_length or rm_set.max_length
-        self.plan = _plan_for(rm_set, rm_dir)
-        self.processors, self.toks = {}, {}
-        for folder, *_ in self.plan:
-            if folder in self.processors:
-                continue
-            check_vllm_pooling(folder)
-            conf = vLLMEngineProcessorConfig(**processor_config_kwargs(folder, cfg,
-                                                                       self.max_length))
-            self.processors[folder] = build_processor(conf, preprocess=preprocess,
-                                                      postprocess=postprocess)
-            self.toks[folder] = AutoTokenizer.from_pretrained(
-                folder, trust_remote_code=cfg.trust_remote_code)
-        self.keys = [k for *_, heads in self.plan for k, _ in heads]
+    def _engine(self, folder: str):
+        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-    def score(self, prompts, chosen, rejected):
+        conf = vLLMEngineProcessorConfig(**processor_config_kwargs(folder, self.cfg,
+                                                                   self.max_length))
+        return build_processor(conf, preprocess=preprocess, postprocess=postprocess)
+
+    def _logits(self, folder: str, ids: list[list[int]]) -> np.ndarray:
         import ray.data
 
-        n = len(prompts)
-        out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
-        stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
-        for folder, _, system, heads in self.plan:
-            tc, tr, same = encode_pairs(self.toks[folder], prompts, chosen, rejected, system,
-                                        self.max_length, self.rm_set.response_share)
-            stats["same_input"] |= same
-            ids = tc + tr
-            ds = ray.data.from_items([{"_i": i, "ids": x} for i, x in enumerate(ids)])
-            logits = logits_matrix(self.processors[folder](ds).take_all(), len(ids))
-            stats["tokens"] += sum(len(x) for x in ids)
-            stats["padded"] += sum(len(x) for x in ids)  # vLLM packs sequences: no padding
-            stats["forward_passes"] += 1
-            for k, h in heads:
-                out[k][0][:] = logits[:n, h]
-                out[k][1][:] = logits[n:, h]
-        return out, stats
+        ds = ray.data.from_items([{"_i": i, "ids": x} for i, x in enumerate(ids)])
+        return logits_matrix(self.engines[folder](ds).take_all(), len(ids))

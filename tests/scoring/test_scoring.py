@@ -150,3 +150,36 @@ def test_vllm_backend_options_and_clear_error(rm_sets):
         with pytest.raises(PdrayError, match="pip install 'pdray\\[gpu\\]'"):
             make_scorer(RewardModelSet.load(rm_sets["separate"]), str(rm_sets["separate"]),
                         ScoreConfig(backend="vllm"))
+
+
+@pytest.mark.parametrize("mode", ["separate", "multi_head", "all_in_one"])
+def test_packed_scorer_loop_equals_the_hf_scorer(rm_sets, mode):
+    """The vLLM scorers' shared loop (one engine call per model folder on every chosen and
+    rejected input, chosen first) gives the HF scorer's logits when its engine is the same
+    model run one unpadded sequence at a time."""
+    from pdray.scoring.backends import HFScorer, PackedScorer
+
+    class OneByOne(PackedScorer):
+        def __init__(self, rm_set, rm_dir, cfg):
+            self._setup(rm_set, rm_dir, cfg)
+
+        def _engine(self, folder):
+            return AutoModelForSequenceClassification.from_pretrained(folder).eval()
+
+        def _logits(self, folder, ids):
+            with torch.inference_mode():
+                return np.concatenate([self.engines[folder](torch.tensor([x])).logits.numpy()
+                                       for x in ids]).astype(np.float64)
+
+    rm_set = RewardModelSet.load(rm_sets[mode])
+    cfg = ScoreConfig(batch_tokens=1024)
+    pairs = synthetic_pairs(12, aspects=ASPECTS, seed=2)
+    args = [pairs[c].to_pylist() for c in ("prompt", "chosen", "rejected")]
+    packed, pstats = OneByOne(rm_set, str(rm_sets[mode]), cfg).score(*args)
+    hf, hstats = HFScorer(rm_set, str(rm_sets[mode]), cfg).score(*args)
+    assert set(packed) == set(hf)
+    for k in hf:
+        np.testing.assert_allclose(packed[k][0], hf[k][0], atol=1e-4)
+        np.testing.assert_allclose(packed[k][1], hf[k][1], atol=1e-4)
+        assert np.abs(packed[k][0] - packed[k][1]).max() > 0  # chosen and rejected differ
+    assert pstats["tokens"] == hstats["tokens"] and pstats["padded"] == pstats["tokens"]
