@@ -71,12 +71,13 @@ def test_cli_dmpo_lora_precomputed_ref_with_builtin_eval(ray_local, tmp_path):
         "dpo", str(tmp_path / "in" / "pairs.parquet"), "--output", str(tmp_path / "out"),
         "--loss", "dmpo", "--preset", "tiny", "max_steps=2", "precompute_ref_log_probs=true",
         "eval_fraction=0.25", "lora.r=4", "lora.lora_alpha=8",
-        "lora.target_modules=[q_proj,v_proj]"])
+        "lora.target_modules=[q_proj,v_proj]", "trainer.max_grad_norm=0.5"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert "implicit-reward accuracy" in res.output
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert (man["rows"], man["train_rows"], man["eval_rows"], man["kappa"]) == (40, 30, 10, 3)
     assert man["config"]["loss"] == "dmpo" and man["metrics"]["steps"] == 2
+    assert man["config"]["trainer"] == {"max_grad_norm": 0.5}    # the worker built TRL args with it
     ev = man["evaluation"]
     assert ev["n"] == 10 and 0 <= ev["accuracy"] <= 1 and 0 < ev["mean_sample_tokens"] <= 16
     assert ev["n_conflicting"] + ev["n_non_conflicting"] <= 10
