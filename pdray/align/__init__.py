@@ -1,11 +1,24 @@
-"""Alignment on the selected subset: DPO and DMPO (Eq. 2–5, 39) with TRL under Ray Train."""
+"""Alignment on the selected subset: DPO and DMPO (Eq. 2–5, 39) with TRL under Ray Train.
 
-from pdray.align.config import DPOConfig, deepspeed_config, trl_args
-from pdray.align.dmpo import DMPOConfig, DMPOTrainer, dmpo_loss, dpo_margin
-from pdray.align.evaluate import implicit_reward_accuracy, sample_lengths
-from pdray.align.logprobs import sequence_logprobs
-from pdray.align.train import DPOResult, train_dpo
+Modules: ``config`` (:class:`DPOConfig`, the stage's defaults, and ``trl_args``: its mapping to
+``trl.DPOConfig``), ``dmpo`` (the DMPO loss, ``DMPOConfig``, ``DMPOTrainer``), ``logprobs`` (the
+one sequence log-prob implementation), ``evaluate`` (held-out implicit-reward accuracy),
+``data``, ``worker`` (the Ray Train worker), ``train`` (the driver). The names below are loaded
+on first use, so reading the config does not import torch and trl.
+"""
 
-__all__ = ["DMPOConfig", "DMPOTrainer", "DPOConfig", "DPOResult", "deepspeed_config", "dmpo_loss",
-           "dpo_margin", "implicit_reward_accuracy", "sample_lengths", "sequence_logprobs",
-           "train_dpo", "trl_args"]
+from __future__ import annotations
+
+from pdray.lazy import lazy_names
+
+_HOME = {
+    "DPOConfig": "config", "deepspeed_config": "config", "trl_args": "config",
+    "DMPOConfig": "dmpo", "DMPOTrainer": "dmpo", "dmpo_loss": "dmpo", "dpo_margin": "dmpo",
+    "implicit_reward_accuracy": "evaluate", "sample_lengths": "evaluate",
+    "sequence_logprobs": "logprobs",
+    "DPOResult": "train", "train_dpo": "train",
+}
+
+__all__ = sorted(_HOME)
+
+__getattr__, __dir__ = lazy_names(__name__, _HOME)

@@ -18,37 +18,46 @@ from pdray.trainer_args import (
 class DPOConfig(WithTrainerArgs):
     model: str = Field("tiny", description="HF folder or hub id, 'tiny' or 'smollm2'")
     ref_model: str | None = Field(None, description="default: a frozen copy of model")
-    loss: Literal["dpo", "dmpo"] = "dpo"
-    beta: float = Field(0.1, gt=0)
+    loss: Literal["dpo", "dmpo"] = Field("dpo", description="dpo (Eq. 2) or dmpo (Eq. 39, reads "
+                                         "the pairs' pd column)")
+    beta: float = Field(0.1, gt=0, description="β of the DPO loss (the paper: 0.1)")
     kappa: int | None = Field(None, ge=1, description="DMPO κ (default: number of aspects)")
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, gt=0)
-    lr: float = Field(5e-7, gt=0)
+    epochs: float = Field(1.0, gt=0, description="passes over the pairs (the paper: 1)")
+    max_steps: int | None = Field(None, gt=0, description="caps the optimizer steps "
+                                  "(default: epochs decide)")
+    lr: float = Field(5e-7, gt=0, description="AdamW learning rate (the paper: 5e-7)")
     batch_size: int = Field(32, ge=1, description="per device")
-    grad_accum: int = Field(1, ge=1)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    scheduler: str = "cosine"
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps warming the "
+                                "learning rate up (the paper: 0.1)")
+    scheduler: str = Field("cosine", description="transformers learning-rate scheduler name")
     max_length: int = Field(1024, ge=8, description="prompt + response tokens (TRL truncates)")
     max_prompt_length: int | None = Field(None, ge=1, description="keep the last N prompt tokens")
-    num_workers: int = Field(1, ge=1)
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (data parallel)")
     cpus_per_worker: float = Field(0.5, gt=0, description="Ray CPUs each worker holds; a CPU "
                                    "worker runs torch on as many threads (rounded, at least 1)")
-    use_gpu: bool = False
+    use_gpu: bool = Field(False, description="one GPU per worker")
     bf16: bool | None = Field(None, description="default: on with GPUs")
-    deepspeed: Literal["zero2", "zero3"] | dict[str, Any] | None = None
+    deepspeed: Literal["zero2", "zero3"] | dict[str, Any] | None = Field(
+        None, description="DeepSpeed ZeRO stage, or a full DeepSpeed config")
     lora: dict[str, Any] | None = Field(None, description="peft LoraConfig kwargs")
-    precompute_ref_log_probs: bool = False
-    gradient_checkpointing: bool = False
-    seed: int = 0
+    precompute_ref_log_probs: bool = Field(False, description="reference log-probs once, "
+                                           "before training (frees the reference model)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations (less "
+                                         "memory, more time)")
+    seed: int = Field(0, description="seed of the eval split and training")
     eval_fraction: float = Field(0.05, ge=0, lt=1, description="held-out pairs for the built-in "
                                  "implicit-reward accuracy (0: none)")
     eval_sample_prompts: int = Field(4, ge=0, description="greedy samples for mean length")
-    eval_max_new_tokens: int = Field(64, ge=1)
-    save_steps: int = Field(50, ge=1)
-    trust_remote_code: bool = False
-    storage_path: str | None = None
-    name: str | None = None
-    max_failures: int = Field(2, ge=0)
+    eval_max_new_tokens: int = Field(64, ge=1, description="tokens per greedy sample")
+    save_steps: int = Field(50, ge=1, description="steps between checkpoints (resume after a "
+                            "worker failure)")
+    trust_remote_code: bool = Field(False, description="run custom model code (off: safe by "
+                                    "default)")
+    storage_path: str | None = Field(None, description="Ray Train storage (default: the output "
+                                     "folder; s3:// or gs:// on a cluster)")
+    name: str | None = Field(None, description="run name (default: dpo-<hash of the pairs>)")
+    max_failures: int = Field(2, ge=0, description="worker failures Ray Train recovers from")
     fail_once_at_step: int | None = Field(None, description="testing: crash once at this step")
 
     @model_validator(mode="after")

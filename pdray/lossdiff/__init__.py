@@ -3,33 +3,21 @@
 warm-up (DPO of θ on D, θ_val on a held-out validation set) → Ray Data log-prob scoring of every
 pair under θ, π_ref and θ_val (LossDiff, IRM) → the middle percentile band of both scores.
 ``hybrid`` compares it with PD selection and the PD × IRM hybrids (the ``pd_irm`` selector).
+The names below are loaded on first use, so reading the config does not import torch.
 """
 
-from pdray.lossdiff.config import LossDiffConfig, WarmupDPO
-from pdray.lossdiff.math import dpo_loss_per_pair, irm, lossdiff
-from pdray.lossdiff.pipeline import (
-                                 SCORE_COLUMNS,
-                                 LossDiffSelection,
-                                 WarmupResult,
-                                 read_logprob_scores,
-                                 score_logprobs,
-                                 select_lossdiff_irm,
-                                 split_validation,
-                                 warmup,
-)
+from __future__ import annotations
 
-__all__ = [
-                                 "SCORE_COLUMNS",
-                                 "LossDiffConfig",
-                                 "LossDiffSelection",
-                                 "WarmupDPO",
-                                 "WarmupResult",
-                                 "dpo_loss_per_pair",
-                                 "irm",
-                                 "lossdiff",
-                                 "read_logprob_scores",
-                                 "score_logprobs",
-                                 "select_lossdiff_irm",
-                                 "split_validation",
-                                 "warmup",
-]
+from pdray.lazy import lazy_names
+
+_HOME = {
+    "LossDiffConfig": "config", "WarmupDPO": "config",
+    "dpo_loss_per_pair": "math", "irm": "math", "lossdiff": "math",
+    "SCORE_COLUMNS": "pipeline", "LossDiffSelection": "pipeline", "read_logprob_scores": "pipeline",
+    "score_logprobs": "pipeline", "select_lossdiff_irm": "pipeline",
+    "WarmupResult": "warmup", "split_validation": "warmup", "warmup": "warmup",
+}
+
+__all__ = sorted(_HOME)
+
+__getattr__, __dir__ = lazy_names(__name__, _HOME)

@@ -10,7 +10,7 @@ not import torch and trl.
 
 from __future__ import annotations
 
-import importlib
+from pdray.lazy import lazy_names
 
 _HOME = {
     "PAPER_SYSTEM_PROMPTS": "config", "RMConfig": "config", "trl_args": "config",
@@ -29,11 +29,4 @@ __all__ = ["PAPER_SYSTEM_PROMPTS", "RMConfig", "RewardModelSet", "balanced_share
            "trl_args"]
 
 
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module 'pdray.rm' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"pdray.rm.{_HOME[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOME))
+__getattr__, __dir__ = lazy_names(__name__, _HOME)

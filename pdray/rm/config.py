@@ -36,7 +36,9 @@ GENERIC_SYSTEM_PROMPT = "You judge responses for {aspect}."
 
 class RMConfig(WithTrainerArgs):
     backbone: str = Field("tiny", description="HF folder or hub id, 'tiny', 'minilm' or 'smollm2'")
-    mode: Literal["separate", "all_in_one", "multi_head"] = "separate"
+    mode: Literal["separate", "all_in_one", "multi_head"] = Field(
+        "separate", description="separate: one model per aspect; all_in_one: one model, a system "
+        "prompt per aspect (the paper); multi_head: one backbone, a head per aspect")
     length_debias: Literal["learned", "penalty", "poe", "none"] = Field(
         "learned", description="learned: −log σ(Δr + ρ̂_k·Δlen) with ρ̂_k trained per aspect, "
         "scored as Δr alone; penalty: Eq. 17/18 with the fixed ρ; poe: −log σ(Δr + ρ·Δlen) "
@@ -50,7 +52,8 @@ class RMConfig(WithTrainerArgs):
     pooling: Literal["auto", "mean", "native"] = Field(
         "auto", description="mean: masked mean of the last hidden states (sentence encoders); "
         "native: the classifier's own (last token for decoders); auto picks by architecture")
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, description="passes over each aspect's sampled pairs "
+                          "(the paper: 1), at least min_steps steps")
     min_steps: int = Field(60, ge=0, description="floor on optimizer steps: small D_k get "
                            "more passes than `epochs`")
     max_steps: int | None = Field(None, gt=0, description="exact number of steps (overrides "
@@ -67,15 +70,17 @@ class RMConfig(WithTrainerArgs):
     head_lr: float = Field(2e-3, gt=0, description="learning rate of the fresh scalar head "
                            "(and of the learned length coefficient)")
     batch_size: int = Field(32, ge=1, description="per device")
-    grad_accum: int = Field(1, ge=1)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_length: int = Field(4096, ge=8)
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of steps warming the "
+                                "learning rate up (the paper: 0.05)")
+    scheduler: str = Field("cosine", description="transformers learning-rate scheduler name")
+    weight_decay: float = Field(0.0, description="AdamW weight decay")
+    max_length: int = Field(4096, ge=8, description="tokens of prompt + response per input "
+                            "(the prompt is cut from the left; see response_share)")
     response_share: float = Field(0.75, gt=0, le=1, description="share of max_length the "
                                   "response keeps when the input is too long; the prompt is cut "
                                   "from its left first")
-    seed: int = 0
+    seed: int = Field(0, description="seed of sampling, the dev split and training")
     holdout_fraction: float = Field(0.1, ge=0, lt=1, description="held out for accuracy metrics")
     dev_fraction: float = Field(0.1, ge=0, lt=1, description="share of each unit's training "
                                 "sample kept aside for early stopping (0: off)")
@@ -84,19 +89,25 @@ class RMConfig(WithTrainerArgs):
     early_stopping_patience: int = Field(3, ge=1, description="evaluations without a better "
                                          "held-out Bradley–Terry loss before stopping")
     min_pairs: int = Field(8, ge=2, description="fewest pairs an aspect may train on")
-    num_workers_per_aspect: int = Field(1, ge=1)
-    cpus_per_worker: float = Field(0.5, gt=0)
-    use_gpu: bool = False
+    num_workers_per_aspect: int = Field(1, ge=1, description="Ray Train workers (data "
+                                        "parallel) per training unit")
+    cpus_per_worker: float = Field(0.5, gt=0, description="Ray CPUs each worker holds (a CPU "
+                                   "worker runs torch on as many threads)")
+    use_gpu: bool = Field(False, description="one GPU per worker")
     bf16: bool | None = Field(None, description="default: on with GPUs")
     deepspeed: dict[str, Any] | str | None = Field(None, description="DeepSpeed config (GPU)")
     lora: dict[str, Any] | None = Field(None, description="peft LoraConfig kwargs")
-    system_prompts: dict[str, str] = Field(default_factory=lambda: dict(PAPER_SYSTEM_PROMPTS))
-    trust_remote_code: bool = False
+    system_prompts: dict[str, str] = Field(default_factory=lambda: dict(PAPER_SYSTEM_PROMPTS),
+                                           description="all_in_one: the system prompt of each "
+                                           "aspect (default: the paper's)")
+    trust_remote_code: bool = Field(False, description="run custom model code (off: safe by "
+                                    "default)")
     train_holistic: bool = Field(False, description="also train the A1 holistic RM")
     train_no_debias: bool = Field(False, description="also train the A2 no-mitigation RMs")
-    save_steps: int = Field(50, ge=1)
+    save_steps: int = Field(50, ge=1, description="steps between checkpoints (resume after a "
+                            "worker failure)")
     storage_path: str | None = Field(None, description="Ray Train storage (default: output dir)")
-    max_failures: int = Field(2, ge=0)
+    max_failures: int = Field(2, ge=0, description="worker failures Ray Train recovers from")
     fail_once_at_step: int | None = Field(None, description="testing: crash once at this step")
 
     @property

@@ -9,7 +9,7 @@ import torch.
 
 from __future__ import annotations
 
-import importlib
+from pdray.lazy import lazy_names
 
 _HOME = {
     "HFScorer": "backends", "Scorer": "backends", "VLLMScorer": "backends",
@@ -21,11 +21,4 @@ _HOME = {
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module 'pdray.scoring' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"pdray.scoring.{_HOME[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOME))
+__getattr__, __dir__ = lazy_names(__name__, _HOME)
