@@ -9,15 +9,16 @@ The names below are loaded on first use, so reading the config does not import t
 from __future__ import annotations
 
 from pdray.lazy import lazy_names
+from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup  # light; and the
+# function ``warmup`` must win over the submodule of that name, which importing it would bind
 
 _HOME = {
     "LossDiffConfig": "config", "WarmupDPO": "config",
     "dpo_loss_per_pair": "math", "irm": "math", "lossdiff": "math",
     "SCORE_COLUMNS": "pipeline", "LossDiffSelection": "pipeline", "read_logprob_scores": "pipeline",
     "score_logprobs": "pipeline", "select_lossdiff_irm": "pipeline",
-    "WarmupResult": "warmup", "split_validation": "warmup", "warmup": "warmup",
 }
 
-__all__ = sorted(_HOME)
+__all__ = sorted([*_HOME, "WarmupResult", "split_validation", "warmup"])
 
 __getattr__, __dir__ = lazy_names(__name__, _HOME)
