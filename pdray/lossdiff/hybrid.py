@@ -3,7 +3,7 @@
 PD selection (paper Eq. 10, 15) is data-dependent: it needs aspect reward models. LossDiff-IRM
 (METHOD.md, "Second seed") is model-dependent: it needs the policy and reference model. Two
 combinations exist, as the ``pd_irm`` selector (``combine``); their math is
-:mod:`pdray.selection.math`'s, used here for the comparison report of ``pdray lossdiff
+:mod:`pdray.selection.band`'s, used here for the comparison report of ``pdray lossdiff
 select``:
 
 - ``intersect``: the λ·|D| pairs of most negative PD (Eq. 10) ∩ the middle IRM band (step 4);
@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.errors import DataError
+from pdray.selection import band as B
 from pdray.selection import math as M
 from pdray.selection.config import BAND
 
@@ -45,16 +46,16 @@ def compare(scores: pa.Table, pd=None, pairs: pa.Table | None = None, *, budget:
     ids = np.asarray(scores["id"].to_pylist(), dtype=object)
     ld = scores["lossdiff"].to_numpy(zero_copy_only=False).astype(np.float64)
     ir = scores["irm"].to_numpy(zero_copy_only=False).astype(np.float64)
-    masks = {"lossdiff_band": M.percentile_band(ld, low, high),
-             "irm_band": M.percentile_band(ir, low, high),
-             "lossdiff_irm": M.band_intersection([ld, ir], low, high)}
+    masks = {"lossdiff_band": B.percentile_band(ld, low, high),
+             "irm_band": B.percentile_band(ir, low, high),
+             "lossdiff_irm": B.band_intersection([ld, ir], low, high)}
     if pd is not None:
         pdv = align_pd(scores, pd) if isinstance(pd, pa.Table) else np.asarray(pd, np.float64)
         k = M.budget_count(len(ids), budget)
         masks["pd"] = np.zeros(len(ids), dtype=bool)
         masks["pd"][M.top_lowest(pdv, ids, k)] = True
-        masks["pd_irm"] = M.pd_irm_intersect(pdv, ir, ids, k, low, high)
-        keep, _ = M.pd_irm_rank_sum(pdv, ir, ids, k)
+        masks["pd_irm"] = B.pd_irm_intersect(pdv, ir, ids, k, low, high)
+        keep, _ = B.pd_irm_rank_sum(pdv, ir, ids, k)
         masks["pd_irm_rank_sum"] = np.zeros(len(ids), dtype=bool)
         masks["pd_irm_rank_sum"][keep] = True
     sel = {k: sorted(ids[m].tolist()) for k, m in masks.items()}

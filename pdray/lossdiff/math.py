@@ -1,7 +1,7 @@
 """The math of LossDiff-IRM as pure vectorised functions (METHOD.md, "Second seed", steps 2-3).
 
 Step 4 (the percentile band, and its PD hybrids) is selection math and lives with the rest of
-it: :func:`pdray.selection.math.band_intersection`, ``pd_irm_intersect``, ``pd_irm_rank_sum``.
+it: :func:`pdray.selection.band.band_intersection`, ``pd_irm_intersect``, ``pd_irm_rank_sum``.
 
 Notation: a pair z = (x, y_w, y_l); ``pc``/``pr`` are the sequence log-probabilities
 log π(y_w|x) / log π(y_l|x) of the model being scored, ``rc``/``rr`` those of the reference

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from pdray.errors import ConfigError, DataError
 from pdray.schema import ratings_dict
+from pdray.selection import band as B
 from pdray.selection import math as M
 from pdray.selection.config import BAND
 from pdray.selection.pd import compute_pd, pd_from_gaps, true_gaps
@@ -140,11 +141,11 @@ def select_band(ctx: Context, columns: list[str] | None = None, low: float = BAN
     cols = columns
     if not cols:
         raise ConfigError("band needs columns=[...]")
-    mask = M.band_intersection([_finite_column(ctx, c) for c in cols], low, high)
+    mask = B.band_intersection([_finite_column(ctx, c) for c in cols], low, high)
     keep = np.flatnonzero(mask)
     ids = np.asarray(ctx.scores["id"].to_pylist(), dtype=object)
     keep = keep[np.argsort(ids[keep].astype(str), kind="stable")]
-    bounds = {c: list(M.percentile_bounds(_finite_column(ctx, c), low, high)) for c in cols}
+    bounds = {c: list(B.percentile_bounds(_finite_column(ctx, c), low, high)) for c in cols}
     return Choice(keep, "in_band", mask.astype(float),
                   info={"keep_rate": float(mask.mean()) if ctx.n else 0.0, "band": [low, high],
                         "columns": list(cols), "bounds": bounds})
@@ -176,12 +177,12 @@ def select_pd_irm(ctx: Context, low: float = BAND[0], high: float = BAND[1],
     pd, q = _pd(ctx)
     ids, _, _ = columns(ctx.scores)
     if combine == "intersect":
-        mask = M.pd_irm_intersect(pd, irm, ids, ctx.k, low, high)
+        mask = B.pd_irm_intersect(pd, irm, ids, ctx.k, low, high)
         keep = np.flatnonzero(mask)
         keep = keep[np.argsort(ids[keep].astype(str), kind="stable")]
         return Choice(keep, "pd", pd, q, info={"keep_rate": float(mask.mean())})
     if combine == "rank_sum":
-        keep, s = M.pd_irm_rank_sum(pd, irm, ids, ctx.k)
+        keep, s = B.pd_irm_rank_sum(pd, irm, ids, ctx.k)
         return Choice(keep, "rank_sum", s, q)
     raise ConfigError(f"pd_irm: combine must be 'intersect' or 'rank_sum', got {combine!r}")
 

@@ -10,6 +10,7 @@ import pytest
 
 from pdray.lossdiff import math as LM
 from pdray.lossdiff.hybrid import compare
+from pdray.selection import band as B
 from pdray.selection import math as M
 from pdray.lossdiff.pipeline import select_lossdiff_irm
 
@@ -54,11 +55,11 @@ def _scores():
 
 
 def test_band_mask_and_intersection_hand_made():
-    assert M.percentile_bounds(LD, 0.2, 0.8) == (1.0, 4.0)
-    assert M.percentile_bounds(IRM, 0.2, 0.8) == (2.0, 5.0)
-    assert np.asarray(IDS)[M.percentile_band(LD, 0.2, 0.8)].tolist() == ["b", "c", "d", "e"]
-    assert np.asarray(IDS)[M.percentile_band(IRM, 0.2, 0.8)].tolist() == ["a", "c", "d", "f"]
-    assert np.asarray(IDS)[M.band_intersection([LD, IRM], 0.2, 0.8)].tolist() == ["c", "d"]
+    assert B.percentile_bounds(LD, 0.2, 0.8) == (1.0, 4.0)
+    assert B.percentile_bounds(IRM, 0.2, 0.8) == (2.0, 5.0)
+    assert np.asarray(IDS)[B.percentile_band(LD, 0.2, 0.8)].tolist() == ["b", "c", "d", "e"]
+    assert np.asarray(IDS)[B.percentile_band(IRM, 0.2, 0.8)].tolist() == ["a", "c", "d", "f"]
+    assert np.asarray(IDS)[B.band_intersection([LD, IRM], 0.2, 0.8)].tolist() == ["c", "d"]
     sel = select_lossdiff_irm(_scores(), 0.2, 0.8)
     assert sel.selected_ids == ["c", "d"]
     assert sel.keep_rate == pytest.approx(2 / 6)
@@ -66,7 +67,7 @@ def test_band_mask_and_intersection_hand_made():
     # the full band keeps all; a narrower band keeps fewer
     assert select_lossdiff_irm(_scores(), 0.0, 1.0).keep_rate == 1.0
     with pytest.raises(ValueError):
-        M.percentile_band(LD, 0.8, 0.2)
+        B.percentile_band(LD, 0.8, 0.2)
 
 
 def test_band_matches_selection_core():
@@ -89,10 +90,10 @@ def test_hybrids_hand_made():
     ids = np.asarray(IDS, dtype=object)
     k = M.budget_count(len(IDS), 0.5)
     assert sorted(ids[M.top_lowest(np.asarray(PD), ids, k)].tolist()) == ["a", "b", "d"]
-    assert ids[M.pd_irm_intersect(PD, IRM, ids, k, 0.2, 0.8)].tolist() == ["a", "d"]
+    assert ids[B.pd_irm_intersect(PD, IRM, ids, k, 0.2, 0.8)].tolist() == ["a", "d"]
     # ranks: PD a0 d1 b2 f3 c4 e5; |IRM − 3.5| = 1.5 6.5 .5 .5 3.5 1.5 -> c0 d1 a2 f3 e4 b5
     # sums a2 b7 c4 d2 e9 f6 -> keep a, d (2, tie by id), c (4)
-    keep, s = M.pd_irm_rank_sum(PD, IRM, ids, k)
+    keep, s = B.pd_irm_rank_sum(PD, IRM, ids, k)
     assert s.tolist() == [2, 7, 4, 2, 9, 6]
     assert [IDS[i] for i in keep] == ["a", "d", "c"]
 

@@ -11,7 +11,7 @@ from pdray.io import read_table
 from pdray.lossdiff import read_logprob_scores, select_lossdiff_irm
 from pdray.pipeline import PipelineConfig, run_pipeline
 from pdray.pipeline.presets import preset
-from pdray.selection.math import percentile_band
+from pdray.selection.band import percentile_band
 
 SMALL = ["data.n_pairs=120", "data.test_fraction=0.1", "rm.max_steps=2", "run.tracking=none",
          "select.strategies=[pd,lossdiff_irm,pd_irm]", "select.budget=0.5",

@@ -11,6 +11,7 @@ import pytest
 
 from pdray.errors import PdrayError
 from pdray.selection import compute_pd
+from pdray.selection import band as B
 from pdray.selection import math as M
 
 from .helpers import hand_scores
@@ -71,7 +72,7 @@ def test_q_zero_fails_loudly(scores):
 
 def test_percentile_band():
     v = np.arange(10, dtype=float)  # P20 = 1.8, P80 = 7.2
-    assert np.flatnonzero(M.percentile_band(v, 0.2, 0.8)).tolist() == [2, 3, 4, 5, 6, 7]
+    assert np.flatnonzero(B.percentile_band(v, 0.2, 0.8)).tolist() == [2, 3, 4, 5, 6, 7]
 
 
 def test_unknown_weight_and_single_aspect_fail(scores):
