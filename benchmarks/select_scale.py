@@ -173,6 +173,9 @@ def main(n: int, repeat: int = 1) -> tuple[str, bool]:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if {"-h", "--help"} & set(args):
+        print(__doc__)
+        sys.exit(0)
     repeat = int(args[args.index("--repeat") + 1]) if "--repeat" in args else 1
     nums = [a for i, a in enumerate(args) if not a.startswith("--")
             and (i == 0 or args[i - 1] != "--repeat")]
