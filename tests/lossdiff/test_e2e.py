@@ -23,7 +23,7 @@ from pdray.lossdiff import (
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)  # two Ray Train warm-ups and a Ray Data scoring run on 2 cores
 def test_warmup_score_select_report(tmp_path, shared_data, ray_local):
     from pdray.data import load_pku_saferlhf
     from pdray.models.tiny import build_tiny_causal_lm
