@@ -23,6 +23,9 @@ from _report import emit  # benchmarks/_report.py (scripts run from this folder)
 
 
 def main() -> None:
+    # Ray starts its workers at nice 15 (RAY_worker_niceness); the in-process baseline runs at
+    # the driver's priority. Same priority for both, or a busy machine favours the baseline.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--steps", type=int, default=20)

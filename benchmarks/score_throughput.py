@@ -126,6 +126,9 @@ def naive_loop(root: Path, t: pa.Table, batch: int = 16) -> tuple[float, int]:
 
 
 def main() -> None:
+    # Ray starts its workers at nice 15 (RAY_worker_niceness); the in-process baseline runs at
+    # the driver's priority. Same priority for both, or a busy machine favours the baseline.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--scale", type=int, default=0)
