@@ -7,6 +7,8 @@ import pyarrow as pa
 import pytest
 import torch
 
+from tests.align.lm_helpers import perturbed_copy
+
 from pdray.align import DPOConfig, deepspeed_config, implicit_reward_accuracy, sequence_logprobs
 from pdray.align.data import check_rows, split_eval, to_dpo_rows
 from pdray.align.evaluate import accuracy_report
@@ -83,13 +85,8 @@ def test_implicit_reward_accuracy_matches_direct_margins(tiny_lm, tmp_path):
 
     tok = AutoTokenizer.from_pretrained(tiny_lm)
     ref = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
-    pol = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in pol.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    pol.save_pretrained(tmp_path / "pol")
-    tok.save_pretrained(tmp_path / "pol")
+    perturbed_copy(tiny_lm, tmp_path / "pol", tok)
+    pol = AutoModelForCausalLM.from_pretrained(tmp_path / "pol")
     t = _pairs()
     p, c, r = (t[k].to_pylist() for k in ("prompt", "chosen", "rejected"))
     with torch.no_grad():

@@ -7,6 +7,8 @@ import pyarrow as pa
 import pytest
 import torch
 
+from tests.align.lm_helpers import perturbed_copy
+
 from pdray.align.data import to_dpo_rows
 from pdray.align.logprobs import (
     encode,
@@ -167,19 +169,11 @@ def test_truncation_long_prompt_follows_trl(tiny_lm, toks, model, tmp_path):
 
 
 def test_eval_and_lossdiff_actor_give_identical_values(tiny_lm, toks, tmp_path):
-    from transformers import AutoModelForCausalLM
-
     from pdray.align.evaluate import implicit_margins
     from pdray.lossdiff import LossDiffConfig
     from pdray.lossdiff.logprob_actor import LogProbActor
 
-    pol = AutoModelForCausalLM.from_pretrained(tiny_lm)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in pol.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    pol.save_pretrained(tmp_path / "pol")
-    toks["chat"].save_pretrained(tmp_path / "pol")
+    perturbed_copy(tiny_lm, tmp_path / "pol", toks["chat"])
     # max_length 24 truncates the first chosen answer: both sides must cut it the same way
     cfg = LossDiffConfig(beta=0.5, batch_tokens=64, max_length=24)
     actor = LogProbActor({"policy": str(tmp_path / "pol"), "ref": str(tiny_lm),
