@@ -1,25 +1,15 @@
-"""Helpers shared by the stage commands: config files plus ``key.sub=value`` overrides."""
+"""Helpers shared by the stage commands: ``--config`` and ``key.sub=value`` overrides, and the
+help generated from a stage's config (the verbs themselves: :mod:`pdray.cli.verbs`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional, TypeVar
 
 import typer
 from pydantic import BaseModel
 
-from pdray.config import load_config
-
-T = TypeVar("T", bound=BaseModel)
-
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML config file.", exists=False)
+PAIRS_HELP = "Canonical pairs (.parquet/.jsonl)."
 OVERRIDES_ARG = typer.Argument(None, help="Overrides as key.sub=value (applied after --config).")
-
-
-def stage_config(model: type[T], config: Optional[Path], overrides: Optional[list[str]],
-                 base: dict | None = None) -> T:
-    """Load and validate a stage config from ``--config`` and overrides (errors name the key)."""
-    return load_config(model, config, overrides or [], base=base)
 
 
 def echo_kv(title: str, items: dict) -> None:
@@ -52,24 +42,43 @@ def config_help(model: type[BaseModel], prefix: str = "") -> list[str]:
     return lines
 
 
-def settings_epilog(config: str) -> type:
+def import_config(path: str) -> type[BaseModel]:
+    """The config model named ``"module:Class"`` (imported now, not when ``pdray`` starts)."""
+    import importlib
+
+    module, cls = path.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def option_help(model: type[BaseModel], key: str) -> str:
+    """An option's help for the setting ``key``: the field's description and its default."""
+    f = model.model_fields[key]
+    default = None if f.is_required() else f.get_default(call_default_factory=True)
+    return f"{f.description}; default {default}." if default is not None else f.description
+
+
+def settings_epilog(config: str, options: dict[str, str] | None = None) -> type:
     """A command class whose epilog lists every setting of the config model at
-    ``"module:Class"`` (imported when the help is shown, not when ``pdray`` starts)."""
+    ``"module:Class"``, and whose options named in ``options`` (parameter name -> setting)
+    without a help of their own are documented by :func:`option_help` (the model is imported
+    when the help is shown, not when ``pdray`` starts)."""
     from typer.core import TyperCommand
 
     class WithSettings(TyperCommand):
         @property
         def epilog(self) -> str:
-            module, cls = config.split(":")
-            import importlib
-
-            model = getattr(importlib.import_module(module), cls)
-            body = "\n".join(f"  {line}" for line in config_help(model))
-            return (f"Settings ({cls}; set as key=value after the arguments, or in "
-                    f"--config YAML):\n\n\b\n{body}")
+            body = "\n".join(f"  {line}" for line in config_help(import_config(config)))
+            return (f"Settings ({config.split(':')[1]}; set as key=value after the arguments, "
+                    f"or in --config YAML):\n\n\b\n{body}")
 
         @epilog.setter
         def epilog(self, value) -> None:  # typer sets it in __init__; ours is generated
             pass
+
+        def format_help(self, ctx, formatter) -> None:
+            for p in self.params:
+                if p.name in (options or {}) and not getattr(p, "help", None):
+                    p.help = option_help(import_config(config), options[p.name])
+            super().format_help(ctx, formatter)
 
     return WithSettings

@@ -7,34 +7,36 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, settings_epilog, stage_config
-from pdray.raysetup import init_ray
-from pdray.rm.config import RMConfig
+from pdray.cli.common import PAIRS_HELP
+from pdray.cli.verbs import Input, stage_verb
 
 rm_app = typer.Typer(help="Per-aspect reward models.", no_args_is_help=True)
 
 
-@rm_app.command("train", cls=settings_epilog("pdray.rm.config:RMConfig"))
-def train_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.jsonl)."),
-              output: Path = typer.Option(..., "--output", "-o"),
-              paper: bool = typer.Option(False, help="Start from the paper's hyper-parameters."),
-              config: Optional[Path] = CONFIG_OPTION,
-              overrides: Optional[list[str]] = OVERRIDES_ARG):
-    """Train one Bradley–Terry reward model per aspect (length-balanced sampling, Eq. 16; a
+def _paper(inputs: dict) -> dict | None:
+    from pdray.rm.config import RMConfig
+
+    return RMConfig.paper().model_dump() if inputs["paper"] else None
+
+
+def _train(cfg, inputs: dict, output: Path, echo) -> None:
+    from pdray.rm.train import train_reward_models  # torch and trl
+
+    s = train_reward_models(inputs["pairs"], cfg, str(output), echo=echo)
+    echo(f"reward-model set ({s.mode}, aspects {', '.join(s.aspects)}) -> {output}")
+
+
+stage_verb(
+    rm_app, "train", config="pdray.rm.config:RMConfig", run=_train, base=_paper, needs_ray=True,
+    inputs=[Input("pairs", PAIRS_HELP),
+            Input("paper", "Start from the paper's hyper-parameters.", option="--paper/--no-paper",
+                  type=bool, default=False)],
+    help="""Train one Bradley–Terry reward model per aspect (length-balanced sampling, Eq. 16; a
     length term, Eq. 17: learned per aspect by default, or length_debias=penalty with rho),
     all aspects concurrently on Ray Train, at least min_steps steps with early stopping on the
     held-out loss — or, with train_backbone=false, only the heads on the frozen backbone's
     features (L2 chosen on the dev split). Overrides: backbone=smollm2, train_backbone=false,
-    mode=multi_head, min_steps=100, ..."""
-    from pdray.io import check_output  # pyarrow, only when a command runs
-    from pdray.rm.train import train_reward_models  # torch and trl
-
-    base = RMConfig.paper().model_dump() if paper else None
-    cfg = stage_config(RMConfig, config, overrides, base=base)
-    check_output(output, folder=True)   # before Ray starts
-    init_ray()
-    s = train_reward_models(pairs, cfg, str(output), echo=typer.echo)
-    typer.echo(f"reward-model set ({s.mode}, aspects {', '.join(s.aspects)}) -> {output}")
+    mode=multi_head, min_steps=100, ...""")
 
 
 @rm_app.command("eval")
