@@ -102,21 +102,24 @@ class LogProbActor:
                                                    self.cfg.max_length, errors)
         return enc
 
-    def _score(self, enc: dict[str, list], rows: list[int]) -> dict[str, np.ndarray]:
-        """The six log-prob columns of ``rows``; chosen and rejected share one bucketed pass."""
+    def _score(self, enc: dict[str, list], rows: list[int], progress=None) -> dict[str, np.ndarray]:
+        """The six log-prob columns of ``rows``; chosen and rejected share one bucketed pass;
+        ``progress(done, total)`` after each model."""
         import torch
 
         out = {}
         with torch.inference_mode():
-            for name in MODELS:
+            for m, name in enumerate(MODELS):
                 tok, pairs = self.toks[name], [enc[self.keys[name]][i] for i in rows]
                 lc, lr = pair_logprobs(self.models[name], pairs, pad_id=pad_id_of(tok),
                                        batch_tokens=self.cfg.batch_tokens)
                 out[f"{name}_chosen_logp"] = lc.double().cpu().numpy()
                 out[f"{name}_rejected_logp"] = lr.double().cpu().numpy()
+                if progress:
+                    progress(m + 1, len(MODELS))
         return out
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, batch: pa.Table, progress=None) -> pa.Table:
         n = batch.num_rows
         cols = {k: batch[k].to_pylist() for k in ("prompt", "chosen", "rejected")}
         errors = text_errors(batch)
@@ -125,7 +128,7 @@ class LogProbActor:
         ok = [i for i in range(n) if errors[i] is None]
         if ok:
             try:
-                res = self._score(enc, ok)
+                res = self._score(enc, ok, progress)
                 for c in LOGP_COLUMNS:
                     vals[c][ok] = res[c]
             except Exception:  # noqa: BLE001 - retried row by row so one bad row fails alone

@@ -55,13 +55,26 @@ def check_classification_head(config, path: str, trust_remote_code: bool = False
                      f"*ForSequenceClassification class (e.g. Llama, Qwen2, BERT, MiniLM)")
 
 
+def check_backbone_layers(config, path: str, n: int) -> int:
+    """``n`` when the model at ``path`` has at least ``n`` layers, else a clear error."""
+    total = getattr(config, "num_hidden_layers", None)
+    if not isinstance(total, int):
+        raise PdrayError(f"{path}: rm.backbone_layers needs a config with num_hidden_layers; "
+                         f"{type(config).__name__} has none")
+    if not 1 <= n <= total:
+        raise PdrayError(f"rm.backbone_layers={n}: {path} has {total} layers")
+    return n
+
+
 def load_reward_backbone(path: str, num_labels: int | None = 1, *, trust_remote_code: bool = False,
                          torch_dtype=None, id2label: dict | None = None, echo=log.warning,
-                         fresh_head: str | None = None):
+                         fresh_head: str | None = None, num_layers: int | None = None):
     """(model, tokenizer) for a sequence-classification reward model with ``num_labels`` heads
     (``None``: as saved in the folder's config). ``fresh_head="zeros"``: a head that the folder
     does not hold (a backbone, not a trained reward model) starts at zero, so every reward
-    starts at 0 (loss ln 2) and the first steps fit the head before they move the backbone."""
+    starts at 0 (loss ln 2) and the first steps fit the head before they move the backbone.
+    ``num_layers``: build only the backbone's first N transformer layers (their weights loaded,
+    the rest skipped; the config then says N, so the saved model loads as an N-layer model)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     try:
@@ -82,6 +95,8 @@ def load_reward_backbone(path: str, num_labels: int | None = 1, *, trust_remote_
         kwargs["label2id"] = {v: k for k, v in id2label.items()}
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype
+    if num_layers is not None:
+        kwargs["num_hidden_layers"] = check_backbone_layers(config, path, num_layers)
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             path, output_loading_info=True, **kwargs)

@@ -62,6 +62,11 @@ class RMConfig(WithTrainerArgs):
                                  "the scalar head (and the learned ρ̂_k) on pooled features "
                                  "computed once, with L2 chosen on the dev split — a linear "
                                  "probe (pdray/rm/probe.py); cheap on CPU for 100M+ backbones")
+    backbone_layers: int | None = Field(
+        None, ge=1, description="keep only the backbone's first N transformer layers (its "
+        "final norm then reads layer N): a frozen backbone's middle-to-late layer can carry "
+        "more than its last (SmolLM2-135M on PKU: layer 21 of 30, benchmarks/probe_layers.py), "
+        "and N/L of the compute; the saved reward model has N layers; default: all")
     head_l2: list[float] = Field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2,
                                                           0.1, 0.3, 1.0],
                                  min_length=1, description="L2 strengths α the head-only fit "

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 from pdray.errors import ConfigError
-from pdray.models.reward import _head, linear_head, pad_batch, token_batches
+from pdray.models.reward import _head, default_batch_tokens, linear_head, pad_batch, token_batches
 from pdray.rm.losses import bt_loss
 
 
 def pooled_states(model, pooling: str, encoded: Sequence[Sequence[int]], pad_id: int, *,
-                  batch_tokens: int = 8192, progress=None) -> np.ndarray:
+                  batch_tokens: int | None = None, progress=None) -> np.ndarray:
     """φ for every encoded input (rows × hidden), the vector the model's linear head reads."""
     if linear_head(model) is None:
         raise ConfigError(f"rm.train_backbone=false needs a single linear head; "
@@ -43,6 +43,7 @@ def pooled_states(model, pooling: str, encoded: Sequence[Sequence[int]], pad_id:
         raise ConfigError("rm.train_backbone=false with native pooling needs a decoder "
                           "(last-token head); use rm.pooling=mean for encoders")
     head = _head(model)
+    batch_tokens = batch_tokens or default_batch_tokens(model.device.type == "cuda")
     out = np.zeros((len(encoded), head.in_features), dtype=np.float32)
     model.eval()
     done = 0

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from pdray.errors import PdrayError
 from pdray.io import read_pairs, table_hash, write_json
-from pdray.models.backbones import fix_pad_token, resolve_backbone
+from pdray.models.backbones import check_backbone_layers, fix_pad_token, resolve_backbone
 from pdray.ray_train import fit_on_ray, storage_path
 from pdray.raysetup import init_ray
 from pdray.rm import metrics as RM
@@ -112,8 +112,11 @@ def train_reward_models(pairs: pa.Table | str, cfg: RMConfig, output_dir: str, *
                                 num_labels=n_labels)
     backbone1 = (resolve_backbone(cfg.backbone, out / "_backbone", texts=texts, seed=cfg.seed)
                  if n_labels > 1 else backbone)
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
+    if cfg.backbone_layers:   # before any worker starts
+        check_backbone_layers(AutoConfig.from_pretrained(
+            backbone, trust_remote_code=cfg.trust_remote_code), backbone, cfg.backbone_layers)
     tok = AutoTokenizer.from_pretrained(backbone, trust_remote_code=cfg.trust_remote_code)
     fix_pad_token(tok, echo=lambda m: echo(f"[rm] {m}"))
     hold = holdout_mask(table, cfg.holdout_fraction, cfg.seed)

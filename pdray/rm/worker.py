@@ -70,7 +70,8 @@ def train_unit(spec: dict) -> None:
     start = time.time()
     model, tok = load_reward_backbone(spec["backbone"], spec["num_labels"],
                                       trust_remote_code=cfg.trust_remote_code,
-                                      id2label=spec.get("id2label"), fresh_head="zeros")
+                                      id2label=spec.get("id2label"), fresh_head="zeros",
+                                      num_layers=cfg.backbone_layers)
     pooling = resolve_pooling(model, cfg.pooling)
     if not cfg.train_backbone:
         metrics = train_probe(model, tok, pooling, spec["rows"], spec.get("eval_rows"),

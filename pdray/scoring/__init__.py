@@ -13,7 +13,7 @@ from pdray.lazy import lazy_names
 
 _HOME = {
     "HFScorer": "backends", "Scorer": "backends", "VLLMScorer": "backends",
-    "make_scorer": "backends", "pair_batches": "backends",
+    "make_scorer": "backends",
     "ScoreConfig": "config",
     "ScoreRun": "pipeline", "score_pairs": "pipeline",
 }

@@ -1,5 +1,5 @@
-"""The reward scorer a :class:`pdray.scoring.runner.ShardWorker` wraps: one per actor, a chunk of a
-shard per call."""
+"""The reward scorer a :class:`pdray.scoring.runner.ShardWorker` wraps: one per actor, a shard per
+call."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pdray.schema import text_errors
 
 
 class ScoringActor:
-    """Loads the reward models once; ``__call__`` scores a chunk of a shard's pairs.
+    """Loads the reward models once; ``__call__`` scores a shard's pairs (``progress(done,
+    total)`` as the scorer's batches finish).
 
     Output rows: the scores contract (``id``, ``aspect``, ``chosen_len``, ``rejected_len``,
     ``gap_<k>``) plus ``_shard``, ``_error`` (null when scored), ``_tokens``, ``_padded``.
@@ -45,7 +46,7 @@ class ScoringActor:
             self.marker.write_text("killed once")
             os._exit(1)  # simulate a crashed node: the actor dies mid-run
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, batch: pa.Table, progress=None) -> pa.Table:
         self.calls += 1
         self._maybe_fail()
         n = batch.num_rows
@@ -60,7 +61,8 @@ class ScoringActor:
         if ok:
             sub = {k: [cols[k][i] for i in ok] for k in cols}
             try:
-                rewards, stats = self.scorer.score(sub["prompt"], sub["chosen"], sub["rejected"])
+                rewards, stats = self.scorer.score(sub["prompt"], sub["chosen"], sub["rejected"],
+                                                   progress=progress)
                 for k, (rc, rr) in rewards.items():
                     gaps[k][ok] = rc - rr
                 if "same_input" in stats:

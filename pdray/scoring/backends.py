@@ -2,8 +2,9 @@
 :mod:`pdray.scoring.llm`).
 
 A scorer turns a batch of pairs into r̂_k(x, y_w) and r̂_k(x, y_l) for every aspect k of a
-reward-model set: raw logits of the aspect's head, never a sigmoid. Chosen and rejected of a
-pair go through the same forward pass; pairs are bucketed by length under a token budget.
+reward-model set: raw logits of the aspect's head, never a sigmoid. Every chosen and rejected
+input of the batch is bucketed by its own length under a token budget (``score.batch_tokens``),
+so a short response is never padded to its partner's length.
 """
 
 from __future__ import annotations
@@ -19,14 +20,6 @@ from pdray.models.reward import pad_batch, reward_forward, token_batches
 from pdray.rm_set import HOLISTIC, RewardModelSet
 
 
-def pair_batches(lengths_c, lengths_r, batch_tokens: int, max_rows: int = 512) -> list[list[int]]:
-    """Pairs sorted by their longer side, grouped so 2·rows·max_len ≤ ``batch_tokens`` (chosen
-    and rejected of a pair share a forward pass): :func:`pdray.models.reward.token_batches` on
-    the longer side with half the budget."""
-    longer = np.maximum(np.asarray(lengths_c), np.asarray(lengths_r))
-    return token_batches(longer, batch_tokens / 2, max_rows=max_rows)
-
-
 def encode_pairs(tok, prompts, chosen, rejected, system, max_length: int, response_share: float):
     """Token ids of both responses of every pair (the training encoding, prompt cut from the
     left) and a mask of the pairs whose two inputs came out identical after truncation."""
@@ -38,17 +31,19 @@ def encode_pairs(tok, prompts, chosen, rejected, system, max_length: int, respon
 
 
 class Scorer:
-    """Interface: ``score(prompts, chosen, rejected) -> (rewards, stats)``.
+    """Interface: ``score(prompts, chosen, rejected, progress=None) -> (rewards, stats)``.
 
     ``rewards[k] = (r_chosen, r_rejected)`` arrays per model key k (aspects, plus ``holistic``
     when the set has one); ``stats`` counts real and padded tokens, and ``stats["same_input"]``
     marks the pairs whose chosen and rejected inputs were identical for some model after
-    truncation (their gap is 0 by construction, not by judgement).
+    truncation (their gap is 0 by construction, not by judgement). ``progress(done, total)``,
+    when given, is called as the work advances (pairs × model passes done, of all of them).
     """
 
     keys: list[str]
 
-    def score(self, prompts, chosen, rejected) -> tuple[dict, dict]:  # pragma: no cover
+    def score(self, prompts, chosen, rejected,
+              progress=None) -> tuple[dict, dict]:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -79,6 +74,7 @@ class HFScorer(Scorer):
                                    else "cpu")
         self.max_length = cfg.max_length or rm_set.max_length
         self.response_share = rm_set.response_share
+        self.batch_tokens = cfg.resolved_batch_tokens(self.device.type == "cuda")
         n_labels = len(rm_set.aspects) if rm_set.mode == "multi_head" else 1
         self.models: dict[str, _Model] = {}
         # plan: (model folder, pass name, system prompt, [(key, head index)])
@@ -89,10 +85,11 @@ class HFScorer(Scorer):
                 self.models[folder] = _Model(Path(folder), nl, cfg, self.device)
         self.keys = [k for *_, heads in self.plan for k, _ in heads]
 
-    def score(self, prompts, chosen, rejected):
+    def score(self, prompts, chosen, rejected, progress=None):
         import torch
 
         n = len(prompts)
+        done, total = 0, n * len(self.plan)
         out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
         stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
         encoded: dict = {}  # separate mode: one tokenizer for every aspect → encode once
@@ -104,17 +101,23 @@ class HFScorer(Scorer):
                                             self.max_length, self.response_share)
             tc, tr, same = encoded[key]
             stats["same_input"] |= same
-            for b in pair_batches([len(x) for x in tc], [len(x) for x in tr], self.cfg.batch_tokens):
-                ids, mask = pad_batch([tc[i] for i in b] + [tr[i] for i in b], m.tok.pad_token_id)
+            both = tc + tr                      # row i < n: chosen of pair i; n + i: its rejected
+            for b in token_batches([len(x) for x in both], self.batch_tokens):
+                ids, mask = pad_batch([both[i] for i in b], m.tok.pad_token_id)
                 with torch.inference_mode():
                     logits = reward_forward(m.model, ids.to(m.device),
                                             mask.to(m.device)).float().cpu().numpy()
                 stats["tokens"] += int(mask.sum())
                 stats["padded"] += int(ids.numel())
                 stats["forward_passes"] += 1
+                rows = np.asarray(b)
+                side, pair = rows >= n, rows % n
                 for k, h in heads:
-                    out[k][0][b] = logits[: len(b), h]
-                    out[k][1][b] = logits[len(b):, h]
+                    out[k][0][pair[~side]] = logits[~side, h]
+                    out[k][1][pair[side]] = logits[side, h]
+                done += len(b) / 2
+                if progress:
+                    progress(done, total)
         return out, stats
 
 
@@ -146,11 +149,11 @@ class PackedScorer(Scorer):
         """(len(ids), heads) raw head logits of the token-id sequences ``ids``."""
         raise NotImplementedError
 
-    def score(self, prompts, chosen, rejected):
+    def score(self, prompts, chosen, rejected, progress=None):
         n = len(prompts)
         out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
         stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
-        for folder, _, system, heads in self.plan:
+        for p, (folder, _, system, heads) in enumerate(self.plan):
             tc, tr, same = encode_pairs(self.toks[folder], prompts, chosen, rejected, system,
                                         self.max_length, self.rm_set.response_share)
             stats["same_input"] |= same
@@ -162,6 +165,8 @@ class PackedScorer(Scorer):
             for k, h in heads:
                 out[k][0][:] = logits[:n, h]
                 out[k][1][:] = logits[n:, h]
+            if progress:
+                progress(p + 1, len(self.plan))
         return out, stats
 
 

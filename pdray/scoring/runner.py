@@ -1,15 +1,20 @@
 """Execution half of the streaming runner: shard workers on a Ray Data actor pool, progress.
 
 See :mod:`pdray.scoring.shards` for the plan, the staging of the input and the resume rules.
-A stage plugs in its scorer class (``__init__(*args)``, ``__call__(pa.Table) -> pa.Table`` with
-an ``_error`` column, null when the row was scored); :class:`ShardWorker` wraps it, reads its
-shard's row group, calls it ``CHUNK_ROWS`` rows at a time, commits the shard's files and reports
-rows to :class:`Progress`. The driver only receives one stats row per shard.
+A stage plugs in its scorer class (``__init__(*args)``, ``__call__(pa.Table, progress=None) ->
+pa.Table`` with an ``_error`` column, null when the row was scored); :class:`ShardWorker` wraps
+it, reads its shard's row group, hands the *whole* shard to one call (so the scorer buckets the
+shard's pairs by length: less padding than fixed sub-chunks), commits the shard's files and
+reports rows to :class:`Progress`. The scorer reports its own progress through
+``progress(done, total)`` in any unit (batches, tokens, model passes); the worker turns it into
+rows of the shard and tops it up to the shard's rows when the call returns, so a scorer without
+the argument still counts, one shard at a time. The driver only receives one stats row per shard.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import threading
@@ -22,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pdray.errors import PdrayError
-from pdray.scoring.shards import CHUNK_ROWS, PROGRESS_S, Staged, commit
+from pdray.scoring.shards import PROGRESS_S, Staged, commit
 
 
 class Progress:
@@ -61,6 +66,22 @@ def _redirect_output(log_dir: str | None) -> None:
     os.close(fd)
 
 
+def shard_progress(counter, rows: int):
+    """``progress(done, total)`` for a scorer working on a shard of ``rows`` rows: adds the rows
+    the fraction ``done/total`` newly covers to the :class:`Progress` actor (never more than
+    ``rows`` in all; nothing without an actor)."""
+    sent = [0]
+
+    def progress(done: float, total: float) -> None:
+        k = rows if total <= 0 else min(rows, int(rows * done // total))
+        if k > sent[0]:
+            if counter is not None:
+                counter.add.remote(k - sent[0])
+            sent[0] = k
+
+    return progress
+
+
 class ShardWorker:
     """Ray Data callable class: one block = one shard descriptor; scores and commits it."""
 
@@ -69,6 +90,7 @@ class ShardWorker:
         _redirect_output(log_dir)
         mod, _, name = scorer_path.rpartition(".")
         self.scorer = getattr(importlib.import_module(mod), name)(*scorer_args)
+        self.reports = "progress" in inspect.signature(self.scorer.__call__).parameters
         self.input = pq.ParquetFile(input_path)
         self.out = Path(out)
         self.progress = progress
@@ -82,14 +104,10 @@ class ShardWorker:
     def _shard(self, name: str, rg: int) -> dict:
         t0 = time.perf_counter()
         pairs = self.input.read_row_group(rg)
-        parts = []
-        for start in range(0, pairs.num_rows, CHUNK_ROWS):
-            chunk = pairs.slice(start, CHUNK_ROWS)
-            chunk = chunk.append_column("_shard", pa.array([name] * chunk.num_rows, pa.string()))
-            parts.append(self.scorer(chunk))
-            if self.progress is not None:
-                self.progress.add.remote(chunk.num_rows)
-        t = pa.concat_tables(parts)
+        pairs = pairs.append_column("_shard", pa.array([name] * pairs.num_rows, pa.string()))
+        report = shard_progress(self.progress, pairs.num_rows)
+        t = self.scorer(pairs, progress=report) if self.reports else self.scorer(pairs)
+        report(1, 1)   # the whole shard, whatever the scorer reported
         err = t["_error"]
         bad = pc.invert(pc.is_null(err))
         failed = t.filter(bad).select(["id", "aspect", "_error"]).rename_columns(

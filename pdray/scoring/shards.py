@@ -50,7 +50,6 @@ PLAN = "plan.json"
 PLAN_VERSION = 2
 INPUT = "_input.parquet"
 HASH_ROWS = 4096      # content-hash chunk (independent of shard_rows)
-CHUNK_ROWS = 64       # rows per scorer call inside a shard: progress advances every 64 rows
 PROGRESS_S = 30.0     # at most this many seconds between progress lines
 
 

@@ -1,5 +1,7 @@
 """Head-only reward models (rm.train_backbone=false): the probe's fit, its features, end to end."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -71,14 +73,44 @@ def test_pooled_states_are_what_the_scoring_forward_reads(tmp_path):
     np.testing.assert_allclose(logits, expect, rtol=1e-4, atol=1e-5)
 
 
+def test_backbone_cut_to_its_first_layers_reads_that_layer_through_the_final_norm(tmp_path):
+    """rm.backbone_layers=N: the model keeps layers 1..N with their weights; its pooled state is
+    the full model's layer-N state through the final norm (benchmarks/probe_layers.py's
+    feature); saved and reloaded it is an N-layer model; too many layers is a clear error."""
+    from transformers import AutoModel
+
+    from pdray.errors import PdrayError
+
+    folder = build_tiny_reward_model(tmp_path / "rm", seed=5, layers=3)
+    cut, tok = load_reward_backbone(str(folder), 1, fresh_head="zeros", num_layers=2)
+    assert cut.config.num_hidden_layers == 2 and len(cut.model.layers) == 2
+    full = AutoModel.from_pretrained(str(folder)).eval()
+    enc = [tok("hello there friend")["input_ids"], tok("a longer reply, with more words")["input_ids"]]
+    phi = pooled_states(cut, "mean", enc, tok.pad_token_id)
+    with torch.inference_mode():
+        for i, ids in enumerate(enc):
+            h = full(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[2]
+            np.testing.assert_allclose(phi[i], full.norm(h)[0].mean(0).numpy(), rtol=1e-4,
+                                       atol=1e-5)
+    cut.save_pretrained(tmp_path / "saved")
+    tok.save_pretrained(tmp_path / "saved")
+    again, _ = load_reward_backbone(str(tmp_path / "saved"), None)
+    assert again.config.num_hidden_layers == 2
+    with pytest.raises(PdrayError, match="backbone_layers=4: .* has 3 layers"):
+        load_reward_backbone(str(folder), 1, num_layers=4)
+
+
 @pytest.mark.timeout(600)
 def test_head_only_training_end_to_end(ray_local, tmp_path):
     pairs = synthetic_pairs(120, aspects=["helpfulness", "honesty"], seed=4)
     cfg = RMConfig(backbone="tiny", train_backbone=False, head_l2=[0.01, 1.0], max_length=96,
-                   cpus_per_worker=0.5, length_debias="learned")
+                   cpus_per_worker=0.5, length_debias="learned", backbone_layers=1)
     logs = []
     s = train_reward_models(pairs, cfg, str(tmp_path / "rm"), echo=logs.append)
     assert any("fitting the head on frozen features" in line for line in logs)
+    for a in s.aspects:   # the saved reward models are the 1-layer cut of the 2-layer tiny model
+        config = json.loads((s.model_dir(str(tmp_path / "rm"), a) / "config.json").read_text())
+        assert config["num_hidden_layers"] == 1
     for a in s.aspects:
         m = s.extra["units"][a]["train"]
         assert m["head_l2"][0] in (0.01, 1.0) and m["steps"] > 0

@@ -1,5 +1,6 @@
 """A scorer for the runner's Ray test: it prints (to check where worker output goes) and takes
-a fixed time per call (to check the progress lines). Its "score" is the prompt's length."""
+a fixed time per call (to check the progress lines), reporting half-way through. Its "score" is
+the prompt's length."""
 
 import time
 
@@ -10,9 +11,12 @@ class SlowScorer:
     def __init__(self, seconds: float):
         self.seconds = seconds
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, batch: pa.Table, progress=None) -> pa.Table:
         print(f"slow scorer: {batch.num_rows} rows")
-        time.sleep(self.seconds)
+        time.sleep(self.seconds / 2)
+        if progress:
+            progress(1, 2)
+        time.sleep(self.seconds / 2)
         lens = [len(p) if p else None for p in batch["prompt"].to_pylist()]
         return pa.table({"id": batch["id"], "aspect": batch["aspect"],
                          "gap_len": pa.array([float(x or 0) for x in lens]),

@@ -9,7 +9,7 @@ import pytest
 from pdray.data import synthetic_pairs
 from pdray.errors import DataError
 from pdray.scoring import shards as S
-from pdray.scoring.runner import format_progress
+from pdray.scoring.runner import format_progress, shard_progress
 
 COLS = ["id", "aspect", "prompt", "chosen", "rejected"]
 
@@ -84,3 +84,26 @@ def test_progress_line():
     assert format_progress("score", 250, 1000, 50.0) == \
         "[score] 250/1000 rows (25%), 5.0 rows/s, ETA 150s"
     assert format_progress("score", 0, 10, 3.0).endswith("0.0 rows/s, ETA ?")
+
+
+def test_shard_progress_turns_any_unit_into_the_shards_rows():
+    class Counter:              # the Progress actor's handle: add.remote(n)
+        def __init__(self):
+            self.calls = []
+            self.add = self
+
+        def remote(self, n):
+            self.calls.append(n)
+
+    c = Counter()
+    report = shard_progress(c, 10)
+    report(1, 3)                # a third of the model passes: 3 rows
+    report(1, 3)                # nothing new
+    report(50, 60)              # 8 rows
+    report(7, 3)                # over-reporting is capped at the shard's rows
+    report(1, 1)                # the top-up when the call returns: nothing left
+    assert c.calls == [3, 5, 2] and sum(c.calls) == 10
+    report = shard_progress(c, 4)
+    report(1, 1)                # a scorer that never reported: the whole shard at the end
+    assert c.calls[-1] == 4
+    shard_progress(None, 5)(1, 2)   # no actor (no progress wanted): nothing to do

@@ -8,7 +8,8 @@ from pdray.data import synthetic_pairs
 from pdray.models.formatting import pair_text
 from pdray.models.tiny import build_tiny_reward_model
 from pdray.rm_set import RewardModelSet
-from pdray.scoring import ScoreConfig, pair_batches, score_pairs
+from pdray.models.reward import token_batches
+from pdray.scoring import ScoreConfig, score_pairs
 from pdray.scoring.backends import vllm_kwargs
 from pdray.errors import PdrayError
 
@@ -117,20 +118,20 @@ def test_malformed_rows_are_recorded(ray_local, rm_sets, tmp_path):
     assert (m["rows_in"], m["rows_scored"], m["rows_failed"]) == (10, 8, 2)
 
 
-def test_pair_batches_cut_padding():
+def test_token_batches_cut_padding():
+    """The scorer buckets every chosen and rejected input by its own length: less padding than
+    batches in input order, and every batch within the token budget."""
     rng = np.random.default_rng(0)
-    lc, lr = rng.integers(5, 500, 400), rng.integers(5, 500, 400)
-    batches = pair_batches(lc, lr, batch_tokens=8192)
-    assert sorted(i for b in batches for i in b) == list(range(400))
-    L = np.maximum(lc, lr)
+    lens = rng.integers(5, 500, 800)
+    batches = token_batches(lens, batch_tokens=8192)
+    assert sorted(i for b in batches for i in b) == list(range(800))
 
     def padding(groups):
-        real = sum(lc[g].sum() + lr[g].sum() for g in groups)
-        slots = sum(2 * len(g) * L[g].max() for g in groups)
-        return 1 - real / slots
-    naive = [list(range(i, min(i + len(batches[0]), 400))) for i in range(0, 400, len(batches[0]))]
-    assert padding(batches) < padding(naive) - 0.1
-    assert all(2 * len(b) * L[b].max() <= 8192 for b in batches if len(b) > 1)
+        return 1 - sum(lens[g].sum() for g in groups) / sum(len(g) * lens[g].max() for g in groups)
+    size = len(batches[0])
+    naive = [list(range(i, min(i + size, 800))) for i in range(0, 800, size)]
+    assert padding(batches) < 0.1 < padding(naive) - 0.2
+    assert all(len(b) * lens[b].max() <= 8192 for b in batches if len(b) > 1)
 
 
 def test_vllm_backend_options_and_clear_error(rm_sets):
@@ -175,8 +176,17 @@ def test_packed_scorer_loop_equals_the_hf_scorer(rm_sets, mode):
     cfg = ScoreConfig(batch_tokens=1024)
     pairs = synthetic_pairs(12, aspects=ASPECTS, seed=2)
     args = [pairs[c].to_pylist() for c in ("prompt", "chosen", "rejected")]
-    packed, pstats = OneByOne(rm_set, str(rm_sets[mode]), cfg).score(*args)
-    hf, hstats = HFScorer(rm_set, str(rm_sets[mode]), cfg).score(*args)
+    seen = {"packed": [], "hf": []}
+    one = OneByOne(rm_set, str(rm_sets[mode]), cfg)
+    packed, pstats = one.score(*args, progress=lambda d, t: seen["packed"].append((d, t)))
+    hf, hstats = HFScorer(rm_set, str(rm_sets[mode]), cfg).score(
+        *args, progress=lambda d, t: seen["hf"].append((d, t)))
+    passes = len(one.plan)                      # model folders: one engine call each
+    assert passes == {"separate": 3, "multi_head": 1, "all_in_one": 2}[mode], one.plan
+    assert seen["packed"] == [(p + 1, passes) for p in range(passes)]
+    hf_done = [d for d, _ in seen["hf"]]        # pairs × passes, one call per forward pass
+    assert {t for _, t in seen["hf"]} == {12 * passes} and hf_done[-1] == 12 * passes
+    assert hf_done == sorted(hf_done) and len(hf_done) == hstats["forward_passes"]
     assert set(packed) == set(hf)
     for k in hf:
         np.testing.assert_allclose(packed[k][0], hf[k][0], atol=1e-4)
