@@ -142,7 +142,7 @@ def table(results: list[dict], lam: float) -> str:
                 "gap closed": b["gap_closed"], "Δlen pd": b["pd"]["dlen_chars"],
                 "Δlen all": res["all_dlen_chars"], "pd†": b["pd_alt"]["cp"],
                 "Δlen pd†": b["pd_alt"]["dlen_chars"],
-                "RM acc": float(np.mean(list(res["rm_accuracy"].values()))),
+                "RM acc": _mean_known(res["rm_accuracy"].values()),
                 "min": res["minutes"]}
         for k, v in vals.items():
             agg[k].append(v)
@@ -150,6 +150,13 @@ def table(results: list[dict], lam: float) -> str:
     lines.append("| **mean** | " + " | ".join(_f(k, float(np.nanmean(v))) for k, v in agg.items())
                  + " |")
     return "\n".join(lines)
+
+
+def _mean_known(values) -> float:
+    """Mean of the values that exist (an aspect without held-out pairs has no accuracy); NaN
+    when none does."""
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else math.nan
 
 
 def _f(k: str, v: float) -> str:
