@@ -63,6 +63,8 @@ def layer_features(backbone: str, pairs: pa.Table, max_length: int, response_sha
 
 def study_run(run: Path, feats: dict, layers: list[int]) -> dict:
     """Gap closed at λ = 0.3 per layer for one finished run."""
+    from transformers import AutoTokenizer
+
     from pdray.config import load_config
     from pdray.io import read_table
     from pdray.pipeline.config import PipelineConfig
@@ -72,7 +74,6 @@ def study_run(run: Path, feats: dict, layers: list[int]) -> dict:
     from pdray.rm.train import holdout_mask, plan_units, split_dev
     from pdray.selection import select
     from pdray.selection.scores import length_term, read_scores
-    from transformers import AutoTokenizer
 
     sys.path.insert(0, str(Path(__file__).parent))
     from selection_quality import measure

@@ -17,8 +17,8 @@ and ``native`` otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from transformers.utils import ModelOutput

@@ -5,13 +5,13 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pdray.data import synthetic_pairs
+from pdray.errors import PdrayError
 from pdray.models.formatting import pair_text
+from pdray.models.reward import token_batches
 from pdray.models.tiny import build_tiny_reward_model
 from pdray.rm_set import RewardModelSet
-from pdray.models.reward import token_batches
 from pdray.scoring import ScoreConfig, score_pairs
 from pdray.scoring.backends import vllm_kwargs
-from pdray.errors import PdrayError
 
 ASPECTS = ["helpfulness", "honesty"]
 
