@@ -128,8 +128,8 @@ def reward_forward(model, input_ids, attention_mask):
 
 def default_batch_tokens(gpu: bool) -> int:
     """Padded tokens per forward pass when a stage's setting leaves it open: 2048 on CPU (small
-    batches stay in cache: SmolLM2-135M on 2 cores runs ~1.4x the tokens/s of 16384), 16384 on
-    GPU."""
+    batches stay in cache: 1.20x the pairs/s of 16384 in ``benchmarks/score_throughput.py``,
+    RESULTS.md 2026-12-01 session 5), 16384 on GPU."""
     return 16384 if gpu else 2048
 
 

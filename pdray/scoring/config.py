@@ -21,8 +21,8 @@ class ScoreConfig(StrictModel):
     gpus_per_actor: float = Field(0.0, ge=0, description=">0 puts actors on GPUs")
     batch_tokens: int | None = Field(
         None, ge=64, description="padded tokens per forward pass; default 2048 on CPU (small "
-        "batches stay in cache: 1.4x the tokens/s of 16384 for SmolLM2-135M on 2 cores, "
-        "benchmarks/RESULTS.md), 16384 on GPU")
+        "batches stay in cache: 1.20x the pairs/s of 16384 in benchmarks/score_throughput.py, "
+        "2,000 real pairs on 2 cores), 16384 on GPU")
     max_length: int | None = Field(None, ge=8, description="default: the reward-model set's")
     shard_rows: int = Field(2000, ge=1, description="pairs per output shard (resume unit)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(

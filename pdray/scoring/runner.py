@@ -7,14 +7,13 @@ it, reads its shard's row group, hands the *whole* shard to one call (so the sco
 shard's pairs by length: less padding than fixed sub-chunks), commits the shard's files and
 reports rows to :class:`Progress`. The scorer reports its own progress through
 ``progress(done, total)`` in any unit (batches, tokens, model passes); the worker turns it into
-rows of the shard and tops it up to the shard's rows when the call returns, so a scorer without
-the argument still counts, one shard at a time. The driver only receives one stats row per shard.
+rows of the shard and tops it up to the shard's rows when the call returns (a scorer that never
+calls it still counts, one shard at a time). The driver only receives one stats row per shard.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import sys
 import threading
@@ -90,7 +89,6 @@ class ShardWorker:
         _redirect_output(log_dir)
         mod, _, name = scorer_path.rpartition(".")
         self.scorer = getattr(importlib.import_module(mod), name)(*scorer_args)
-        self.reports = "progress" in inspect.signature(self.scorer.__call__).parameters
         self.input = pq.ParquetFile(input_path)
         self.out = Path(out)
         self.progress = progress
@@ -106,7 +104,7 @@ class ShardWorker:
         pairs = self.input.read_row_group(rg)
         pairs = pairs.append_column("_shard", pa.array([name] * pairs.num_rows, pa.string()))
         report = shard_progress(self.progress, pairs.num_rows)
-        t = self.scorer(pairs, progress=report) if self.reports else self.scorer(pairs)
+        t = self.scorer(pairs, progress=report)
         report(1, 1)   # the whole shard, whatever the scorer reported
         err = t["_error"]
         bad = pc.invert(pc.is_null(err))
