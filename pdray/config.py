@@ -93,12 +93,20 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def load_config(model: type[T], path: str | Path | None = None,
-                overrides: Iterable[str] = (), base: dict | None = None) -> T:
-    """Build a validated config of type ``model`` from ``base`` < YAML ``path`` < ``overrides``."""
+                overrides: Iterable[str] = (), base: dict | None = None, *,
+                given: dict | None = None, overrides_last: bool = False) -> T:
+    """Build a validated config of type ``model`` from ``base`` < YAML ``path`` < ``overrides``
+    < ``given`` (typed values, e.g. a command's shortcut options); with ``overrides_last`` the
+    overrides win over ``given`` instead. A bad value is one :class:`ConfigError` naming the key
+    (and the YAML file, when one is given)."""
     data = copy.deepcopy(base) if base else {}
     if path is not None:
         data = deep_merge(data, read_yaml(path))
+    if overrides_last:
+        data = deep_merge(data, given or {})
     data = apply_overrides(data, overrides)
+    if not overrides_last:
+        data = deep_merge(data, given or {})
     try:
         return model.model_validate(data)
     except ValidationError as e:

@@ -25,7 +25,8 @@ from typing import Any
 import typer
 
 from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, import_config, settings_epilog
-from pdray.errors import ConfigError, PdrayError
+from pdray.config import load_config
+from pdray.errors import PdrayError
 
 RESERVED = ("output", "config", "overrides", "verbose")
 VERBOSE_HELP = "Ray's own worker log lines and bars on the terminal (default: OUTPUT/logs/)"
@@ -77,28 +78,6 @@ def _parameter(name: str, info, kind, default) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=ann)
 
 
-def load_stage_config(model: type, path: Path | None, overrides: Sequence[str], *,
-                      base: dict | None = None, given: dict | None = None,
-                      overrides_last: bool = False):
-    """Validate ``base`` < ``--config`` YAML < key=value ``overrides`` < ``given`` (the
-    shortcut options); with ``overrides_last`` the overrides win over ``given`` instead. A bad
-    value is one :class:`ConfigError` naming the key (and the YAML file, when one is given)."""
-    from pydantic import ValidationError
-
-    from pdray.config import apply_overrides, deep_merge, format_validation_error, read_yaml
-
-    data = deep_merge(base or {}, read_yaml(path) if path is not None else {})
-    if overrides_last:
-        data = deep_merge(data, given or {})
-    data = apply_overrides(data, overrides)
-    if not overrides_last:
-        data = deep_merge(data, given or {})
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(path) if path else "config")) from None
-
-
 def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
                config: str | None = None, inputs: Sequence[Input] = (),
                shortcuts: Sequence[Shortcut | str] = (),
@@ -145,9 +124,9 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
             if config is not None:
                 if settings is not None:
                     given = {**given, **settings(kw)}
-                cfg = load_stage_config(import_config(config), path, overrides,
-                                        base=base(kw) if base else None, given=given,
-                                        overrides_last=overrides_last)
+                cfg = load_config(import_config(config), path, overrides,
+                                  base=base(kw) if base else None, given=given,
+                                  overrides_last=overrides_last)
             if output_kind is not None:
                 check_output(output, table=output_kind == "table",
                              folder=output_kind == "folder")   # before Ray starts
