@@ -118,6 +118,17 @@ def test_head_only_training_end_to_end(ray_local, tmp_path):
         assert m["train_loss"] < np.log(2)           # the head fitted something
 
 
+def test_too_many_backbone_layers_is_refused_before_any_worker(ray_local, tmp_path):
+    from pdray.errors import PdrayError
+
+    pairs = synthetic_pairs(40, aspects=["helpfulness", "honesty"], seed=4)
+    cfg = RMConfig(backbone="tiny", train_backbone=False, backbone_layers=5, cpus_per_worker=0.5)
+    logs = []
+    with pytest.raises(PdrayError, match="backbone_layers=5: .* has 2 layers"):
+        train_reward_models(pairs, cfg, str(tmp_path / "rm"), echo=logs.append)
+    assert not any("training units" in line for line in logs)   # refused before planning
+
+
 def test_head_only_settings_are_checked_up_front():
     from pdray.config import load_config
     from pdray.errors import ConfigError

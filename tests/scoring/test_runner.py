@@ -107,3 +107,11 @@ def test_shard_progress_turns_any_unit_into_the_shards_rows():
     report(1, 1)                # a scorer that never reported: the whole shard at the end
     assert c.calls[-1] == 4
     shard_progress(None, 5)(1, 2)   # no actor (no progress wanted): nothing to do
+
+
+def test_batch_tokens_default_follows_the_device():
+    from pdray.scoring import ScoreConfig
+
+    assert ScoreConfig().resolved_batch_tokens(gpu=False) == 2048
+    assert ScoreConfig().resolved_batch_tokens(gpu=True) == 16384
+    assert ScoreConfig(batch_tokens=512).resolved_batch_tokens(gpu=True) == 512
