@@ -6,15 +6,18 @@ Rows of the table:
   (b) pdray's scorer in-process (every input bucketed by its own length under a token budget:
       the device's default ``score.batch_tokens``, or ``--batch-tokens``; plus one row at
       16,384, the old default, to show what the budget alone is worth on CPU);
-  (c) pdray's Ray Data pipeline with 1 actor on all cores (the default) and 2 actors (includes
-      actor start-up per run); the ratio column compares each row with (b), the hand loop on
-      the same cores.
+  (c) pdray's Ray Data pipeline with 1 actor on all cores (the default) — with the default
+      ``shard_rows`` and with 4 shards — and 2 actors on 4 shards; actor start-up and model load
+      are inside the timing, the local Ray cluster (started once per pipeline run) is not. The
+      ratio column compares each row with (b), the hand loop on the same cores.
+``--repeat R`` times every row R times, interleaved, and reports the fastest of each (this host's
+run-to-run noise is about ±10 %, more than the differences measured); ``--paths`` picks rows.
 Achieved FLOP/s = 2·(non-embedding params)·tokens/s against the matmul FLOP/s measured here in
 the same run.
 ``--scale N``: N/10 and N synthetic pairs (written to a Parquet file, streamed) with a tiny
 model: driver peak RSS, worker peak RSS (sampled every 0.2 s) and pairs/s.
-Usage: python benchmarks/score_throughput.py [--pairs 300] [--batch-tokens N] [--scale 100000]
-[--record]
+Usage: python benchmarks/score_throughput.py [--pairs 300] [--batch-tokens N] [--paths b,c1]
+[--repeat 2] [--scale 100000] [--record]
 """
 
 from __future__ import annotations
@@ -128,6 +131,16 @@ def naive_loop(root: Path, t: pa.Table, batch: int = 16) -> tuple[float, int]:
     return time.perf_counter() - t0, tokens
 
 
+PATHS = {
+    "a": "(a) naive transformers loop",
+    "b": "(b) pdray scorer, bucketed, batch_tokens={bt}",
+    "b16k": "(b) pdray scorer, bucketed, batch_tokens=16384",
+    "c1": "(c) Ray Data pipeline, 1 actor, default shard_rows ({sr})",
+    "c1s": "(c) Ray Data pipeline, 1 actor, shard_rows = pairs/4",
+    "c2": "(c) Ray Data pipeline, 2 actors, shard_rows = pairs/4",
+}
+
+
 def main() -> None:
     # Ray starts its workers at nice 15 (RAY_worker_niceness); the in-process baseline runs at
     # the driver's priority. Same priority for both, or a busy machine favours the baseline.
@@ -137,8 +150,19 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=0)
     ap.add_argument("--batch-tokens", type=int, default=None,
                     help="score.batch_tokens (default: the scorer's default for the device)")
+    ap.add_argument("--paths", default=",".join(PATHS),
+                    help="rows to time, comma-separated: " + ", ".join(PATHS))
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time every row this many times, interleaved (a, b, c…, a, b, c…); "
+                    "the table shows the fastest and the spread (the host's noise)")
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
+    paths = [x for x in args.paths.split(",") if x]
+    unknown = [x for x in paths if x not in PATHS]
+    if unknown:
+        ap.error(f"--paths: unknown row(s) {', '.join(unknown)}; known: {', '.join(PATHS)}")
+    if "b" not in paths:
+        ap.error("--paths must include b (the hand loop every ratio is against)")
     from pdray.raysetup import init_ray
     from pdray.rm_set import RewardModelSet
     from pdray.scoring import HFScorer, ScoreConfig, score_pairs
@@ -148,34 +172,52 @@ def main() -> None:
     t = real_pairs(args.pairs)
     params = non_embedding_params(root / "helpfulness")
     peak = matmul_flops()
-    rows = []
-    sec, tok = naive_loop(root, t)
-    rows.append(("(a) naive transformers loop", sec, tok))
-    print(f"(a) {sec:.1f} s", flush=True)
     bt = ScoreConfig(batch_tokens=args.batch_tokens).resolved_batch_tokens(gpu=False)
-    budgets = [bt] + ([16384] if bt != 16384 else [])
-    stats = {}
-    for b in budgets:
-        sc = HFScorer(RewardModelSet.load(root), str(root), ScoreConfig(batch_tokens=b))
+    default_rows = ScoreConfig().shard_rows
+    quarter = max(1, args.pairs // 4)
+    scorers, stats, pads = {}, {}, {}
+
+    def hand(b):
+        if b not in scorers:   # model load outside the timing (the Ray rows include theirs)
+            scorers[b] = HFScorer(RewardModelSet.load(root), str(root), ScoreConfig(batch_tokens=b))
         t0 = time.perf_counter()
-        _, stats[b] = sc.score(t["prompt"].to_pylist(), t["chosen"].to_pylist(),
-                               t["rejected"].to_pylist())
-        rows.append((f"(b) pdray scorer, bucketed, batch_tokens={b}", time.perf_counter() - t0,
-                     stats[b]["tokens"]))
-        print(f"(b) batch_tokens={b}: {rows[-1][1]:.1f} s", flush=True)
+        _, stats[b] = scorers[b].score(t["prompt"].to_pylist(), t["chosen"].to_pylist(),
+                                       t["rejected"].to_pylist())
+        return time.perf_counter() - t0, stats[b]["tokens"]
+
+    def ray_path(n_act, shard_rows, k):
+        # actor start-up and model load are inside the timing; the local Ray cluster, shared
+        # by every stage of a run, is started once before
+        t0 = time.perf_counter()
+        r = score_pairs(t, str(root), str(tmp / f"s{n_act}-{shard_rows}-{k}"),
+                        ScoreConfig(num_actors=n_act, batch_tokens=bt, shard_rows=shard_rows),
+                        echo=lambda *_: None)
+        sec = time.perf_counter() - t0
+        pads[(n_act, shard_rows)] = r.manifest["run"]["padding_share"]
+        return sec, None
+
+    run = {"a": lambda k: naive_loop(root, t), "b": lambda k: hand(bt),
+           "b16k": lambda k: hand(16384), "c1": lambda k: ray_path(1, default_rows, k),
+           "c1s": lambda k: ray_path(1, quarter, k), "c2": lambda k: ray_path(2, quarter, k)}
+    if any(x.startswith("c") for x in paths):
+        init_ray(num_cpus=os.cpu_count(), quiet=True)
+    times: dict[str, list[float]] = {x: [] for x in paths}
+    tokens: dict[str, int] = {}
+    for k in range(args.repeat):
+        for x in paths:
+            sec, tok = run[x](k)
+            times[x].append(sec)
+            tokens[x] = tok if tok is not None else tokens.get(x)
+            print(f"{x} #{k + 1}: {sec:.1f} s", flush=True)
     st = stats[bt]
-    hand = rows[1][1]      # (b) at the configured budget: what the Ray Data rows compare with
-    init_ray(num_cpus=os.cpu_count(), quiet=True)
-    for n_act in (1, 2):
-        t0 = time.perf_counter()
-        run = score_pairs(t, str(root), str(tmp / f"s{n_act}"),
-                          ScoreConfig(num_actors=n_act, batch_tokens=bt,
-                                      shard_rows=max(1, args.pairs // 4)), echo=lambda *_: None)
-        rows.append((f"(c) Ray Data pipeline, {n_act} actor(s)", time.perf_counter() - t0,
-                     st["tokens"]))
-        print(f"(c) {n_act} actor(s) {rows[-1][1]:.1f} s", flush=True)
-        del run
-    base = rows[0][1]
+    rows = []
+    for x in paths:
+        name = PATHS[x].format(bt=bt, sr=default_rows)
+        if args.repeat > 1:
+            name += f" — best of {args.repeat} ({'/'.join(f'{v:.0f}' for v in times[x])} s)"
+        rows.append((name, min(times[x]), tokens[x] or st["tokens"]))
+    hand_s = min(times["b"])   # what every ratio compares with
+    base = min(times["a"]) if "a" in times else None
     date = datetime.date.today().isoformat()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     out = [f"### score_throughput — {date} — {machine} — {args.pairs} real pairs "
@@ -187,9 +229,11 @@ def main() -> None:
            "|---|---|---|---|---|---|---|"]
     for name, sec, tok in rows:
         out.append(f"| {name} | {sec:.2f} | {args.pairs / sec:.1f} | {tok / sec:.0f} | "
-                   f"{2 * params * tok / sec / peak:.2f} | {base / sec:.2f}× | "
-                   f"{hand / sec:.2f}× |")
-    out.append(f"\npadding share of (b): {1 - st['tokens'] / max(st['padded'], 1):.1%}")
+                   f"{2 * params * tok / sec / peak:.2f} | "
+                   f"{f'{base / sec:.2f}×' if base else '–'} | {hand_s / sec:.2f}× |")
+    out.append(f"\npadding share of (b): {1 - st['tokens'] / max(st['padded'], 1):.1%}"
+               + "".join(f"; of (c) {n} actor(s), shard_rows {r}: {v:.1%}"
+                         for (n, r), v in pads.items()))
     print("\n".join(out), flush=True)
     if args.scale:
         from pdray.data import write_synthetic
