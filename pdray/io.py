@@ -125,6 +125,68 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     return data
 
 
+LINE_BLOCK = 1 << 20   # bytes read at a time by iter_lines
+
+
+def _open_stream(path: str | os.PathLike):
+    """(stream to read, underlying file to close): the file's bytes (gunzipped for ``.gz``),
+    after the checks of :func:`read_bytes`."""
+    fs, inner = resolve(path)
+    kind = fs.get_file_info(inner).type
+    if kind == pafs.FileType.NotFound:
+        raise DataError("file does not exist", file=str(path))
+    if kind == pafs.FileType.Directory:
+        raise DataError("is a folder, expected a file", file=str(path))
+    try:
+        raw = fs.open_input_stream(inner, compression=None)
+    except OSError as e:
+        raise StorageError(f"cannot read: {os_reason(e)}", path=str(path)) from None
+    if str(path).lower().endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+    return raw, raw
+
+
+def iter_lines(path: str | os.PathLike, block: int = LINE_BLOCK) -> Iterator[bytes]:
+    """The lines of a file without their line ends, read ``block`` bytes at a time (never the
+    whole file): the same lines as ``read_bytes(path).splitlines()`` (``\\n``, ``\\r\\n`` and
+    ``\\r`` end a line), less a leading UTF-8 byte-order mark. Read failures are one-line
+    errors, as in :func:`read_bytes`."""
+    file = str(path)
+    stream, raw = _open_stream(path)
+    buf, first = b"", True
+    try:
+        while True:
+            try:
+                chunk = stream.read(block)
+            except EOFError:
+                raise DataError("truncated gzip file (the compressed data ends early)",
+                                file=file) from None
+            except (OSError, zlib.error) as e:
+                if isinstance(stream, gzip.GzipFile):
+                    raise DataError(f"not a readable gzip file: {os_reason(e)}",
+                                    file=file) from None
+                raise StorageError(f"cannot read: {os_reason(e)}", path=file) from None
+            buf += chunk
+            if first:   # a UTF-8 byte-order mark is not data
+                if chunk and len(buf) < 3:
+                    continue
+                first = False
+                if buf.startswith(b"\xef\xbb\xbf"):
+                    buf = buf[3:]
+            if not chunk:
+                break
+            pieces = buf.splitlines(keepends=True)
+            # keep the last piece while it may continue (no line end yet, or a \r whose \n
+            # may come with the next block)
+            buf = pieces.pop() if pieces and not pieces[-1].endswith(b"\n") else b""
+            for piece in pieces:
+                yield piece[:-2] if piece.endswith(b"\r\n") else piece[:-1]
+        yield from buf.splitlines()
+    finally:
+        stream.close()
+        raw.close()
+
+
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -190,9 +252,10 @@ def iter_json_rows(path: str | os.PathLike, on_bad=None) -> Iterator[tuple[int, 
                             field=None if field == "<line>" or "UTF-8" in reason else field)
         on_bad(row, field, reason, raw)
 
-    data = read_bytes(path)
-    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not data
-        data = data[3:]
+    if file.lower().endswith((".json", ".json.gz")):
+        data = read_bytes(path)   # a JSON array is parsed whole; JSONL streams line by line
+        if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not data
+            data = data[3:]
     if file.lower().endswith((".json", ".json.gz")) and data.lstrip()[:1] == b"[":
         try:
             rows = json.loads(data.decode("utf-8"))
@@ -209,7 +272,9 @@ def iter_json_rows(path: str | os.PathLike, on_bad=None) -> Iterator[tuple[int, 
             yield i, obj
         return
     row = 0
-    for line in data.splitlines():
+    lines = data.splitlines() if file.lower().endswith((".json", ".json.gz")) \
+        else iter_lines(path)
+    for line in lines:
         if not line.strip():
             continue
         obj, field, reason = _parse_line(line)

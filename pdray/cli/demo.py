@@ -36,20 +36,21 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(PipelineConfig, None, extra + list(overrides or []),
                           base=load_preset(preset))
         res = run_pipeline(cfg, echo=typer.echo)
-        for line in rm_quality_lines(res.stages.get("rm")):
+        rm = res.manifests.get("rm")
+        for line in rm_quality_lines(rm.dir if rm else None):
             typer.echo(line)
         if res.report_html:
             typer.echo(f"report: {res.report_html}")
 
 
-def rm_quality_lines(rm: dict | None) -> list[str]:
+def rm_quality_lines(rm_dir: str | None) -> list[str]:
     """The reward models' held-out accuracy (95 % CI, length-only beside it) and warnings, to
     print beside the demo's table: PD is only as good as these models."""
     import json
 
-    if not rm or not (Path(rm["dir"]) / "metrics.json").is_file():
+    if not rm_dir or not (Path(rm_dir) / "metrics.json").is_file():
         return []
-    m = json.loads((Path(rm["dir"]) / "metrics.json").read_text(encoding="utf-8"))
+    m = json.loads((Path(rm_dir) / "metrics.json").read_text(encoding="utf-8"))
     lines = ["", "reward models (held-out pairs):"]
     for k, v in (m.get("own") or {}).items():
         lo, hi = [float("nan") if x is None else x

@@ -22,6 +22,7 @@ from pdray.io import write_json, write_text
 from pdray.pipeline.cache import StageCache
 from pdray.pipeline.config import STAGES as ORDER
 from pdray.pipeline.config import PipelineConfig
+from pdray.pipeline.manifests import StageManifest
 from pdray.pipeline.protocol import run_stage
 from pdray.pipeline.stages import STAGES
 from pdray.pipeline.summary import format_summary, summarize
@@ -56,14 +57,22 @@ def _sigterm_raises():
 
 @dataclass
 class PipelineResult:
+    """``manifests``: each stage's typed manifest (:mod:`pdray.pipeline.manifests`);
+    ``stages``: the same as JSON dicts (what ``OUTPUT/run.json`` holds)."""
+
     output_dir: Path
-    stages: dict = field(default_factory=dict)
+    manifests: dict[str, StageManifest] = field(default_factory=dict)
     summary: list[dict] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
 
     @property
+    def stages(self) -> dict[str, dict]:
+        return {name: m.to_json() for name, m in self.manifests.items()}
+
+    @property
     def report_html(self) -> str | None:
-        return (self.stages.get("report") or {}).get("html")
+        report = self.manifests.get("report")
+        return report.html if report else None
 
 
 def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) -> PipelineResult:
@@ -106,10 +115,11 @@ def _run_stages(cfg, cache, tracker, echo, upto, out) -> PipelineResult:
     return _finish(res, done, cfg, tracker, echo)
 
 
-def _finish(res: PipelineResult, info: dict, cfg: PipelineConfig, tracker, echo) -> PipelineResult:
-    res.stages = info
-    if "select" in info:
-        res.summary = summarize(info)
+def _finish(res: PipelineResult, done: dict[str, StageManifest], cfg: PipelineConfig, tracker,
+            echo) -> PipelineResult:
+    res.manifests = dict(done)
+    if "select" in done:
+        res.summary = summarize(done)
         table = format_summary(res.summary)
         echo("")
         echo(table)
@@ -118,6 +128,6 @@ def _finish(res: PipelineResult, info: dict, cfg: PipelineConfig, tracker, echo)
         for row in res.summary:
             tracker.log_metrics(f"summary.{row['strategy']}",
                                 {k: v for k, v in row.items() if k != "strategy"})
-    write_json({"stages": info, "seconds": res.seconds}, res.output_dir / "run.json")
+    write_json({"stages": res.stages, "seconds": res.seconds}, res.output_dir / "run.json")
     echo(f"[run] stage manifests: {res.output_dir / 'run.json'}")
     return res

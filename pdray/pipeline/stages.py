@@ -2,8 +2,9 @@
 :data:`STAGES`, which declares for each its config section, the stages it reads and any other
 value its key depends on.
 
-A build function only does the stage's work: ``inputs`` are the manifests of the stages it
-reads, ``out`` its (empty) directory. Keys, reuse, locking, the manifest marker, timing and
+A build function only does the stage's work: ``inputs`` are the typed manifests
+(:mod:`pdray.pipeline.manifests`) of the stages it reads, ``out`` its (empty) directory; it
+returns its own. Keys, reuse, locking, the manifest marker, timing and
 tracking belong to :func:`pdray.pipeline.protocol.run_stage`.
 """
 
@@ -23,6 +24,16 @@ from pdray.eval import evaluate_models
 from pdray.io import read_table, write_table
 from pdray.pipeline.cache import file_fingerprint
 from pdray.pipeline.config import NEEDS_LOGPROBS, PipelineConfig
+from pdray.pipeline.manifests import (
+    DataManifest,
+    DPOManifest,
+    EvalManifest,
+    LossDiffManifest,
+    ReportManifest,
+    RMManifest,
+    ScoreManifest,
+    SelectManifest,
+)
 from pdray.pipeline.protocol import Stage
 from pdray.report import build_report as render_report
 from pdray.selection import SelectionResult, select, write_selection
@@ -55,7 +66,7 @@ def data_source_key(cfg: PipelineConfig) -> dict:
     return {"source": dict(fp, file=d.source) if fp is not None else None}
 
 
-def build_data(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_data(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> DataManifest:
     """Load D, split it, write ``pairs``, ``pairs_train`` and ``pairs_test`` (Parquet)."""
     d = cfg.data
     before = data_source_key(cfg)
@@ -71,10 +82,11 @@ def build_data(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
     aspects = sorted(pc.unique(table["aspect"]).to_pylist())
     echo(f"[data] {table.num_rows} pairs, aspects {aspects}: "
          f"{train.num_rows} train / {test.num_rows} held out")
-    return {"dir": str(out), "pairs": str(out / "pairs.parquet"),
-            "train": str(out / "pairs_train.parquet"), "test": str(out / "pairs_test.parquet"),
-            "rows": table.num_rows, "train_rows": train.num_rows, "test_rows": test.num_rows,
-            "aspects": aspects, **info}
+    return DataManifest(dir=str(out), pairs=str(out / "pairs.parquet"),
+                        train=str(out / "pairs_train.parquet"),
+                        test=str(out / "pairs_test.parquet"), rows=table.num_rows,
+                        train_rows=train.num_rows, test_rows=test.num_rows, aspects=aspects,
+                        **info)
 
 
 def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
@@ -94,35 +106,35 @@ def load_pairs_for_pipeline(cfg: PipelineConfig) -> tuple[pa.Table, dict]:
     return got.table, info
 
 
-def build_rm(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_rm(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> RMManifest:
     """One reward model per aspect on D's training split (and the baselines' extra models)."""
     from pdray.rm.train import train_reward_models  # torch, trl: only when the stage runs
 
     data = inputs["data"]
     echo(f"[rm] training {cfg.rm.mode} reward models ({cfg.rm.backbone}) for "
-         f"{len(data['aspects'])} aspects in parallel")
-    rm_set = train_reward_models(data["train"], cfg.rm, str(out))
+         f"{len(data.aspects)} aspects in parallel")
+    rm_set = train_reward_models(data.train, cfg.rm, str(out))
     no_debias = out / "no_debias"
-    return {"dir": str(out), "aspects": rm_set.aspects, "rho": rm_set.rho,
-            "length_debias": rm_set.length_debias,
-            "no_debias_dir": str(no_debias) if (no_debias / "rm_set.json").exists() else None}
+    return RMManifest(dir=str(out), aspects=rm_set.aspects, rho=rm_set.rho,
+                      length_debias=rm_set.length_debias,
+                      no_debias_dir=str(no_debias) if (no_debias / "rm_set.json").exists()
+                      else None)
 
 
-def build_score(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_score(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> ScoreManifest:
     """Cross pseudo-rewards of every training pair under every aspect's model (and under the
     no-mitigation models when the rm stage trained them: ablation A2)."""
     from pdray.scoring import score_pairs
 
     data, rm = inputs["data"], inputs["rm"]
     echo("[score] cross pseudo-rewarding every pair under every aspect model")
-    run = score_pairs(data["train"], rm["dir"], str(out / "scores"), cfg.score)
-    info = {"dir": str(out), "scores": str(run.output_dir)}
-    if rm.get("no_debias_dir"):
+    run = score_pairs(data.train, rm.dir, str(out / "scores"), cfg.score)
+    no_debias = None
+    if rm.no_debias_dir:
         echo("[score] scoring with the no-mitigation reward models (ablation A2)")
-        nd = score_pairs(data["train"], rm["no_debias_dir"], str(out / "scores_no_debias"),
-                         cfg.score)
-        info["scores_no_debias"] = str(nd.output_dir)
-    return info
+        no_debias = str(score_pairs(data.train, rm.no_debias_dir, str(out / "scores_no_debias"),
+                                    cfg.score).output_dir)
+    return ScoreManifest(dir=str(out), scores=str(run.output_dir), scores_no_debias=no_debias)
 
 
 def lossdiff_reference_key(cfg: PipelineConfig) -> dict:
@@ -130,14 +142,14 @@ def lossdiff_reference_key(cfg: PipelineConfig) -> dict:
     return {"reference": cfg.lossdiff.reference or cfg.dpo.model}
 
 
-def build_lossdiff(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_lossdiff(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> LossDiffManifest:
     """The second seed's scores (METHOD.md, "Second seed"): warm-up DPO of θ on D minus a
     validation set and of θ_val on it, then LossDiff and IRM of every training pair."""
     from pdray.align.train import resolve_policy
     from pdray.lossdiff import score_logprobs, warmup
 
     data = inputs["data"]
-    pairs = read_table(data["train"])
+    pairs = read_table(data.train)
     lcfg = cfg.lossdiff
     if lcfg.reference is None:
         texts = pairs["prompt"].to_pylist()[:1000] + pairs["chosen"].to_pylist()[:1000]
@@ -146,10 +158,11 @@ def build_lossdiff(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
     w = warmup(pairs, lcfg, out / "warmup", echo=echo)
     score_logprobs(pairs, str(w.policy_dir), lcfg.reference, str(w.aux_dir), out / "scores",
                    lcfg, echo=echo)
-    return {"dir": str(out), "scores": str(out / "scores"), "reference": lcfg.reference,
-            "policy": str(w.policy_dir), "aux": str(w.aux_dir),
-            "metrics": {"warmup_policy_loss": w.manifest["policy_metrics"].get("train_loss"),
-                        "warmup_aux_loss": w.manifest["aux_metrics"].get("train_loss")}}
+    return LossDiffManifest(
+        dir=str(out), scores=str(out / "scores"), reference=lcfg.reference,
+        policy=str(w.policy_dir), aux=str(w.aux_dir),
+        metrics={"warmup_policy_loss": w.manifest["policy_metrics"].get("train_loss"),
+                 "warmup_aux_loss": w.manifest["aux_metrics"].get("train_loss")})
 
 
 def _selection_scores(strategy: str, inputs: dict) -> tuple[pa.Table, float, str]:
@@ -157,27 +170,27 @@ def _selection_scores(strategy: str, inputs: dict) -> tuple[pa.Table, float, str
     (the same as ``pdray select`` reads): the no-mitigation scores for ``no_debias``, the
     gap scores joined with the LossDiff / IRM columns for the selectors that read them."""
     score = inputs["score"]
-    path = score["scores"]
+    path = score.scores
     if strategy == "no_debias":
-        if not score.get("scores_no_debias"):
+        if not score.scores_no_debias:
             raise PdrayError("no_debias needs the no-mitigation reward models "
                              "(rm.train_no_debias)")
-        path = score["scores_no_debias"]
+        path = score.scores_no_debias
     table = read_scores(path)
     if strategy in NEEDS_LOGPROBS:
         from pdray.lossdiff import read_logprob_scores
 
-        table = join_logprob_scores(table, read_logprob_scores(inputs["lossdiff"]["scores"]),
-                                    inputs["lossdiff"]["scores"])
+        table = join_logprob_scores(table, read_logprob_scores(inputs["lossdiff"].scores),
+                                    inputs["lossdiff"].scores)
     rho, mode = length_term(path)
     return table, rho, mode
 
 
-def build_select(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_select(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> SelectManifest:
     """Every strategy of ``select.strategies`` on the scores; with DMPO to run, PD over all
     of D as well (``dmpo_input``: the Δφ estimate the DMPO loss reads)."""
     s = cfg.select
-    pairs = read_table(inputs["data"]["train"])
+    pairs = read_table(inputs["data"].train)
     dirs, counts = {}, {}
 
     def one(strategy: str, budget: float, where: Path):
@@ -192,13 +205,13 @@ def build_select(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
         res = one(strategy, s.budget, out / strategy)
         dirs[strategy], counts[strategy] = str(out / strategy), len(res.selected_ids)
         echo(f"[select] {strategy}: kept {counts[strategy]} of {pairs.num_rows}")
-    rho, mode = length_term(inputs["score"]["scores"])
-    info = {"dir": str(out), "strategies": list(s.strategies), "selections": dirs,
-            "counts": counts, "rho": rho, "length_debias": mode}
+    rho, mode = length_term(inputs["score"].scores)
+    dmpo_input = None
     if wants_dmpo(cfg):
         one("pd", 1.0, out / "_dmpo_input")
-        info["dmpo_input"] = str(out / "_dmpo_input" / "selected.parquet")
-    return info
+        dmpo_input = str(out / "_dmpo_input" / "selected.parquet")
+    return SelectManifest(dir=str(out), strategies=list(s.strategies), selections=dirs,
+                          counts=counts, rho=rho, length_debias=mode, dmpo_input=dmpo_input)
 
 
 def wants_dmpo(cfg: PipelineConfig) -> bool:
@@ -211,24 +224,24 @@ def dpo_strategies(cfg: PipelineConfig) -> dict:
     return {"strategies": cfg.run.dpo_strategies or list(cfg.select.strategies)}
 
 
-def build_dpo(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_dpo(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> DPOManifest:
     """DPO on each selected subset of ``run.dpo_strategies`` (DMPO on all of D for ``dmpo``),
     with the held-out implicit-reward accuracy of each policy."""
     from pdray.align import implicit_reward_accuracy, train_dpo
 
     sel = inputs["select"]
-    test = read_table(inputs["data"]["test"])
+    test = read_table(inputs["data"].test)
     models, metrics = {}, {}
     for strategy in dpo_strategies(cfg)["strategies"]:
         run_cfg = cfg.dpo
         if strategy == "dmpo":
-            pairs_path = sel["dmpo_input"]
+            pairs_path = sel.dmpo_input
             run_cfg = cfg.dpo.model_copy(update={"loss": "dmpo"})
-        elif strategy in sel["selections"]:
-            pairs_path = str(Path(sel["selections"][strategy]) / "selected.parquet")
+        elif strategy in sel.selections:
+            pairs_path = str(Path(sel.selections[strategy]) / "selected.parquet")
         else:
             raise PdrayError(f"dpo strategy {strategy!r} was not selected "
-                             f"(select.strategies: {sel['strategies']})")
+                             f"(select.strategies: {sel.strategies})")
         echo(f"[dpo] {run_cfg.loss} on '{strategy}' ({pairs_path})")
         res = train_dpo(pairs_path, run_cfg, str(out / strategy))
         models[strategy] = str(res.model_dir)
@@ -241,49 +254,50 @@ def build_dpo(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
             echo(f"[dpo] {strategy}: held-out implicit-reward accuracy "
                  f"{acc.get('accuracy', float('nan')):.3f}")
         metrics[strategy] = m
-    return {"dir": str(out), "models": models, "metrics": metrics}
+    return DPOManifest(dir=str(out), models=models, metrics=metrics)
 
 
-def build_eval(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_eval(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> EvalManifest:
     """Generation and the pairwise judge for every aligned policy."""
-    return {"dir": str(out),
-            "results": evaluate_models(inputs["dpo"]["models"], cfg.eval, str(out), echo=echo)}
+    return EvalManifest(dir=str(out), results=evaluate_models(inputs["dpo"].models, cfg.eval,
+                                                              str(out), echo=echo))
 
 
-def build_report(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> dict:
+def build_report(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> ReportManifest:
     """The HTML report of the selections (and of the DPO runs when they ran)."""
     score, sel, dpo = inputs["score"], inputs["select"], inputs.get("dpo")
-    scores = read_scores(score["scores"])
-    pairs = read_table(inputs["data"]["train"])
-    selections = {s: SelectionResult.load(d) for s, d in sel["selections"].items()}
+    scores = read_scores(score.scores)
+    pairs = read_table(inputs["data"].train)
+    selections = {s: SelectionResult.load(d) for s, d in sel.selections.items()}
     links = {f"{name} stage": str(Path(d) / "manifest.json")
-             for name, d in sel["selections"].items()}
+             for name, d in sel.selections.items()}
     if dpo:
         links.update({f"dpo: {s}": str(Path(m).parent / "manifest.json")
-                      for s, m in dpo["models"].items()})
-    links["score manifest"] = str(Path(score["scores"]) / "manifest.json")
+                      for s, m in dpo.models.items()})
+    links["score manifest"] = str(Path(score.scores) / "manifest.json")
     html = render_report(scores, selections, str(out), pairs=pairs, gamma=cfg.select.gamma,
-                  rho=sel.get("rho", 0.0), length_debias=sel.get("length_debias", "penalty"),
-                  links=links, rm_metrics=rm_metrics_for(score["scores"]))
+                         rho=sel.rho, length_debias=sel.length_debias, links=links,
+                         rm_metrics=rm_metrics_for(score.scores))
     echo(f"[report] {html}")
-    return {"dir": str(out), "html": str(html)}
+    return ReportManifest(dir=str(out), html=str(html))
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("data", build_data, section="data", extra_key=data_source_key,
-          cached=lambda m: f": {m['train_rows']} train / {m['test_rows']} test pairs"),
-    Stage("rm", build_rm, section="rm", reads=("data",), cached=lambda m: f": {m['dir']}"),
-    Stage("score", build_score, section="score", reads=("data", "rm"),
-          cached=lambda m: f": {m['scores']}"),
-    Stage("lossdiff", build_lossdiff, section="lossdiff", reads=("data",),
-          extra_key=lossdiff_reference_key, cached=lambda m: f": {m['scores']}"),
-    Stage("select", build_select, section="select", reads=("data", "score", "lossdiff"),
-          extra_key=lambda cfg: {"dmpo": wants_dmpo(cfg)},
-          cached=lambda m: f": {', '.join(m['strategies'])}"),
-    Stage("dpo", build_dpo, section="dpo", reads=("data", "select"), extra_key=dpo_strategies,
-          cached=lambda m: f": {', '.join(m['models'])}"),
-    Stage("eval", build_eval, section="eval", reads=("dpo",)),
-    Stage("report", build_report, reads=("data", "score", "select", "dpo"),
+    Stage("data", build_data, DataManifest, section="data", extra_key=data_source_key,
+          cached=lambda m: f": {m.train_rows} train / {m.test_rows} test pairs"),
+    Stage("rm", build_rm, RMManifest, section="rm", reads=("data",),
+          cached=lambda m: f": {m.dir}"),
+    Stage("score", build_score, ScoreManifest, section="score", reads=("data", "rm"),
+          cached=lambda m: f": {m.scores}"),
+    Stage("lossdiff", build_lossdiff, LossDiffManifest, section="lossdiff", reads=("data",),
+          extra_key=lossdiff_reference_key, cached=lambda m: f": {m.scores}"),
+    Stage("select", build_select, SelectManifest, section="select",
+          reads=("data", "score", "lossdiff"), extra_key=lambda cfg: {"dmpo": wants_dmpo(cfg)},
+          cached=lambda m: f": {', '.join(m.strategies)}"),
+    Stage("dpo", build_dpo, DPOManifest, section="dpo", reads=("data", "select"),
+          extra_key=dpo_strategies, cached=lambda m: f": {', '.join(m.models)}"),
+    Stage("eval", build_eval, EvalManifest, section="eval", reads=("dpo",)),
+    Stage("report", build_report, ReportManifest, reads=("data", "score", "select", "dpo"),
           extra_key=lambda cfg: {"gamma": cfg.select.gamma}, cached=lambda m: ""),
 )}
 """The pipeline's stages by name, in the order :data:`pdray.pipeline.config.STAGES` runs them."""

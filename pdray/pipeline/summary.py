@@ -41,19 +41,21 @@ def selection_row(strategy: str, selected: pa.Table, scores: pa.Table | None) ->
     return row
 
 
-def summarize(info: dict) -> list[dict]:
-    sel = info["select"]
-    scores = read_scores(info["score"]["scores"]) if info.get("score") else None
-    dpo = (info.get("dpo") or {}).get("metrics", {})
+def summarize(manifests: dict) -> list[dict]:
+    """One row per selection (and per DPO-only strategy such as ``dmpo``) from the stages'
+    typed manifests (:mod:`pdray.pipeline.manifests`)."""
+    sel = manifests["select"]
+    scores = read_scores(manifests["score"].scores) if manifests.get("score") else None
+    dpo = manifests["dpo"].metrics if manifests.get("dpo") else {}
     rows = []
-    for strategy, d in sel["selections"].items():
+    for strategy, d in sel.selections.items():
         selected = read_table(Path(d) / "selected.parquet")
         row = selection_row(strategy, selected, scores)
         held = (dpo.get(strategy) or {}).get("heldout") or {}
         row["dpo_acc"] = held.get("accuracy", math.nan)
         rows.append(row)
     for strategy in dpo:
-        if strategy not in sel["selections"]:
+        if strategy not in sel.selections:
             held = (dpo[strategy] or {}).get("heldout") or {}
             rows.append({"strategy": strategy, "kept": math.nan, "cp": math.nan,
                          "conflict": math.nan, "mean_dlen": math.nan,

@@ -67,10 +67,10 @@ def _selection_trial(config: dict, base: dict) -> None:
 
     cfg = trial_config(base, config)
     res = run_pipeline(cfg, echo=lambda *_: None, upto="select")
-    sel = res.stages["select"]
+    sel = res.manifests["select"]
     first = cfg.select.strategies[0]
-    selected = read_table(Path(sel["selections"][first]) / "selected.parquet")
-    scores = read_scores(res.stages["score"]["scores"])
+    selected = read_table(Path(sel.selections[first]) / "selected.parquet")
+    scores = read_scores(res.manifests["score"].scores)
     row = selection_row(first, selected, scores)
     tune.report({k: v for k, v in row.items() if k != "strategy"})
 
@@ -82,12 +82,12 @@ def _dpo_trial(config: dict, base: dict) -> None:
 
     cfg = trial_config(base, config)
     res = run_pipeline(cfg, echo=lambda *_: None, upto="select")
-    sel, data = res.stages["select"], res.stages["data"]
+    sel, data = res.manifests["select"], res.manifests["data"]
     first = cfg.select.strategies[0]
-    pairs_path = str(Path(sel["selections"][first]) / "selected.parquet")
+    pairs_path = str(Path(sel.selections[first]) / "selected.parquet")
     dcfg = cfg.dpo
     epochs = max(1, int(dcfg.epochs or 1))
-    test = read_table(data["test"])
+    test = read_table(data.test)
     model = dcfg.model
     ref = dcfg.ref_model or dcfg.model
     trial_out = Path(tune.get_context().get_trial_dir() if hasattr(tune, "get_context")

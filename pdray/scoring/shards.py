@@ -2,8 +2,8 @@
 
 Shape: the driver *plans*, the actors *score and write*, the driver *collects small stats*.
 
-1. :func:`stage_input` streams the pairs (a Parquet file batch by batch, or an in-memory table)
-   once: it checks the required columns, hashes the content (:func:`pdray.io.table_hash` of
+1. :func:`stage_input` streams the pairs (a Parquet file batch by batch, a JSONL file line by
+   line, or an in-memory table) once: it checks the required columns, hashes the content (:func:`pdray.io.table_hash` of
    fixed 4,096-row chunks, so the hash does not depend on ``shard_rows``) and writes the pairs to
    ``OUTPUT/_input.parquet`` with one row group per shard. The driver holds one shard at a time.
 2. :func:`reconcile` checks ``OUTPUT/plan.json`` against the inputs (content hash and what the
@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pdray.errors import DataError, PdrayError
-from pdray.io import read_table, table_hash, write_json
+from pdray.io import detect_format, iter_json_rows, read_table, table_hash, write_json
+from pdray.schema import pairs_from_rows
 
 PAIR_COLUMNS = ["id", "aspect", "prompt", "chosen", "rejected"]
 PLAN = "plan.json"
@@ -91,11 +92,47 @@ def _batches(pairs, columns: list[str]):
         if missing:
             raise DataError("required column is missing", file=src, field=missing[0])
         return f.iter_batches(batch_size=HASH_ROWS, columns=columns), src
-    table = read_table(src)  # JSONL (or a folder of shards): read whole, then as a table
+    if detect_format(src) == "jsonl":
+        return _json_batches(src, columns), src
+    table = read_table(src)  # a folder of Parquet shards, or a remote file: read whole
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise DataError("required column is missing", file=src, field=missing[0])
     return table.select(columns).to_batches(max_chunksize=HASH_ROWS), src
+
+
+def _json_batches(src: str, columns: list[str]):
+    """JSONL pairs as batches of ``HASH_ROWS`` rows, read line by line
+    (:func:`pdray.io.iter_json_rows`): the driver holds one batch, never the file. ``columns``
+    are canonical pair columns (:data:`pdray.schema.PAIR_SCHEMA`), so every batch has their
+    canonical types and the rows, types and errors (naming file, row and field) are those of
+    ``read_table(src)``: the content hash equals that of the same pairs in Parquet. A required
+    column no row has is null in every row (each row then fails to score, counted), as in a
+    whole read."""
+    from pdray.schema import PAIR_SCHEMA
+
+    unknown = [c for c in columns if c not in PAIR_SCHEMA.names]
+    if unknown:
+        raise DataError("streamed JSONL can only give canonical pair columns", file=src,
+                        field=unknown[0])
+    rows, row_ids = [], []
+
+    def batch() -> pa.RecordBatch:
+        t = pairs_from_rows(rows, src, row_ids)
+        for c in columns:   # an optional column no row of this batch has
+            if c not in t.column_names:
+                t = t.append_column(PAIR_SCHEMA.field(c), pa.nulls(t.num_rows,
+                                                                    PAIR_SCHEMA.field(c).type))
+        return t.select(columns).combine_chunks().to_batches()[0]
+
+    for i, obj in iter_json_rows(src):
+        rows.append(obj)
+        row_ids.append(i)
+        if len(rows) == HASH_ROWS:
+            yield batch()
+            rows, row_ids = [], []
+    if rows:
+        yield batch()
 
 
 def stage_input(pairs, out: Path, shard_rows: int, columns: list[str] = PAIR_COLUMNS) -> Staged:

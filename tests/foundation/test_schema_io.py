@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from pdray.errors import DataError
-from pdray.io import file_hash, read_pairs, read_table, table_hash, write_pairs
+from pdray.io import file_hash, iter_lines, read_pairs, read_table, table_hash, write_pairs
 from pdray.schema import PAIR_SCHEMA, pairs_from_rows, ratings_dict, split_valid, validate_pairs
 
 ROWS = [
@@ -78,6 +78,31 @@ def test_jsonl_bad_bytes_and_json(tmp_path):
     assert read_table(g)["a"].to_pylist() == [1, 2]
     with pytest.raises(DataError, match="does not exist"):
         read_table(tmp_path / "none.parquet")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_iter_lines_matches_splitlines_for_any_block_size(tmp_path, gz):
+    """Streamed lines equal ``read_bytes(...).splitlines()`` whatever the block size: line ends
+    (\\n, \\r\\n, \\r, and \\r\\n cut between two blocks), a byte-order mark cut between blocks,
+    a last line without its end."""
+    import random
+
+    rnd = random.Random(0)
+    for trial in range(60):
+        parts = [b"\xef\xbb\xbf"] if trial % 3 == 0 else []
+        for _ in range(rnd.randint(0, 12)):
+            parts.append(bytes(rnd.choice(b'ab{}"') for _ in range(rnd.randint(0, 4))))
+            parts.append(rnd.choice([b"\n", b"\r\n", b"\r", b"\r\r\n", b"\n\n"]))
+        data = b"".join(parts) + (b"tail" if trial % 2 else b"")
+        p = tmp_path / ("x.jsonl.gz" if gz else "x.jsonl")
+        p.write_bytes(gzip.compress(data) if gz else data)
+        want = data.removeprefix(b"\xef\xbb\xbf").splitlines()
+        for block in (1, 2, 3, 5, 1 << 20):
+            assert list(iter_lines(p, block=block)) == want, (trial, block, data)
+    p = tmp_path / "cut.jsonl.gz"
+    p.write_bytes(gzip.compress(b'{"a": 1}\n' * 1000)[:-20])
+    with pytest.raises(DataError, match="cut.jsonl.gz: truncated gzip file"):
+        list(iter_lines(p, block=64))
 
 
 def test_table_hash_content_sensitive_and_chunking_independent():

@@ -1,6 +1,8 @@
 """The streaming runner's driver side without Ray: input staging, content hash, plan checks,
 progress lines."""
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +41,40 @@ def test_stage_input_streams_a_file_into_one_row_group_per_shard(pairs, tmp_path
     rows[33]["rejected"] += "!"
     edited = pa.Table.from_pylist(rows, schema=pairs.schema)
     assert S.stage_input(edited, out, shard_rows=20).content_hash != st.content_hash
+    assert not list(out.glob(".staging-*"))
+
+
+def test_stage_input_streams_jsonl_with_the_parquet_hash(pairs, tmp_path, monkeypatch):
+    """A JSONL input is read line by line (never whole: ``read_table`` and ``read_bytes`` are
+    not called), gives the same content hash and plan as the same pairs in Parquet across
+    several ``HASH_ROWS`` batches, and a bad line is named by file and row."""
+    import pdray.io as io_mod
+
+    big = synthetic_pairs(23, aspects=["a", "b"], seed=2).select(COLS)
+    monkeypatch.setattr(S, "HASH_ROWS", 5)   # several streamed batches, a partial last one
+    src = tmp_path / "pairs.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in big.to_pylist()) + "\n\n")
+    out = tmp_path / "o"
+    out.mkdir()
+    whole = S.stage_input(big, out, shard_rows=10)
+
+    def no_whole_read(*a, **k):
+        raise AssertionError("the JSONL input was read whole")
+
+    monkeypatch.setattr(S, "read_table", no_whole_read)
+    monkeypatch.setattr(io_mod, "read_bytes", no_whole_read)
+    st = S.stage_input(str(src), out, shard_rows=10)
+    assert st.num_rows == 23 and st.content_hash == whole.content_hash and st.plan == whole.plan
+    assert pq.read_table(st.path).equals(pq.read_table(whole.path))
+    lines = src.read_text().splitlines()
+    lines[12] = '{"id": "x", "prompt": '
+    src.write_text("\n".join(lines))
+    with pytest.raises(DataError, match=r"pairs\.jsonl: row 12: not valid JSON"):
+        S.stage_input(str(src), out, shard_rows=10)
+    lines[12] = json.dumps({**big.to_pylist()[12], "chosen": 7})
+    src.write_text("\n".join(lines))
+    with pytest.raises(DataError, match=r"pairs\.jsonl: row 12, field 'chosen'"):
+        S.stage_input(str(src), out, shard_rows=10)
     assert not list(out.glob(".staging-*"))
 
 

@@ -1,0 +1,96 @@
+"""The typed manifest of every pipeline stage: what a stage's ``build`` returns, what
+:func:`pdray.pipeline.protocol.run_stage` writes (``_stage.json``, atomically, last) and what the
+stages that read it receive.
+
+A manifest names the files a stage wrote (paths as strings, so it round-trips through JSON) and
+the few values later stages need. ``extra="forbid"``: a build that returns an unknown key, or a
+``_stage.json`` from another pdray version whose keys differ, fails validation instead of being
+half-read; :func:`load_manifest` turns the latter into "not finished" so the stage is rebuilt.
+``docs/CONTRACTS.md`` ("Pipeline stages") lists the same fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+BOOKKEEPING = ("stage", "key", "finished_at", "inputs")
+"""Keys of ``_stage.json`` written by the cache, not by the stage (see ``StageCache.mark``)."""
+
+
+class StageManifest(BaseModel):
+    """Fields every stage has: its output directory and the metrics sent to the tracker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dir: str
+    metrics: dict[str, Any] = {}
+
+    def to_json(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+class DataManifest(StageManifest):
+    pairs: str
+    train: str
+    test: str
+    rows: int
+    train_rows: int
+    test_rows: int
+    aspects: list[str]
+    source: str
+    format: str | None = None
+    dropped: int = 0
+    achieved_conflict: float | None = None
+
+
+class RMManifest(StageManifest):
+    aspects: list[str]
+    rho: float
+    length_debias: str
+    no_debias_dir: str | None = None
+
+
+class ScoreManifest(StageManifest):
+    scores: str
+    scores_no_debias: str | None = None
+
+
+class LossDiffManifest(StageManifest):
+    scores: str
+    reference: str
+    policy: str
+    aux: str
+
+
+class SelectManifest(StageManifest):
+    strategies: list[str]
+    selections: dict[str, str]
+    counts: dict[str, int]
+    rho: float
+    length_debias: str
+    dmpo_input: str | None = None
+
+
+class DPOManifest(StageManifest):
+    models: dict[str, str]
+
+
+class EvalManifest(StageManifest):
+    results: dict[str, Any]
+
+
+class ReportManifest(StageManifest):
+    html: str
+
+
+def load_manifest(kind: type[StageManifest], record: dict) -> tuple[StageManifest | None, str]:
+    """``(manifest, "")`` from a ``_stage.json`` record, or ``(None, why)`` when the record does
+    not match ``kind`` (a marker from another version, or edited by hand)."""
+    try:
+        return kind.model_validate({k: v for k, v in record.items() if k not in BOOKKEEPING}), ""
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "manifest"
+        return None, f"{where}: {err.get('msg', 'invalid')}"

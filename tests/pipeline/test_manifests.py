@@ -1,0 +1,94 @@
+"""Typed stage manifests: round trips, and a marker that does not match is rebuilt, not read."""
+
+import json
+from types import SimpleNamespace
+from typing import get_type_hints
+
+import pytest
+from pydantic import ValidationError
+
+from pdray.pipeline.cache import MARKER, StageCache
+from pdray.pipeline.manifests import (
+    DataManifest,
+    DPOManifest,
+    ScoreManifest,
+    SelectManifest,
+    load_manifest,
+)
+from pdray.pipeline.protocol import Stage, run_stage, stage_key_of
+from pdray.pipeline.stages import STAGES
+
+
+def _select(d="/o/select"):
+    return SelectManifest(dir=d, strategies=["pd", "random"],
+                          selections={"pd": f"{d}/pd", "random": f"{d}/random"},
+                          counts={"pd": 3, "random": 3}, rho=0.25, length_debias="learned")
+
+
+def test_manifests_round_trip_through_the_marker(tmp_path):
+    c = StageCache(tmp_path)
+    for m in (_select(),
+              DataManifest(dir="/o/d", pairs="p", train="t", test="e", rows=10, train_rows=8,
+                           test_rows=2, aspects=["a", "b"], source="synthetic"),
+              DPOManifest(dir="/o/dpo", models={"pd": "/o/dpo/pd/model"},
+                          metrics={"pd": {"train_loss": 0.5, "heldout": {"accuracy": 0.75}}})):
+        record = c.mark("x", "k" * 16, m.to_json())   # adds stage / key / finished_at
+        back, why = load_manifest(type(m), json.loads(json.dumps(record)))
+        assert why == "" and back == m
+
+
+def test_every_pipeline_stage_declares_the_manifest_type_its_build_returns():
+    for name, stage in STAGES.items():
+        assert get_type_hints(stage.build)["return"] is stage.manifest, name
+
+
+def test_unknown_and_missing_keys_are_refused():
+    with pytest.raises(ValidationError):
+        ScoreManifest(dir="/o", scores="/o/s", score="typo")
+    m, why = load_manifest(ScoreManifest, {"stage": "score", "key": "k", "dir": "/o"})
+    assert m is None and why == "scores: Field required"
+    m, why = load_manifest(SelectManifest, {**_select().to_json(), "counts": {"pd": "many"}})
+    assert m is None and why.startswith("counts.pd:")
+
+
+class _Counter:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, cfg, inputs, out, echo):
+        self.calls += 1
+        (out / "scores").mkdir(exist_ok=True)
+        return ScoreManifest(dir=str(out), scores=str(out / "scores"))
+
+
+def test_a_stale_or_garbled_marker_is_rebuilt_with_one_line(tmp_path):
+    build = _Counter()
+    stage = Stage("score", build, ScoreManifest)
+    cfg, cache, lines = SimpleNamespace(), StageCache(tmp_path), []
+    first = run_stage(stage, cfg, {}, cache, lines.append)
+    assert build.calls == 1 and isinstance(first, ScoreManifest)
+    assert run_stage(stage, cfg, {}, cache, lines.append) == first and build.calls == 1
+    key = stage_key_of(stage, cfg, {})
+    marker = cache.path("score", key) / MARKER
+    rec = json.loads(marker.read_text())
+    # a marker from another version: a key renamed
+    rec["scores_dir"] = rec.pop("scores")
+    marker.write_text(json.dumps(rec))
+    lines.clear()
+    again = run_stage(stage, cfg, {}, cache, lines.append)
+    assert build.calls == 2 and again == first
+    assert any("does not match this version's ScoreManifest" in x and "recomputing" in x
+               for x in lines), lines
+    # a truncated marker
+    marker.write_text('{"dir": "/o", "sco')
+    lines.clear()
+    run_stage(stage, cfg, {}, cache, lines.append)
+    assert build.calls == 3 and any("unreadable: JSONDecodeError" in x for x in lines), lines
+    assert load_manifest(ScoreManifest, json.loads(marker.read_text()))[0] == first
+
+
+def test_a_build_returning_another_type_is_an_error(tmp_path):
+    stage = Stage("score", lambda cfg, i, out, echo: {"dir": str(out)}, ScoreManifest)
+    with pytest.raises(TypeError, match="build returned dict, not ScoreManifest"):
+        run_stage(stage, SimpleNamespace(), {}, StageCache(tmp_path), lambda *_: None)
+    assert not list(tmp_path.glob(f"*/{MARKER}"))   # nothing marked finished
