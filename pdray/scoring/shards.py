@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from pdray.errors import DataError, PdrayError
 from pdray.io import detect_format, iter_json_rows, read_table, table_hash, write_json
-from pdray.schema import pairs_from_rows
+from pdray.schema import PAIR_SCHEMA, pairs_from_rows
 
 PAIR_COLUMNS = ["id", "aspect", "prompt", "chosen", "rejected"]
 PLAN = "plan.json"
@@ -109,8 +109,6 @@ def _json_batches(src: str, columns: list[str]):
     ``read_table(src)``: the content hash equals that of the same pairs in Parquet. A required
     column no row has is null in every row (each row then fails to score, counted), as in a
     whole read."""
-    from pdray.schema import PAIR_SCHEMA
-
     unknown = [c for c in columns if c not in PAIR_SCHEMA.names]
     if unknown:
         raise DataError("streamed JSONL can only give canonical pair columns", file=src,
