@@ -101,14 +101,20 @@ def check_output(path: str | os.PathLike, *, table: bool = True, folder: bool = 
         raise StorageError(f"cannot write: folder {parent} is not writable", path=str(path))
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The bytes of a file (gunzipped for ``.gz``); every failure is a one-line error."""
+def _existing_file(path: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) of a file that exists; a one-line error otherwise."""
     fs, inner = resolve(path)
     kind = fs.get_file_info(inner).type
     if kind == pafs.FileType.NotFound:
         raise DataError("file does not exist", file=str(path))
     if kind == pafs.FileType.Directory:
         raise DataError("is a folder, expected a file", file=str(path))
+    return fs, inner
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a file (gunzipped for ``.gz``); every failure is a one-line error."""
+    fs, inner = _existing_file(path)
     try:
         with fs.open_input_stream(inner, compression=None) as raw:
             data = raw.read()
@@ -131,12 +137,7 @@ LINE_BLOCK = 1 << 20   # bytes read at a time by iter_lines
 def _open_stream(path: str | os.PathLike):
     """(stream to read, underlying file to close): the file's bytes (gunzipped for ``.gz``),
     after the checks of :func:`read_bytes`."""
-    fs, inner = resolve(path)
-    kind = fs.get_file_info(inner).type
-    if kind == pafs.FileType.NotFound:
-        raise DataError("file does not exist", file=str(path))
-    if kind == pafs.FileType.Directory:
-        raise DataError("is a folder, expected a file", file=str(path))
+    fs, inner = _existing_file(path)
     try:
         raw = fs.open_input_stream(inner, compression=None)
     except OSError as e:
