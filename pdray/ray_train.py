@@ -4,7 +4,8 @@
 :func:`fit_on_ray` runs a ``train_loop_per_worker`` as a ``TorchTrainer`` with fractional CPUs
 (or one GPU) per worker, checkpoints in :func:`storage_path` (``RunConfig(storage_path, name)``,
 the last two kept) and ``FailureConfig(max_failures)``, so a failed worker resumes from the last
-checkpoint; a run that still fails raises a one-line :class:`PdrayError`.
+checkpoint; a run that still fails raises a one-line :class:`PdrayError`. On a local Ray (fixed
+size) a run whose workers cannot all be placed is refused before it starts (:func:`check_fits`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pdray.errors import PdrayError
+from pdray.errors import ConfigError, PdrayError
 
 
 def storage_path(configured: str | None, default: Path) -> str:
@@ -26,6 +27,40 @@ def storage_path(configured: str | None, default: Path) -> str:
 def worker_resources(cpus_per_worker: float, use_gpu: bool) -> dict[str, float]:
     """Ray resources one training worker holds: its CPUs, plus one GPU with ``use_gpu``."""
     return {"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+
+
+def unplaceable(num_workers: int, resources: dict[str, float], cluster: dict[str, float]
+                ) -> str | None:
+    """Why ``num_workers`` workers holding ``resources`` each cannot all run at once on a
+    cluster whose totals are ``cluster`` (Ray Train places a run's workers together, so such a
+    run would wait forever), or ``None`` when they fit."""
+    for kind, each in resources.items():
+        need, have = each * num_workers, float(cluster.get(kind, 0.0))
+        if need > have + 1e-9:
+            return (f"{num_workers} worker(s) × {each:g} {kind} need {need:g} {kind}, but this "
+                    f"local Ray has {have:g}")
+    return None
+
+
+def _cluster_resources() -> dict[str, float]:
+    import ray
+
+    return ray.cluster_resources()
+
+
+def check_fits(label: str, num_workers: int, cpus_per_worker: float, use_gpu: bool) -> None:
+    """On a local Ray started by pdray (which never grows), refuse up front a run whose workers
+    cannot be placed, instead of waiting forever; on a cluster (it may autoscale) do nothing."""
+    from pdray.raysetup import started_locally
+
+    if not started_locally():
+        return
+    why = unplaceable(num_workers, worker_resources(cpus_per_worker, use_gpu),
+                      _cluster_resources())
+    if why:
+        raise ConfigError(f"[{label}] {why}: lower its cpus_per_worker or num_workers"
+                          f"{', or set use_gpu: false' if use_gpu else ''}, or start Ray with "
+                          f"more (run.num_cpus)")
 
 
 def root_cause(err: BaseException) -> BaseException:
@@ -58,6 +93,7 @@ def fit_on_ray(train_loop: Callable[[dict], None], loop_config: dict, *, label: 
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    check_fits(label, num_workers, cpus_per_worker, use_gpu)
     trainer = TorchTrainer(
         train_loop, train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,

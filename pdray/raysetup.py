@@ -37,6 +37,19 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
              object_store_memory=object_store_memory, log_to_driver=not quiet,
              configure_logging=True, logging_level="WARNING")
+    global _STARTED_LOCALLY
+    _STARTED_LOCALLY = True
+
+
+_STARTED_LOCALLY = False
+
+
+def started_locally() -> bool:
+    """True when :func:`init_ray` started the Ray this process uses (a local cluster of fixed
+    size, no autoscaler): what it does not have now, it never will."""
+    import ray
+
+    return _STARTED_LOCALLY and ray.is_initialized()
 
 
 def quiet_ray_data(verbose: bool | None = None) -> None:

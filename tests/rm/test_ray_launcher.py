@@ -4,8 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from pdray.errors import PdrayError
-from pdray.ray_train import fit_on_ray, one_line, root_cause, storage_path, worker_resources
+import pdray.ray_train as RT
+import pdray.raysetup
+from pdray.errors import ConfigError, PdrayError
+from pdray.ray_train import (
+    fit_on_ray,
+    one_line,
+    root_cause,
+    storage_path,
+    unplaceable,
+    worker_resources,
+)
 
 
 def test_storage_path_keeps_uris_and_makes_local_paths_absolute(tmp_path, monkeypatch):
@@ -35,6 +44,26 @@ def test_worker_resources_and_the_one_line_root_cause():
             raise RuntimeError("checkpoint failed") from e
     except RuntimeError as chained:
         assert one_line(chained) == "OSError: disk full"
+
+
+def test_workers_that_cannot_be_placed_on_a_local_ray_are_refused_up_front(monkeypatch):
+    """Ray Train would wait forever for a worker that no node can hold: on a local Ray (which
+    never grows) fit_on_ray refuses it before any trainer exists; on a cluster it does not."""
+    assert unplaceable(1, {"CPU": 2}, {"CPU": 2.0}) is None
+    assert unplaceable(2, {"CPU": 1}, {"CPU": 2.0}) is None
+    assert unplaceable(3, {"CPU": 1}, {"CPU": 2.0}) == \
+        "3 worker(s) × 1 CPU need 3 CPU, but this local Ray has 2"
+    assert unplaceable(1, {"CPU": 0.5, "GPU": 1}, {"CPU": 2.0}) == \
+        "1 worker(s) × 1 GPU need 1 GPU, but this local Ray has 0"
+
+    monkeypatch.setattr(RT, "_cluster_resources", lambda: {"CPU": 1.0})
+    monkeypatch.setattr(pdray.raysetup, "started_locally", lambda: True)
+    with pytest.raises(ConfigError, match=r"^\[rm:helpfulness\] 1 worker\(s\) × 2 CPU need 2 "
+                       r"CPU, but this local Ray has 1: lower its cpus_per_worker"):
+        fit_on_ray(lambda c: None, {}, label="rm:helpfulness", name="x", storage="/nonexistent",
+                   num_workers=1, cpus_per_worker=2, use_gpu=False, max_failures=0)
+    monkeypatch.setattr(pdray.raysetup, "started_locally", lambda: False)   # a cluster
+    RT.check_fits("rm:helpfulness", 1, 2, False)
 
 
 @pytest.mark.timeout(600)
