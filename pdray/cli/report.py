@@ -1,4 +1,8 @@
-"""``pdray report SCORES [--strategies pd,random,high,mid] --data PAIRS --output DIR``."""
+"""``pdray report SCORES [--strategies pd,random,high,mid] --data PAIRS --output DIR``.
+
+Settings: the selection's own config (:class:`pdray.selection.config.SelectConfig`): ``--config``
+YAML < ``key.sub=value`` overrides after SCORES < the options given on the command line.
+"""
 
 from __future__ import annotations
 
@@ -7,64 +11,51 @@ from pathlib import Path
 
 import typer
 
-from pdray.errors import PdrayError
-from pdray.selection.config import COMPARED, SelectConfig
+from pdray.cli.select import MANIFEST_DEFAULT
+from pdray.cli.verbs import Input, Shortcut, stage_verb
+from pdray.selection.config import COMPARED
 
 
-def _help(name: str) -> str:
-    """An option's help: the config field's description and its default (one home)."""
-    f = SelectConfig.model_fields[name]
-    return f"{f.description}; default {f.default}."
+def _report(cfg, inputs: dict, output: Path, echo) -> None:
+    from pdray.io import read_pairs
+    from pdray.report import build_report
+    from pdray.selection import select
+    from pdray.selection.scores import read_scores, rm_metrics_for
+
+    scores, data = inputs["scores"], inputs["data"]
+    # the settings `pdray select` uses, less the per-strategy options (several strategies here)
+    kw = {k: v for k, v in cfg.select_kwargs(scores).items() if k not in cfg.options}
+    table = read_scores(scores)
+    pairs = read_pairs(data) if data else None
+    sels = {s: select(table, s, pairs=pairs, source=scores, pairs_source=data, **kw)
+            for s in (x.strip() for x in inputs["strategies"].split(",")) if s}
+    page = build_report(table, sels, output, pairs=pairs, gamma=cfg.gamma, rho=kw["rho"],
+                        length_debias=kw["length_debias"], rm_metrics=rm_metrics_for(scores))
+    m = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
+    for line in m.get("verdict", []):
+        echo(line)
+    for s, v in m["strategies"].items():
+        echo(f"{s:12s} kept {v['kept']:7d}  CP {v.get('cp', float('nan')):.3f}  "
+             f"conflict {v.get('conflict', float('nan')):.3f}  "
+             f"ties {v.get('ties', float('nan')):.3f}  "
+             f"Δlen {v['mean_dlen']:+.2f}")
+    if "true_pd_ceiling_cp" in m:
+        echo(f"CP ceiling (true_pd): {m['true_pd_ceiling_cp']:.3f}")
+    echo(f"report: {page}")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("report")
-    def report_cmd(scores: str = typer.Argument(..., help="Scores table or directory of shards."),
-                   strategies: str = typer.Option(",".join(COMPARED),
-                                                  help="Comma-separated strategies to compare."),
-                   budget: float | None = typer.Option(None, help=_help("budget")),
-                   gamma: float | None = typer.Option(None, help=_help("gamma")),
-                   rho: float | None = typer.Option(None, help="default: the scores manifest's"),
-                   length_debias: str | None = typer.Option(
-                       None, help="learned | penalty | poe | none (default: the scores "
-                       "manifest's)"),
-                   seed: int | None = typer.Option(None, help=_help("seed")),
-                   data: str | None = typer.Option(None, help="Pairs with ground truth "
-                                                      "(enables CP, conflict rate, budget curve)."),
-                   output: Path = typer.Option(..., "--output", "-o")):
-        """Compare strategies on the same scores: HTML page, PNG plots and metrics.json."""
-        from pdray.config import load_config
-        from pdray.io import check_output, read_pairs
-        from pdray.report import build_report
-        from pdray.selection import select
-        from pdray.selection.scores import length_term, read_scores, rm_metrics_for
-
-        try:  # every option validated up front by the one typed config (exit 2)
-            given = {"budget": budget, "gamma": gamma, "rho": rho,
-                     "length_debias": length_debias, "seed": seed}
-            cfg = load_config(SelectConfig, None, [], base={k: v for k, v in given.items()
-                                                            if v is not None})
-            check_output(output, folder=True)
-            rho, length_debias = length_term(scores, cfg.rho, cfg.length_debias)
-            table = read_scores(scores)
-            pairs = read_pairs(data) if data else None
-            sels = {s: select(table, s, budget=cfg.budget, gamma=cfg.gamma, rho=rho,
-                              seed=cfg.seed, length_debias=length_debias, pairs=pairs,
-                              source=scores, pairs_source=data)
-                    for s in (x.strip() for x in strategies.split(",")) if s}
-            page = build_report(table, sels, output, pairs=pairs, gamma=cfg.gamma, rho=rho,
-                                length_debias=length_debias, rm_metrics=rm_metrics_for(scores))
-        except PdrayError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
-        m = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
-        for line in m.get("verdict", []):
-            typer.echo(line)
-        for s, v in m["strategies"].items():
-            typer.echo(f"{s:12s} kept {v['kept']:7d}  CP {v.get('cp', float('nan')):.3f}  "
-                       f"conflict {v.get('conflict', float('nan')):.3f}  "
-                       f"ties {v.get('ties', float('nan')):.3f}  "
-                       f"Δlen {v['mean_dlen']:+.2f}")
-        if "true_pd_ceiling_cp" in m:
-            typer.echo(f"CP ceiling (true_pd): {m['true_pd_ceiling_cp']:.3f}")
-        typer.echo(f"report: {page}")
+    stage_verb(
+        app, "report", config="pdray.selection.config:SelectConfig", run=_report,
+        one_line_errors=True,
+        inputs=[Input("scores", "Scores table or directory of shards."),
+                Input("strategies", "Comma-separated strategies to compare.",
+                      option="--strategies", default=",".join(COMPARED)),
+                Input("data", "Pairs with ground truth (enables CP, conflict rate, budget "
+                      "curve).", option="--data", default=None)],
+        shortcuts=[Shortcut("budget", float), Shortcut("gamma", float),
+                   Shortcut("rho", float, help=f"ρ per token, Eq. 18 {MANIFEST_DEFAULT}."),
+                   Shortcut("length_debias", help=f"learned | penalty | poe | none "
+                            f"{MANIFEST_DEFAULT}"),
+                   Shortcut("seed", int)],
+        help="Compare strategies on the same scores: HTML page, PNG plots and metrics.json.")

@@ -82,6 +82,30 @@ def test_report_cli(pku_pairs, tmp_path):
     assert list(m["strategies"]) == ["pd", "random", "high", "mid"]
 
 
+def test_report_cli_takes_the_selection_config(pku_pairs, tmp_path):
+    """``pdray report`` reads the settings the way ``pdray select`` does: ``--config`` YAML <
+    ``key=value`` overrides < options; a bad value is one line and exit 2, before any work."""
+    write_table(pku_scores(pku_pairs, noise=0.3), tmp_path / "scores.parquet")
+    (tmp_path / "sel.yaml").write_text("budget: 0.5\nseed: 3\n")
+    n = pku_pairs.num_rows
+    r = runner.invoke(app, ["report", str(tmp_path / "scores.parquet"), "budget=0.2",
+                            "--config", str(tmp_path / "sel.yaml"), "--strategies", "pd,random",
+                            "--output", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert {s: v["kept"] for s, v in m["strategies"].items()} == \
+        {"pd": round(0.2 * n), "random": round(0.2 * n)}
+    r = runner.invoke(app, ["report", str(tmp_path / "scores.parquet"), "--budget", "0.1",
+                            "budget=0.2", "--output", str(tmp_path / "rep2")])
+    assert r.exit_code == 0, r.output   # the option wins over the override
+    m = json.loads((tmp_path / "rep2" / "metrics.json").read_text())
+    assert m["strategies"]["pd"]["kept"] == round(0.1 * n)
+    r = runner.invoke(app, ["report", str(tmp_path / "scores.parquet"), "budget=1.5",
+                            "--output", str(tmp_path / "rep3")])
+    assert r.exit_code == 2 and "budget=1.5" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "rep3").exists()
+
+
 def test_verdict_first_lines_by_hand():
     from pdray.report.metrics import verdict
 
