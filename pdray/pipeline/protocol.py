@@ -53,7 +53,7 @@ class Stage:
     section: str | None = None
     reads: tuple[str, ...] = ()
     extra_key: Callable[[Any], dict] | None = None
-    cached: Callable[[dict], str] = field(default=lambda m: "")
+    cached: Callable[[StageManifest], str] = field(default=lambda m: "")
 
 
 def stage_key_of(stage: Stage, cfg, inputs: dict[str, StageManifest | None]) -> str:
@@ -73,18 +73,18 @@ def finished_manifest(stage: Stage, cache: StageCache, key: str, echo: Echo
     """The stage's typed manifest when its directory for ``key`` is finished; ``None`` when it
     is not, or when its marker does not match the stage's manifest type (the marker is removed
     and the stage rebuilt, with one line saying why)."""
+    marker = cache.path(stage.name, key) / MARKER
     try:
         record = cache.finished(stage.name, key)
     except (OSError, ValueError) as e:   # a truncated or garbled marker: not finished
-        record, manifest, why = {}, None, f"unreadable: {type(e).__name__}"
+        manifest, why = None, f"is unreadable ({type(e).__name__})"
     else:
         if record is None:
             return None
         manifest, why = load_manifest(stage.manifest, record)
+        why = f"does not match this version's {stage.manifest.__name__} ({why})"
     if manifest is None:
-        marker = cache.path(stage.name, key) / MARKER
-        echo(f"[{stage.name}] {marker} does not match this version's {stage.manifest.__name__} "
-             f"({why}): recomputing")
+        echo(f"[{stage.name}] {marker} {why}: recomputing")
         marker.unlink(missing_ok=True)
     return manifest
 

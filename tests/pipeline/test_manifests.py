@@ -83,7 +83,8 @@ def test_a_stale_or_garbled_marker_is_rebuilt_with_one_line(tmp_path):
     marker.write_text('{"dir": "/o", "sco')
     lines.clear()
     run_stage(stage, cfg, {}, cache, lines.append)
-    assert build.calls == 3 and any("unreadable: JSONDecodeError" in x for x in lines), lines
+    assert build.calls == 3 and any("_stage.json is unreadable (JSONDecodeError): recomputing" in x
+                                   for x in lines), lines
     assert load_manifest(ScoreManifest, json.loads(marker.read_text()))[0] == first
 
 
