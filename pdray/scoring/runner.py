@@ -157,7 +157,10 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
         ShardWorker, batch_size=None, batch_format="pyarrow",
         fn_constructor_args=(scorer_path, scorer_args, str(staged.path), str(out), counter,
                              log_dir),
-        compute=ray.data.ActorPoolStrategy(size=num_actors), num_cpus=num_cpus,
+        # one call at a time per actor (max_concurrency 1), run on the actor's own thread, where
+        # the scorer was built and set its torch threads, not on Ray Data's extra UDF thread
+        compute=ray.data.ActorPoolStrategy(size=num_actors, enable_true_multi_threading=True),
+        num_cpus=num_cpus,
         num_gpus=num_gpus or None, max_restarts=max_restarts, max_task_retries=-1)
     if log_dir:
         echo(f"[{tag}] worker logs: {log_dir}")
