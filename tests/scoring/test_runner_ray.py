@@ -36,3 +36,6 @@ def test_actors_commit_shards_and_progress_is_reported(ray_local, tmp_path):
                                           sorted(rows, key=lambda r: r["id"]) if r["prompt"]]
     logs = list((out / "logs").glob("worker-*.log"))
     assert logs and "slow scorer: 10 rows" in logs[0].read_text()
+    # the scorer runs on the thread it was built on (where it set torch's threads), not on
+    # an extra UDF thread of Ray Data
+    assert "slow scorer: 10 rows on MainThread, built on MainThread" in logs[0].read_text()
