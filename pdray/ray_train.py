@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pdray.errors import ConfigError, PdrayError
+from pdray.raysetup import started_locally
 
 
 def storage_path(configured: str | None, default: Path) -> str:
@@ -51,8 +52,6 @@ def _cluster_resources() -> dict[str, float]:
 def check_fits(label: str, num_workers: int, cpus_per_worker: float, use_gpu: bool) -> None:
     """On a local Ray started by pdray (which never grows), refuse up front a run whose workers
     cannot be placed, instead of waiting forever; on a cluster (it may autoscale) do nothing."""
-    from pdray.raysetup import started_locally
-
     if not started_locally():
         return
     why = unplaceable(num_workers, worker_resources(cpus_per_worker, use_gpu),

@@ -19,9 +19,14 @@ import pyarrow.compute as pc
 
 from pdray.align.config import DPOConfig, deepspeed_config
 from pdray.align.data import check_rows, split_eval, to_dpo_rows
+from pdray.align.evaluate import implicit_reward_accuracy, sample_lengths
+from pdray.align.worker import train_dpo_worker
 from pdray.errors import ConfigError, PdrayError
 from pdray.io import read_table, table_hash
+from pdray.models.smollm import smollm2_path
+from pdray.models.tiny import build_tiny_causal_lm
 from pdray.ray_train import fit_on_ray, storage_path
+from pdray.raysetup import init_ray
 
 
 @dataclass
@@ -33,15 +38,11 @@ class DPOResult:
 
 def resolve_policy(name: str, workdir: Path, texts=()) -> str:
     if name == "tiny":
-        from pdray.models.tiny import build_tiny_causal_lm
-
         d = workdir / "tiny-lm"
         if not (d / "config.json").exists():
             build_tiny_causal_lm(d, texts=list(texts)[:4000])
         return str(d)
     if name == "smollm2":
-        from pdray.models.smollm import smollm2_path
-
         return smollm2_path()
     return name
 
@@ -57,8 +58,6 @@ def infer_kappa(table: pa.Table, selection: dict | None) -> int:
 
 def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig, *, echo=print) -> dict:
     """Held-out implicit-reward accuracy (by aspect, conflicting / not) and sample length."""
-    from pdray.align.evaluate import implicit_reward_accuracy, sample_lengths
-
     t0 = time.time()
     ev = implicit_reward_accuracy(model_dir, ref_dir, eval_table, beta=cfg.beta,
                                   max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code)
@@ -74,9 +73,6 @@ def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig, *,
 
 def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=print) -> DPOResult:
     from transformers import AutoTokenizer
-
-    from pdray.align.worker import train_dpo_worker
-    from pdray.raysetup import init_ray
 
     ds = deepspeed_config(cfg.deepspeed)
     if cfg.lora and ds and ds.get("zero_optimization", {}).get("stage") == 3:

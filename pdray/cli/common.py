@@ -3,7 +3,6 @@ help generated from a stage's config (the verbs themselves: :mod:`pdray.cli.verb
 
 from __future__ import annotations
 
-
 import typer
 from pydantic import BaseModel
 

@@ -71,7 +71,7 @@ stage_verb(
 
 def _select(cfg, inputs: dict, output: Path, echo) -> None:
     from pdray.io import read_pairs, read_table
-    from pdray.lossdiff import read_logprob_scores, select_lossdiff_irm
+    from pdray.lossdiff import lossdiff_irm_selection, read_logprob_scores
     from pdray.lossdiff.hybrid import compare, format_comparison
     from pdray.lossdiff.report import write_report
     from pdray.selection import write_selection
@@ -79,7 +79,7 @@ def _select(cfg, inputs: dict, output: Path, echo) -> None:
     low, high, data, pd = inputs["low"], inputs["high"], inputs["data"], inputs["pd"]
     table = read_logprob_scores(inputs["scores"])
     pairs = read_pairs(data) if data else None
-    sel = select_lossdiff_irm(table, low, high, pairs=pairs)
+    sel = lossdiff_irm_selection(table, low, high, pairs=pairs)
     write_selection(sel.result, output)
     echo(f"lossdiff_irm: selected {len(sel.selected_ids)} of {table.num_rows} pairs "
          f"(keep rate {sel.keep_rate:.1%}) -> {output}")

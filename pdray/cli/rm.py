@@ -1,9 +1,9 @@
-"""``pdray rm train PAIRS --output RM_DIR [key=value ...]`` and ``pdray rm eval RM_DIR PAIRS``."""
+"""``pdray rm train PAIRS --output RM_DIR [key=value ...]`` and ``pdray rm eval RM_DIR PAIRS
+[-o METRICS.json]``, both on the verb factory."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -39,31 +39,36 @@ stage_verb(
     mode=multi_head, min_steps=100, ...""")
 
 
-@rm_app.command("eval")
-def eval_cmd(rm_dir: Path = typer.Argument(..., help="A reward-model set (rm_set.json)."),
-             pairs: str = typer.Argument(..., help="Held-out canonical pairs (.parquet/.jsonl)."),
-             output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                                   help="Write the metrics JSON here."),
-             max_length: Optional[int] = typer.Option(None, help="Default: the set's."),
-             trust_remote_code: bool = typer.Option(False, help="Allow custom model code.")):
-    """Pairwise accuracy of every aspect's model on its own pairs, the cross-aspect accuracy and
-    conflict matrices (paper Fig. B.3) and the margin~Δlen correlation."""
+def _eval(cfg, inputs: dict, output: Path | None, echo) -> None:
     from pdray.io import read_pairs, write_json
     from pdray.rm.metrics import evaluate_set  # transformers
 
-    table = read_pairs(pairs, min_aspects=1)
-    m = evaluate_set(rm_dir, table, max_length=max_length, trust_remote_code=trust_remote_code,
-                     echo=typer.echo, write=False)
+    table = read_pairs(inputs["pairs"], min_aspects=1)
+    m = evaluate_set(str(inputs["rm_dir"]), table, max_length=inputs["max_length"],
+                     trust_remote_code=inputs["trust_remote_code"], echo=echo, write=False)
     aspects = list(m.get("cross_accuracy", {}))
     if aspects:
         cols = list(m["cross_accuracy"][aspects[0]])
-        typer.echo("accuracy (row: model, column: data) " + " ".join(f"{c[:12]:>12}" for c in cols))
+        echo("accuracy (row: model, column: data) " + " ".join(f"{c[:12]:>12}" for c in cols))
         for k in aspects:
-            typer.echo(f"{k[:36]:<36} " + " ".join(f"{m['cross_accuracy'][k][c]:>12.3f}"
-                                                     for c in cols))
+            echo(f"{k[:36]:<36} " + " ".join(f"{m['cross_accuracy'][k][c]:>12.3f}" for c in cols))
     if output:
         write_json(m, output)
-        typer.echo(f"metrics -> {output}")
+        echo(f"metrics -> {output}")
+
+
+stage_verb(
+    rm_app, "eval", run=_eval, output_kind=None, output_required=False,
+    output_help="Write the metrics JSON here.",
+    inputs=[Input("rm_dir", "A reward-model set (rm_set.json).", type=Path),
+            Input("pairs", "Held-out canonical pairs (.parquet/.jsonl)."),
+            Input("max_length", "Default: the set's.", option="--max-length", type=int,
+                  default=None),
+            Input("trust_remote_code", "Allow custom model code.",
+                  option="--trust-remote-code/--no-trust-remote-code", type=bool,
+                  default=False)],
+    help="""Pairwise accuracy of every aspect's model on its own pairs, the cross-aspect
+    accuracy and conflict matrices (paper Fig. B.3) and the margin~Δlen correlation.""")
 
 
 def register(app: typer.Typer) -> None:

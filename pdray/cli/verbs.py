@@ -85,7 +85,7 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
                settings: Callable[[dict], dict] | None = None, overrides_last: bool = False,
                needs_ray: bool = False, verbose: bool = False,
                output_kind: str | None = "folder", output_help: str | None = None,
-               one_line_errors: bool = False) -> Callable:
+               output_required: bool = True, one_line_errors: bool = False) -> Callable:
     """Register the verb ``name`` on ``app`` and return its callback.
 
     ``config``: the stage's config model as ``"module:Class"`` (``None``: a verb without
@@ -96,7 +96,8 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
     settings are ``base`` < ``--config`` < overrides < shortcuts, or with ``overrides_last``
     ``base`` < ``--config`` < shortcuts < overrides. ``output_kind``: ``"folder"`` or
     ``"table"``, checked by :func:`pdray.io.check_output` before any work (``None``: not
-    checked). ``needs_ray``: start Ray (quiet unless ``verbose`` adds ``--verbose`` and it is
+    checked; ``output_required=False``: ``-o`` may be left out, and ``run`` gets ``None``).
+    ``needs_ray``: start Ray (quiet unless ``verbose`` adds ``--verbose`` and it is
     given). ``one_line_errors``: pdray's own errors are printed as ``error: …`` with exit 2 by
     the command itself (a caller of ``app`` sees the exit code), not only by
     :func:`pdray.cli.main`."""
@@ -127,7 +128,7 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
                 cfg = load_config(import_config(config), path, overrides,
                                   base=base(kw) if base else None, given=given,
                                   overrides_last=overrides_last)
-            if output_kind is not None:
+            if output_kind is not None and output is not None:
                 check_output(output, table=output_kind == "table",
                              folder=output_kind == "folder")   # before Ray starts
             if needs_ray:
@@ -142,8 +143,9 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
             raise typer.Exit(2)
 
     params = [i.parameter() for i in inputs if i.option is None]
-    params.append(_parameter("output", typer.Option(..., "--output", "-o", help=output_help),
-                             Path, ...))
+    out_default = ... if output_required else None
+    params.append(_parameter("output", typer.Option(out_default, "--output", "-o",
+                                                    help=output_help), Path, out_default))
     params += [i.parameter() for i in inputs if i.option is not None]
     params += [s.parameter() for s in cuts]
     if verbose:

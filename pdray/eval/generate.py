@@ -19,6 +19,7 @@ from pathlib import Path
 from pdray.errors import ConfigError, PdrayError
 from pdray.eval.cache import ShardCache
 from pdray.eval.config import GenerationConfig
+from pdray.fingerprint import file_fingerprint
 from pdray.models.formatting import fix_pad_token
 from pdray.models.smollm import smollm2_path
 
@@ -26,20 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def model_fingerprint(model: str) -> str:
-    """Short stable id of a model folder (config + file names/sizes/mtimes) or hub id."""
-    p = Path(model)
-    h = hashlib.sha256()
-    if p.is_dir():
-        h.update(str(p.resolve()).encode())
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(p)}|{st.st_size}|{st.st_mtime_ns}".encode())
-        cfg = p / "config.json"
-        if cfg.exists():
-            h.update(cfg.read_bytes())
-    else:
-        h.update(model.encode())
-    return h.hexdigest()[:16]
+    """Short stable id of a model: the content hash of its folder
+    (:func:`pdray.fingerprint.file_fingerprint`, so a model retrained in place gets a new id and
+    a copied one keeps its id), or of the name for a hub id."""
+    fp = file_fingerprint(model) if Path(model).is_dir() else None
+    blob = f"{fp['hash']}:{fp['size']}" if fp else model
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def generation_key(model: str, gen: GenerationConfig) -> str:

@@ -9,14 +9,17 @@ The names below are loaded on first use, so reading the config does not import t
 from __future__ import annotations
 
 from pdray.lazy import lazy_names
-from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup  # light; and the
-# function ``warmup`` must win over the submodule of that name, which importing it would bind
+
+# light; and the function ``warmup`` must win over the submodule of that name, which
+# importing it would bind
+from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup
 
 _HOME = {
     "LossDiffConfig": "config", "WarmupDPO": "config",
     "dpo_loss_per_pair": "math", "irm": "math", "lossdiff": "math",
-    "SCORE_COLUMNS": "pipeline", "LossDiffSelection": "pipeline", "read_logprob_scores": "pipeline",
-    "score_logprobs": "pipeline", "select_lossdiff_irm": "pipeline",
+    "SCORE_COLUMNS": "logprob_scores", "LossDiffSelection": "logprob_scores",
+    "read_logprob_scores": "logprob_scores", "score_logprobs": "logprob_scores",
+    "lossdiff_irm_selection": "logprob_scores",
 }
 
 __all__ = sorted([*_HOME, "WarmupResult", "split_validation", "warmup"])

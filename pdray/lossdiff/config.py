@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pdray.config import StrictModel
+from pdray.errors import ConfigError
 
 
 class WarmupDPO(StrictModel):
@@ -46,8 +47,6 @@ class WarmupDPO(StrictModel):
     def _even_batch(self):
         per_step = self.per_device_batch_size * self.num_workers
         if self.batch_size % per_step:
-            from pdray.errors import ConfigError
-
             raise ConfigError(f"warmup.batch_size={self.batch_size} is not a multiple of "
                               f"per_device_batch_size × num_workers = {per_step}")
         return self

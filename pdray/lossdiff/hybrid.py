@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.errors import DataError
+from pdray.report.metrics import consensus, holistic_agreement
 from pdray.selection import band as B
 from pdray.selection import math as M
 from pdray.selection.config import BAND
@@ -61,8 +62,6 @@ def compare(scores: pa.Table, pd=None, pairs: pa.Table | None = None, *, budget:
     sel = {k: sorted(ids[m].tolist()) for k, m in masks.items()}
     agree = index = None
     if pairs is not None:
-        from pdray.report.metrics import consensus, holistic_agreement
-
         agree = holistic_agreement(pairs)
         index = {v: i for i, v in enumerate(pairs["id"].to_pylist())}
     out: dict = {"n": len(ids), "budget": budget, "band": [low, high], "strategies": {},

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from pdray.align.logprobs import encode_pair, has_completion, pad_id_of, pair_logprobs
 from pdray.lossdiff import math as LM
+from pdray.lossdiff.config import LossDiffConfig
 from pdray.schema import text_errors
 
 MODELS = ("policy", "ref", "aux")
@@ -78,8 +79,6 @@ class LogProbActor:
 
     def __init__(self, paths: dict, cfg_json: str):
         import torch
-
-        from pdray.lossdiff.config import LossDiffConfig
 
         self.cfg = LossDiffConfig.model_validate_json(cfg_json)
         dev = "cuda" if self.cfg.gpus_per_actor > 0 and torch.cuda.is_available() else "cpu"

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.io import write_json
-from pdray.lossdiff.pipeline import LossDiffSelection
+from pdray.lossdiff.logprob_scores import LossDiffSelection
 
 
 def _stats(v: np.ndarray) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pdray.errors import PdrayError
 from pdray.models.formatting import fix_pad_token
+from pdray.models.reward import head_parameter_names, install_forward, saved_pooling
 from pdray.models.smollm import smollm2_path
 from pdray.models.tiny import build_tiny_reward_model
 
@@ -105,12 +106,9 @@ def load_reward_backbone(path: str, num_labels: int | None = 1, *, trust_remote_
                          f"head ({e}); pick a backbone with a *ForSequenceClassification class")
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
-    from pdray.models.reward import install_forward, saved_pooling
 
     install_forward(model, saved_pooling(model))
     if fresh_head == "zeros":
-        from pdray.models.reward import head_parameter_names
-
         missing = set(info.get("missing_keys") or [])
         head = head_parameter_names(model)
         if head & missing or any(k.split(".")[-1] in ("weight", "bias") and

@@ -10,7 +10,8 @@ a typo in the last stage fails in the first second, not after an hour of trainin
 Which stages run, and what each needs from the others, is checked here too (a strategy that
 needs the LossDiff scores without the ``lossdiff`` stage, DMPO without scores), and the
 baselines that need extra reward models (``holistic``, ``no_debias``) switch them on in the
-``rm`` section, where the written ``config.yaml`` shows it.
+``rm`` section, where the written ``config.yaml`` shows it. Both come from what each selector
+declares (:data:`pdray.selection.selectors.NEEDS`), not from strategy names written here.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from pdray.lossdiff.config import LossDiffConfig
 from pdray.rm.config import RMConfig
 from pdray.scoring.config import ScoreConfig
 from pdray.selection.config import COMPARED, SelectParams
+from pdray.selection.selectors import NEEDS, SELECTORS
 
 STAGES = ("data", "rm", "score", "lossdiff", "select", "dpo", "eval", "report")
 """Every pipeline stage, in the order the runner calls them."""
 
-NEEDS_LOGPROBS = frozenset({"lossdiff_irm", "pd_irm"})
+NEEDS_LOGPROBS = frozenset(s for s, n in NEEDS.items() if n.logprobs)
 """Selectors that read the LossDiff / IRM columns (the ``lossdiff`` stage's scores)."""
 
 
@@ -61,8 +63,6 @@ class SelectSection(SelectParams):
     @classmethod
     def _known_strategies(cls, v: list[str]) -> list[str]:
         """An unknown strategy fails when the config loads, not after training and scoring."""
-        from pdray.selection.selectors import SELECTORS
-
         unknown = [s for s in v if s not in SELECTORS]
         if unknown:
             raise ValueError(f"unknown strategy {unknown[0]!r} (known: "
@@ -131,8 +131,8 @@ class PipelineConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _baselines_train_their_models(cls, data: Any) -> Any:
-        """``holistic`` and ``no_debias`` (ablation A2) select on reward models of their own:
-        asking for the strategy turns on their training in the ``rm`` section."""
+        """Selectors that read reward models of their own (``holistic``; ``no_debias``, ablation
+        A2): asking for the strategy turns on their ``rm`` switch (:class:`Needs.rm_switch`)."""
         if not isinstance(data, dict):
             return data
         select = data.get("select") or {}
@@ -141,10 +141,10 @@ class PipelineConfig(StrictModel):
         if isinstance(rm, RMConfig):
             rm = rm.model_dump()
         rm = dict(rm or {})
-        if "holistic" in strategies:
-            rm["train_holistic"] = True
-        if "no_debias" in strategies:
-            rm["train_no_debias"] = True
+        for s in strategies:
+            switch = NEEDS[s].rm_switch if s in NEEDS else None
+            if switch:
+                rm[switch] = True
         return {**data, "rm": rm}
 
     @model_validator(mode="after")

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pdray.pipeline.cache import MARKER, StageCache, content_hash, stage_key
+from pdray.fingerprint import content_hash
+from pdray.pipeline.cache import MARKER, StageCache, stage_key
 from pdray.pipeline.manifests import StageManifest, load_manifest
 
 Echo = Callable[[str], None]

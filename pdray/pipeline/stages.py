@@ -21,9 +21,9 @@ from pdray.data import synthetic_pairs
 from pdray.data.assemble import assemble
 from pdray.errors import PdrayError
 from pdray.eval import evaluate_models
+from pdray.fingerprint import file_fingerprint
 from pdray.io import read_table, write_table
-from pdray.pipeline.cache import file_fingerprint
-from pdray.pipeline.config import NEEDS_LOGPROBS, PipelineConfig
+from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.manifests import (
     DataManifest,
     DPOManifest,
@@ -38,6 +38,7 @@ from pdray.pipeline.protocol import Stage
 from pdray.report import build_report as render_report
 from pdray.selection import SelectionResult, select, write_selection
 from pdray.selection.scores import join_logprob_scores, length_term, read_scores, rm_metrics_for
+from pdray.selection.selectors import NEEDS
 from pdray.splits import hash_holdout
 
 log = logging.getLogger("pdray.pipeline")
@@ -166,18 +167,17 @@ def build_lossdiff(cfg: PipelineConfig, inputs: dict, out: Path, echo) -> LossDi
 
 
 def _selection_scores(strategy: str, inputs: dict) -> tuple[pa.Table, float, str]:
-    """The scores a strategy selects on, with ρ and the length mode their manifest records
-    (the same as ``pdray select`` reads): the no-mitigation scores for ``no_debias``, the
-    gap scores joined with the LossDiff / IRM columns for the selectors that read them."""
-    score = inputs["score"]
-    path = score.scores
-    if strategy == "no_debias":
-        if not score.scores_no_debias:
-            raise PdrayError("no_debias needs the no-mitigation reward models "
-                             "(rm.train_no_debias)")
-        path = score.scores_no_debias
+    """The scores a strategy selects on, as its :class:`Needs` declares, with ρ and the length
+    mode their manifest records (the same as ``pdray select`` reads): the score set it names
+    (the no-mitigation scores for ``no_debias``), joined with the LossDiff / IRM columns for
+    the selectors that read them."""
+    needs = NEEDS[strategy]
+    path = getattr(inputs["score"], needs.scores)
+    if not path:
+        raise PdrayError(f"{strategy} needs the {needs.scores} of its own reward models "
+                         f"(rm.{needs.rm_switch})")
     table = read_scores(path)
-    if strategy in NEEDS_LOGPROBS:
+    if needs.logprobs:
         from pdray.lossdiff import read_logprob_scores
 
         table = join_logprob_scores(table, read_logprob_scores(inputs["lossdiff"].scores),

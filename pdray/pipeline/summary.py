@@ -16,23 +16,16 @@ import pyarrow as pa
 
 from pdray.data.stats import conflict_flags
 from pdray.io import read_table
+from pdray.report.metrics import agreement_shares
 from pdray.selection.scores import read_scores
 
 
-def holistic_agreement(table: pa.Table) -> np.ndarray:
-    """+1 where the mean aspect rating prefers ``chosen``, −1 where it prefers ``rejected``,
-    0 on ties, NaN without ground truth (see :func:`pdray.data.stats.conflict_flags`)."""
-    return conflict_flags(table)
-
-
 def selection_row(strategy: str, selected: pa.Table, scores: pa.Table | None) -> dict:
-    agree = holistic_agreement(selected)
-    known = ~np.isnan(agree)
+    """CP, conflict and tie shares of the selected pairs (their holistic agreement,
+    :func:`pdray.data.stats.conflict_flags`) and their mean Δlen."""
     n = selected.num_rows
-    row = {"strategy": strategy, "kept": n,
-           "cp": float(np.mean(agree[known] > 0)) if known.any() else math.nan,
-           "conflict": float(np.mean(agree[known] < 0)) if known.any() else math.nan,
-           "ties": float(np.mean(agree[known] == 0)) if known.any() else math.nan}
+    cp, conflict, ties = agreement_shares(conflict_flags(selected))
+    row = {"strategy": strategy, "kept": n, "cp": cp, "conflict": conflict, "ties": ties}
     if scores is not None and n:
         lens = dict(zip(scores["id"].to_pylist(),
                         (np.asarray(scores["chosen_len"]) - np.asarray(scores["rejected_len"])).tolist()))

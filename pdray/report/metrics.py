@@ -28,7 +28,13 @@ def consensus_split(ids: list[str], pairs: pa.Table, agree: np.ndarray, index: d
     """(CP, conflict, ties): shares of ``ids`` whose label agrees with, disagrees with, or ties
     the holistic preference. Ties are not consensus: with two binary aspects (PKU-SafeRLHF)
     every disagreement of the aspects is a holistic tie, so the conflict column alone reads 0."""
-    a = np.asarray([agree[index[i]] for i in ids if i in index], dtype=float)
+    return agreement_shares(np.asarray([agree[index[i]] for i in ids if i in index], dtype=float))
+
+
+def agreement_shares(agree: np.ndarray) -> tuple[float, float, float]:
+    """(CP, conflict, ties) of holistic-agreement flags (:func:`pdray.data.stats.conflict_flags`:
+    +1, −1, 0; NaN, no ground truth, counts in none); NaN for all three without a known flag."""
+    a = np.asarray(agree, dtype=float)
     a = a[~np.isnan(a)]
     if not len(a):
         return math.nan, math.nan, math.nan

@@ -1,6 +1,6 @@
 """Cross pseudo-rewarding (paper Eq. 12, 18): every pair through every aspect's reward model.
 
-Modules: ``config`` (:class:`ScoreConfig`, the stage's defaults), ``pipeline`` (``score_pairs``,
+Modules: ``config`` (:class:`ScoreConfig`, the stage's defaults), ``reward_gaps`` (``score_pairs``,
 the driver), ``shards`` and ``runner`` (the streaming runner, shared with the LossDiff log-prob
 scorer), ``backends`` (the transformers and vLLM scorers), ``llm`` (``ray.data.llm``). The
 names below are loaded on first use, so reading the config (the pipeline's, the CLI's) does not
@@ -15,7 +15,7 @@ _HOME = {
     "HFScorer": "backends", "Scorer": "backends", "VLLMScorer": "backends",
     "make_scorer": "backends",
     "ScoreConfig": "config",
-    "ScoreRun": "pipeline", "score_pairs": "pipeline",
+    "ScoreRun": "reward_gaps", "score_pairs": "reward_gaps",
 }
 
 __all__ = sorted(_HOME)

@@ -12,6 +12,8 @@ import pyarrow as pa
 from pdray.models.formatting import response_token_lens
 from pdray.rm_set import RewardModelSet
 from pdray.schema import text_errors
+from pdray.scoring.backends import make_scorer
+from pdray.scoring.config import ScoreConfig
 
 
 class ScoringActor:
@@ -25,9 +27,6 @@ class ScoringActor:
     """
 
     def __init__(self, rm_dir: str, cfg_json: str, marker_dir: str):
-        from pdray.scoring.backends import make_scorer
-        from pdray.scoring.config import ScoreConfig
-
         self.cfg = ScoreConfig.model_validate_json(cfg_json)
         if not self.cfg.gpus_per_actor:  # torch threads = the actor's CPUs (at least one)
             import torch

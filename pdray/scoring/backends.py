@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pdray.errors import PdrayError
+from pdray.models.backbones import load_reward_backbone
 from pdray.models.formatting import encode_reward_inputs
 from pdray.models.reward import pad_batch, reward_forward, token_batches
 from pdray.rm_set import HOLISTIC, RewardModelSet
@@ -50,8 +51,6 @@ class Scorer:
 class _Model:
     def __init__(self, folder: Path, num_labels: int, cfg, device):
         import torch
-
-        from pdray.models.backbones import load_reward_backbone
 
         dtype = {"auto": torch.bfloat16 if device.type == "cuda" else torch.float32,
                  "float32": torch.float32, "bfloat16": torch.bfloat16,

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pdray.errors import PdrayError
+from pdray.raysetup import quiet_ray_data
 from pdray.scoring.shards import PROGRESS_S, Staged, commit
 
 
@@ -141,8 +142,6 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
     import ray
     import ray.data
 
-    from pdray.raysetup import quiet_ray_data
-
     stats = RunStats()
     if not pending:
         return stats
@@ -195,33 +194,3 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
         raise PdrayError(f"[{tag}] shards not scored after the run: {missing[:5]}")
     echo(format_progress(tag, stats.scored + stats.failed, total, stats.seconds))
     return stats
-
-
-def collect_failures(out: Path, names: list[str]) -> pa.Table:
-    """The failures of every shard in ``names`` (small: ids and errors only)."""
-    parts = [pq.read_table(out / "failures" / f"{n}.parquet") for n in names]
-    parts = [p for p in parts if p.num_rows]
-    if not parts:
-        return pa.table({"id": pa.array([], pa.string()), "aspect": pa.array([], pa.string()),
-                         "error": pa.array([], pa.string())})
-    return pa.concat_tables(parts)
-
-
-def count_scored(out: Path, names: list[str], sum_column: str | None = None) -> tuple[int, int, int]:
-    """(rows, distinct ids, sum of a boolean column) over the committed shards, reading only the
-    ``id`` (and ``sum_column``) columns."""
-    n = 0
-    total = 0
-    ids = []
-    for name in names:
-        p = out / "shards" / f"{name}.parquet"
-        cols = ["id"] + ([sum_column] if sum_column and sum_column in
-                         pq.read_schema(p).names else [])
-        t = pq.read_table(p, columns=cols)
-        n += t.num_rows
-        ids.append(t["id"].cast(pa.string()))
-        if len(cols) > 1:
-            total += int(pc.sum(t[sum_column]).as_py() or 0)
-    distinct = pc.count_distinct(pa.chunked_array([c for a in ids for c in a.chunks],
-                                                  type=pa.string())).as_py() if ids else 0
-    return n, distinct, total

@@ -8,7 +8,7 @@ Shape: the driver *plans*, the actors *score and write*, the driver *collects sm
    ``OUTPUT/_input.parquet`` with one row group per shard. The driver holds one shard at a time.
 2. :func:`reconcile` checks ``OUTPUT/plan.json`` against the inputs (content hash and what the
    caller adds: reward-model fingerprints, settings) and validates committed shards; see
-   :mod:`pdray.scoring.pipeline` for the rules.
+   :mod:`pdray.scoring.reward_gaps` for the rules.
 3. A Ray Data dataset of shard descriptors (one block each) goes through a pool of
    :class:`ShardWorker` actors (``map_batches(compute=ActorPoolStrategy)``): a worker reads its
    row group, scores it with the stage's scorer class, and commits ``failures/<shard>.parquet``
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pdray.errors import DataError, PdrayError
@@ -308,23 +309,6 @@ def what_changed(old: dict, new: dict) -> str:
     return "; ".join(parts) or "inputs"
 
 
-def folder_fingerprint(folders: dict[str, str | Path], root: str | Path | None = None) -> dict:
-    """Content fingerprint of model folders (``pdray.pipeline.cache.file_fingerprint``), keyed
-    by ``name`` (a path relative to ``root`` when given, so a copied set keeps its fingerprint)."""
-    from pdray.pipeline.cache import file_fingerprint
-
-    out = {}
-    for name, f in sorted(folders.items()):
-        if root is not None:
-            try:
-                name = str(Path(f).resolve().relative_to(Path(root).resolve()))
-            except ValueError:
-                name = str(f)
-        fp = file_fingerprint(f)
-        out[name] = f"{fp['hash']}:{fp['size']}" if fp else None
-    return out
-
-
 def prepare_output(out: Path) -> None:
     (out / "shards").mkdir(parents=True, exist_ok=True)
     (out / "failures").mkdir(parents=True, exist_ok=True)
@@ -335,8 +319,6 @@ def finish_checks(out: Path, names: list[str], rows_in: int, tag: str,
     """Counts of the finished table; writes ``failures.parquet`` (or removes a stale one); raises
     when rows in ≠ rows scored + rows failed or an id is scored twice. Returns
     (rows scored, rows failed, sum of ``sum_column``, failures)."""
-    from pdray.scoring.runner import collect_failures, count_scored
-
     n_ok, distinct, flagged = count_scored(out, names, sum_column)
     failures = collect_failures(out, names)
     if failures.num_rows:
@@ -351,3 +333,33 @@ def finish_checks(out: Path, names: list[str], rows_in: int, tag: str,
     for p in (out / "shards").glob(".staging-*"):
         _remove(p)
     return n_ok, failures.num_rows, flagged, failures
+
+
+def collect_failures(out: Path, names: list[str]) -> pa.Table:
+    """The failures of every shard in ``names`` (small: ids and errors only)."""
+    parts = [pq.read_table(out / "failures" / f"{n}.parquet") for n in names]
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        return pa.table({"id": pa.array([], pa.string()), "aspect": pa.array([], pa.string()),
+                         "error": pa.array([], pa.string())})
+    return pa.concat_tables(parts)
+
+
+def count_scored(out: Path, names: list[str], sum_column: str | None = None) -> tuple[int, int, int]:
+    """(rows, distinct ids, sum of a boolean column) over the committed shards, reading only the
+    ``id`` (and ``sum_column``) columns."""
+    n = 0
+    total = 0
+    ids = []
+    for name in names:
+        p = out / "shards" / f"{name}.parquet"
+        cols = ["id"] + ([sum_column] if sum_column and sum_column in
+                         pq.read_schema(p).names else [])
+        t = pq.read_table(p, columns=cols)
+        n += t.num_rows
+        ids.append(t["id"].cast(pa.string()))
+        if len(cols) > 1:
+            total += int(pc.sum(t[sum_column]).as_py() or 0)
+    distinct = pc.count_distinct(pa.chunked_array([c for a in ids for c in a.chunks],
+                                                  type=pa.string())).as_py() if ids else 0
+    return n, distinct, total

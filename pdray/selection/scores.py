@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pdray.errors import DataError
+from pdray.io import read_table
 
 GAP_PREFIX = "gap_"
 LENGTH_MODES = ("learned", "penalty", "poe", "none")
@@ -97,8 +98,6 @@ def read_scores(path) -> pa.Table:
     """A scores table from a Parquet file, or a ``pdray score`` output directory
     (``<dir>/shards/*.parquet``), or any directory of Parquet shards."""
     from pathlib import Path
-
-    from pdray.io import read_table
 
     p = Path(str(path))
     if p.is_dir() and (p / "shards").is_dir():

@@ -2,7 +2,10 @@
 
 A selector gets a :class:`Context` and returns a :class:`Choice`: the indices (into the scores
 table) it keeps and a per-row score column. Relabelling baselines (``oracle``, ``overall``)
-return the relabelled pairs instead. Register new ones with ``@register_selector("name")``.
+return the relabelled pairs instead. Register new ones with ``@register_selector("name")``;
+what a selector reads beyond the main gap scores (its own reward models, the LossDiff columns) is
+declared there as :class:`Needs`, which the pipeline turns into configuration, so no stage
+names a strategy.
 """
 
 from __future__ import annotations
@@ -54,14 +57,29 @@ class Choice:
     info: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What a selector reads beyond the main gap scores.
+
+    ``rm_switch``: the ``rm`` config flag that trains the reward models it reads (the pipeline
+    turns it on when the strategy is asked for); ``scores``: the score stage's manifest field
+    holding its scores (``scores``: the main set); ``logprobs``: it reads the LossDiff / IRM
+    columns (the ``lossdiff`` stage)."""
+    rm_switch: str | None = None
+    scores: str = "scores"
+    logprobs: bool = False
+
+
 SELECTORS: dict[str, Callable[..., Choice]] = {}
 DESCRIPTIONS: dict[str, str] = {}
+NEEDS: dict[str, Needs] = {}
 
 
-def register_selector(name: str, description: str = ""):
+def register_selector(name: str, description: str = "", needs: Needs = Needs()):
     def deco(fn):
         SELECTORS[name] = fn
         DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
+        NEEDS[name] = needs
         return fn
     return deco
 
@@ -80,7 +98,8 @@ def select_pd(ctx: Context) -> Choice:
     return Choice(M.top_lowest(pd, ids, ctx.k), "pd", pd, q)
 
 
-@register_selector("no_debias", "A2: PD from reward models trained without length mitigation")
+@register_selector("no_debias", "A2: PD from reward models trained without length mitigation",
+                   Needs(rm_switch="train_no_debias", scores="scores_no_debias"))
 def select_no_debias(ctx: Context) -> Choice:
     pd, q = _pd(ctx, rho=0.0)
     ids = ctx.scores["id"]
@@ -114,7 +133,8 @@ def select_random(ctx: Context) -> Choice:
     return Choice(M.top_lowest(u, ids, ctx.k), "random_u", u)
 
 
-@register_selector("holistic", "A1: the largest margins of one reward model trained on all of D")
+@register_selector("holistic", "A1: the largest margins of one reward model trained on all of D",
+                   Needs(rm_switch="train_holistic"))
 def select_holistic(ctx: Context, column: str = "gap_holistic") -> Choice:
     if column not in ctx.scores.column_names:
         raise DataError(f"holistic needs a {column} column (train the holistic RM: "
@@ -165,12 +185,14 @@ def _finite_column(ctx: Context, c: str) -> np.ndarray:
     return v
 
 
-@register_selector("lossdiff_irm", "second seed: middle band of LossDiff ∩ middle band of IRM")
+@register_selector("lossdiff_irm", "second seed: middle band of LossDiff ∩ middle band of IRM",
+                   Needs(logprobs=True))
 def select_lossdiff_irm(ctx: Context, low: float = BAND[0], high: float = BAND[1]) -> Choice:
     return select_band(ctx, columns=["lossdiff", "irm"], low=low, high=high)
 
 
-@register_selector("pd_irm", "hybrid: PD top-λ ∩ IRM middle band, or a rank-sum of both")
+@register_selector("pd_irm", "hybrid: PD top-λ ∩ IRM middle band, or a rank-sum of both",
+                   Needs(logprobs=True))
 def select_pd_irm(ctx: Context, low: float = BAND[0], high: float = BAND[1],
                   combine: str = "intersect") -> Choice:
     irm = _finite_column(ctx, "irm")

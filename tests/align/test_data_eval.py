@@ -7,14 +7,13 @@ import pyarrow as pa
 import pytest
 import torch
 
-from tests.align.lm_helpers import perturbed_copy
-
 from pdray.align import DPOConfig, deepspeed_config, implicit_reward_accuracy, sequence_logprobs
 from pdray.align.data import check_rows, split_eval, to_dpo_rows
 from pdray.align.evaluate import accuracy_report
 from pdray.align.train import infer_kappa
 from pdray.config import load_config
 from pdray.errors import ConfigError, DataError
+from tests.align.lm_helpers import perturbed_copy
 
 RT = pa.map_(pa.string(), pa.float64())
 

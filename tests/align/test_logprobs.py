@@ -7,8 +7,6 @@ import pyarrow as pa
 import pytest
 import torch
 
-from tests.align.lm_helpers import perturbed_copy
-
 from pdray.align.data import to_dpo_rows
 from pdray.align.logprobs import (
     encode,
@@ -19,6 +17,7 @@ from pdray.align.logprobs import (
     pair_logprobs,
     sequence_logprobs,
 )
+from tests.align.lm_helpers import perturbed_copy
 
 # the last pair's prompt ends inside a word the chosen answer completes ("f" + "ox" -> "fox"),
 # so its tokenised prompt is not a prefix of prompt+chosen: TRL starts the completion earlier

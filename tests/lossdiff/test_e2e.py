@@ -15,9 +15,9 @@ from pdray.io import read_table, write_pairs
 from pdray.lossdiff import (
     SCORE_COLUMNS,
     LossDiffConfig,
+    lossdiff_irm_selection,
     read_logprob_scores,
     score_logprobs,
-    select_lossdiff_irm,
     warmup,
 )
 
@@ -89,7 +89,7 @@ def test_warmup_score_select_report(tmp_path, shared_data, ray_local):
     assert r.exit_code == 0, r.output
     assert "keep rate" in r.output and "pd_irm" in r.output
     sel = read_table(out / "selected.parquet")
-    want = select_lossdiff_irm(read_logprob_scores(tmp_path / "scores"), 0.2, 0.8)
+    want = lossdiff_irm_selection(read_logprob_scores(tmp_path / "scores"), 0.2, 0.8)
     assert sel["id"].to_pylist() == want.selected_ids
     assert {"prompt", "chosen", "rejected", "lossdiff", "irm"} <= set(sel.column_names)
     manifest = json.loads((out / "manifest.json").read_text())

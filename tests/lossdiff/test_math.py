@@ -10,9 +10,9 @@ import pytest
 
 from pdray.lossdiff import math as LM
 from pdray.lossdiff.hybrid import compare
+from pdray.lossdiff.logprob_scores import lossdiff_irm_selection
 from pdray.selection import band as B
 from pdray.selection import math as M
-from pdray.lossdiff.pipeline import select_lossdiff_irm
 
 BETA = 0.1
 # pair A: policy margin (−10+12) − (−14+12) = 4, aux margin (−11+12) − (−13+12) = 2
@@ -60,12 +60,12 @@ def test_band_mask_and_intersection_hand_made():
     assert np.asarray(IDS)[B.percentile_band(LD, 0.2, 0.8)].tolist() == ["b", "c", "d", "e"]
     assert np.asarray(IDS)[B.percentile_band(IRM, 0.2, 0.8)].tolist() == ["a", "c", "d", "f"]
     assert np.asarray(IDS)[B.band_intersection([LD, IRM], 0.2, 0.8)].tolist() == ["c", "d"]
-    sel = select_lossdiff_irm(_scores(), 0.2, 0.8)
+    sel = lossdiff_irm_selection(_scores(), 0.2, 0.8)
     assert sel.selected_ids == ["c", "d"]
     assert sel.keep_rate == pytest.approx(2 / 6)
     assert sel.bounds == {"lossdiff": [1.0, 4.0], "irm": [2.0, 5.0]}
     # the full band keeps all; a narrower band keeps fewer
-    assert select_lossdiff_irm(_scores(), 0.0, 1.0).keep_rate == 1.0
+    assert lossdiff_irm_selection(_scores(), 0.0, 1.0).keep_rate == 1.0
     with pytest.raises(ValueError):
         B.percentile_band(LD, 0.8, 0.2)
 
@@ -82,7 +82,7 @@ def test_non_finite_score_is_named():
 
     t = _scores().set_column(3, "irm", pa.array([2.0, float("nan"), 3, 4, 0, 5]))
     with pytest.raises(DataError, match="row 1, field 'irm'"):
-        select_lossdiff_irm(t)
+        lossdiff_irm_selection(t)
 
 
 def test_hybrids_hand_made():

@@ -8,7 +8,7 @@ import pytest
 from pdray.config import load_config
 from pdray.errors import ConfigError
 from pdray.io import read_table
-from pdray.lossdiff import read_logprob_scores, select_lossdiff_irm
+from pdray.lossdiff import lossdiff_irm_selection, read_logprob_scores
 from pdray.pipeline import PipelineConfig, run_pipeline
 from pdray.pipeline.presets import preset
 from pdray.selection.band import percentile_band
@@ -43,7 +43,7 @@ def test_lossdiff_stage_under_run(tmp_path, ray_local):
 
     # lossdiff_irm under `pdray run` = the stand-alone band selector on the same scores
     sel = read_table(f"{st['select']['selections']['lossdiff_irm']}/selected.parquet")
-    assert sorted(sel["id"].to_pylist()) == select_lossdiff_irm(ld, 0.2, 0.8).selected_ids
+    assert sorted(sel["id"].to_pylist()) == lossdiff_irm_selection(ld, 0.2, 0.8).selected_ids
     # pd_irm = PD top-λ ∩ IRM band, on PD values the pd strategy wrote
     pd_sel = read_table(f"{st['select']['selections']['pd']}/selected.parquet")
     hybrid = read_table(f"{st['select']['selections']['pd_irm']}/selected.parquet")
@@ -66,5 +66,5 @@ def test_lossdiff_stage_under_run(tmp_path, ray_local):
     assert any(ln.startswith("[lossdiff] cached") for ln in third)
     assert not any(ln.startswith("[select] cached") for ln in third)
     wide = read_table(f"{res3.stages['select']['selections']['lossdiff_irm']}/selected.parquet")
-    assert sorted(wide["id"].to_pylist()) == select_lossdiff_irm(ld, 0.1, 0.9).selected_ids
+    assert sorted(wide["id"].to_pylist()) == lossdiff_irm_selection(ld, 0.1, 0.9).selected_ids
     assert len(wide) > len(sel)

@@ -5,12 +5,13 @@ import pyarrow as pa
 import pytest
 
 from pdray.config import load_config
+from pdray.data.stats import conflict_flags as holistic_agreement
 from pdray.errors import ConfigError
 from pdray.pipeline.cache import StageCache, stage_key
 from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.presets import preset
 from pdray.pipeline.stages import split_holdout
-from pdray.pipeline.summary import format_summary, holistic_agreement, selection_row
+from pdray.pipeline.summary import format_summary, selection_row
 from pdray.schema import pairs_from_rows
 
 
@@ -74,6 +75,7 @@ def test_summary_metrics_hand_computed():
     row = selection_row("pd", t, scores)
     assert row["kept"] == 3
     assert row["cp"] == pytest.approx(1 / 3) and row["conflict"] == pytest.approx(1 / 3)
+    assert row["ties"] == pytest.approx(1 / 3)
     assert row["mean_dlen"] == pytest.approx((5 - 4 + 0) / 3)
     text = format_summary([dict(row, dpo_acc=0.625), {"strategy": "x", "kept": 1, "cp": math.nan}])
     assert "0.333" in text and "0.625" in text and "—" in text and text.splitlines()[1].startswith("--")
@@ -93,3 +95,22 @@ def test_data_seed_seeds_the_loader(shared_data):
     a0, a1 = aspects(0), aspects(1)
     assert len(a0) == len(a1) == 500 and a0 != a1
     assert aspects(0) == a0
+
+
+def test_a_selector_declares_what_it_reads(monkeypatch, tmp_path):
+    """A new selector's needs (its own reward models, a score set) are configuration: the
+    pipeline turns on its rm switch and hands it its scores; nothing names the strategy."""
+    from pdray.errors import PdrayError
+    from pdray.pipeline.manifests import ScoreManifest
+    from pdray.pipeline.stages import _selection_scores
+    from pdray.selection import selectors as S
+
+    monkeypatch.setitem(S.SELECTORS, "my_a2", S.select_pd)
+    monkeypatch.setitem(S.NEEDS, "my_a2", S.Needs(rm_switch="train_no_debias",
+                                                   scores="scores_no_debias"))
+    cfg = load_config(PipelineConfig, None, ["select.strategies=[pd,my_a2]"])
+    assert cfg.rm.train_no_debias and not cfg.rm.train_holistic
+    assert load_config(PipelineConfig, None, ["select.strategies=[holistic]"]).rm.train_holistic
+    score = ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "scores"))
+    with pytest.raises(PdrayError, match=r"my_a2 needs the scores_no_debias .*rm\.train_no_debias"):
+        _selection_scores("my_a2", {"score": score})

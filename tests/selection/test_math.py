@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pdray.errors import PdrayError
-from pdray.selection import compute_pd
 from pdray.selection import band as B
+from pdray.selection import compute_pd
 from pdray.selection import math as M
 
 from .helpers import hand_scores

@@ -7,9 +7,10 @@ import pytest
 
 from pdray.config import load_config
 from pdray.data import synthetic_pairs
+from pdray.fingerprint import file_fingerprint
 from pdray.io import read_table, write_table
 from pdray.pipeline import PipelineConfig, run_pipeline
-from pdray.pipeline.cache import describe_change, file_fingerprint
+from pdray.pipeline.cache import describe_change
 
 ASPECTS = ["helpfulness", "honesty"]
 

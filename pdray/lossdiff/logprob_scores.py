@@ -21,17 +21,29 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pdray.errors import DataError, PdrayError
+from pdray.fingerprint import folder_fingerprint
 from pdray.io import read_table, write_json
 from pdray.lossdiff.config import LossDiffConfig
 from pdray.lossdiff.logprob_actor import LOGP_COLUMNS
 from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup
+from pdray.raysetup import init_ray, verbose_default
+from pdray.scoring import shards as S
+from pdray.scoring.runner import run_shards
 from pdray.selection import SelectionResult, select
 from pdray.selection.config import BAND
 
 SCORE_COLUMNS = ("id", "aspect", *LOGP_COLUMNS, "lossdiff", "irm")
 
-__all__ = ["SCORE_COLUMNS", "LossDiffSelection", "WarmupResult", "read_logprob_scores",
-           "score_logprobs", "select_lossdiff_irm", "split_validation", "warmup"]
+__all__ = [
+    "SCORE_COLUMNS",
+    "LossDiffSelection",
+    "WarmupResult",
+    "lossdiff_irm_selection",
+    "read_logprob_scores",
+    "score_logprobs",
+    "split_validation",
+    "warmup",
+]
 
 
 def read_logprob_scores(path: str | Path) -> pa.Table:
@@ -55,10 +67,6 @@ def score_logprobs(pairs: pa.Table | str, policy_dir: str, ref_dir: str, aux_dir
     be a table or a path (a Parquet file is streamed); resume checks the pairs' content hash,
     the three model folders' fingerprints and the settings that change a score (``plan.json``).
     """
-    from pdray.raysetup import init_ray, verbose_default
-    from pdray.scoring import shards as S
-    from pdray.scoring.runner import run_shards
-
     cfg = cfg or LossDiffConfig()
     paths = {"policy": str(Path(policy_dir).resolve()), "ref": str(Path(ref_dir).resolve()),
              "aux": str(Path(aux_dir).resolve())}
@@ -71,7 +79,7 @@ def score_logprobs(pairs: pa.Table | str, policy_dir: str, ref_dir: str, aux_dir
     S.prepare_output(out)
     staged = S.stage_input(pairs, out, cfg.shard_rows)
     inputs = {"pairs": staged.content_hash,
-              "models": {k: S.folder_fingerprint({k: p})[k] for k, p in paths.items()},
+              "models": {k: folder_fingerprint({k: p})[k] for k, p in paths.items()},
               "settings": {"beta": cfg.beta, "max_length": cfg.max_length, "dtype": cfg.dtype}}
     required = list(SCORE_COLUMNS)
     done = S.reconcile(out, staged, inputs, cfg.shard_rows, required, S.what_changed, echo,
@@ -116,7 +124,7 @@ class LossDiffSelection:
     result: SelectionResult | None = None
 
 
-def select_lossdiff_irm(scores: pa.Table, low: float = BAND[0], high: float = BAND[1], *,
+def lossdiff_irm_selection(scores: pa.Table, low: float = BAND[0], high: float = BAND[1], *,
                         pairs: pa.Table | None = None) -> LossDiffSelection:
     """Step 4 of "Second seed": the pairs inside [P_low, P_high] of LossDiff AND of IRM — the
     ``lossdiff_irm`` selector of :mod:`pdray.selection` (one implementation), with its mask and

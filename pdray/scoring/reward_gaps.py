@@ -34,10 +34,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pdray.fingerprint import file_fingerprint, folder_fingerprint
 from pdray.io import file_hash, read_table, write_json
+from pdray.raysetup import init_ray, verbose_default
 from pdray.rm_set import RewardModelSet
 from pdray.scoring import shards as S
 from pdray.scoring.config import ScoreConfig
+from pdray.scoring.runner import run_shards
 from pdray.selection.scores import read_scores
 
 
@@ -56,17 +59,15 @@ class ScoreRun:
 
 def rm_fingerprint(rm_dir: str | Path, rm_set: RewardModelSet | None = None) -> dict:
     """Content fingerprint of a reward-model set: ``rm_set.json`` and each model folder it uses
-    (config, weights, tokenizer; hashed by :func:`pdray.pipeline.cache.file_fingerprint`), keyed
+    (config, weights, tokenizer; hashed by :func:`pdray.fingerprint.file_fingerprint`), keyed
     by the folder's path relative to ``rm_dir`` (a copied set keeps its fingerprint)."""
-    from pdray.pipeline.cache import file_fingerprint
-
     root = Path(rm_dir)
     rm_set = rm_set or RewardModelSet.load(root)
     out = {"rm_set.json": file_fingerprint(root / "rm_set.json")["hash"]}
     folders = {rm_set.model_dir(root, a) for a in rm_set.aspects}
     if rm_set.holistic_path:
         folders.add(rm_set.model_dir(root, "holistic"))
-    out.update(S.folder_fingerprint({str(f): f for f in folders}, root=root))
+    out.update(folder_fingerprint({str(f): f for f in folders}, root=root))
     return out
 
 
@@ -91,9 +92,6 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
     ``PDRAY_VERBOSE`` environment variable); otherwise worker output goes to ``OUTPUT/logs/``.
     """
     import ray
-
-    from pdray.raysetup import init_ray, verbose_default
-    from pdray.scoring.runner import run_shards
 
     cfg = cfg or ScoreConfig()
     verbose = verbose_default() if verbose is None else verbose
