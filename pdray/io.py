@@ -329,7 +329,7 @@ def read_pairs(path: str | os.PathLike, *, validate: bool = True, min_aspects: i
     """Read a canonical pair table (Parquet or JSONL) and check it against the contract
     (row by row for JSON: :func:`pdray.data.loaders.load_pairs`)."""
     if validate:
-        from pdray.data.loaders import load_pairs
+        from pdray.data.loaders import load_pairs  # the loaders read through this module
 
         return load_pairs(str(path), min_aspects=min_aspects).table
     return conform(read_table(path), str(path))

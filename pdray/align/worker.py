@@ -8,6 +8,7 @@ import time
 
 from pdray.align.config import DPOConfig, trl_args
 from pdray.models.callbacks import fail_once_callback
+from pdray.models.formatting import fix_pad_token
 from pdray.trainer_args import CHECKED, resolve_bf16
 
 
@@ -41,8 +42,7 @@ def train_dpo_worker(spec: dict) -> None:
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    from pdray.align.dmpo import DMPOConfig, DMPOTrainer
-    from pdray.models.backbones import fix_pad_token
+    from pdray.align.dmpo import DMPOConfig, DMPOTrainer  # trl, inside the worker only
 
     cfg = DPOConfig.model_validate(spec["cfg"], context=CHECKED)  # checked by the driver
     name = spec["name"]

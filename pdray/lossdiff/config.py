@@ -73,8 +73,10 @@ class LossDiffConfig(StrictModel):
     beta: float = Field(0.1, gt=0, description="β of ℓ_DPO and of the implicit reward margin")
     # Ray Data scoring
     num_actors: int = Field(1, ge=1, description="Ray Data scoring actors")
-    cpus_per_actor: float = Field(0.5, gt=0, description="Ray CPUs per scoring actor (the "
-                                  "warm-up's are warmup.cpus_per_worker)")
+    cpus_per_actor: float | None = Field(
+        None, gt=0, description="Ray CPUs (and torch threads) per scoring actor; default: the "
+        "cluster's CPUs / num_actors, as for score.cpus_per_actor (the warm-up's are "
+        "warmup.cpus_per_worker)")
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per scoring actor (0: CPU)")
     batch_tokens: int = Field(8192, ge=16, description="padded tokens per forward pass")
     max_length: int = Field(1024, ge=8, description="prompt + response tokens per sequence, "

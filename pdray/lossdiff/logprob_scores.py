@@ -28,7 +28,7 @@ from pdray.lossdiff.logprob_actor import LOGP_COLUMNS
 from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup
 from pdray.raysetup import init_ray, verbose_default
 from pdray.scoring import shards as S
-from pdray.scoring.runner import run_shards
+from pdray.scoring.runner import actor_cpus, run_shards
 from pdray.selection import SelectionResult, select
 from pdray.selection.config import BAND
 
@@ -90,6 +90,9 @@ def score_logprobs(pairs: pa.Table | str, policy_dir: str, ref_dir: str, aux_dir
         (out / "manifest.json").unlink(missing_ok=True)
     echo(f"[lossdiff] {staged.num_rows} pairs in {len(names)} shards: {len(names) - len(pending)} "
          f"done, {len(pending)} to score with {cfg.num_actors} actor(s) × 3 models")
+    if pending:
+        cfg = cfg.model_copy(update={"cpus_per_actor": actor_cpus(cfg.cpus_per_actor,
+                                                                  cfg.num_actors)})
     stats = run_shards(staged, pending, out, scorer_path="pdray.lossdiff.logprob_actor.LogProbActor",
                        scorer_args=(paths, cfg.model_dump_json()), num_actors=cfg.num_actors,
                        num_cpus=cfg.cpus_per_actor, num_gpus=cfg.gpus_per_actor,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pdray.align.config import DPOConfig
 from pdray.errors import ConfigError, DataError
 from pdray.io import table_hash, write_json, write_table
 from pdray.lossdiff.config import LossDiffConfig
@@ -75,8 +76,6 @@ def align_config(cfg: LossDiffConfig, reference: str, name: str):
     effective ``warmup.batch_size``; the training workers get ``warmup.cpus_per_worker`` CPUs
     (the scoring actors' ``cpus_per_actor`` is a separate budget).
     """
-    from pdray.align import DPOConfig
-
     w = cfg.warmup
     return DPOConfig(
         model=reference, beta=cfg.beta, epochs=w.epochs, max_steps=w.max_steps,
@@ -92,7 +91,7 @@ def align_config(cfg: LossDiffConfig, reference: str, name: str):
 
 def _train(pairs: pa.Table, reference: str, output_dir: Path, cfg: LossDiffConfig, echo) -> dict:
     """One warm-up run through ``pdray.align.train_dpo``; its metrics and model folder."""
-    from pdray.align import train_dpo
+    from pdray.align import train_dpo  # torch, trl, ray: only when a warm-up runs
 
     acfg = align_config(cfg, reference, f"lossdiff-{output_dir.name}")
     echo(f"[lossdiff] DPO via pdray.align (Ray Train) on {pairs.num_rows} pairs -> {output_dir}")

@@ -11,6 +11,10 @@ least ``(1 − response_share)·max_length`` prompt tokens (or the whole prompt,
 response longer than what is left is cut, from its end. Cutting from the end of the whole text
 (the tokenizer's default) would remove the response of a long-prompt pair entirely, so both
 responses would get the same input and a reward gap of exactly 0.
+
+Beside the encoding: the pad-token fix every loader applies (:func:`fix_pad_token`) and the
+token budget of a forward pass when a stage leaves it open (:func:`default_batch_tokens`); this
+module imports no torch or transformers, so configs can read it.
 """
 
 from __future__ import annotations
@@ -133,3 +137,10 @@ def response_token_lens(tokenizer, responses: Sequence[str]) -> list[int]:
         return []
     enc = tokenizer(list(responses), add_special_tokens=False)
     return [len(ids) for ids in enc["input_ids"]]
+
+
+def default_batch_tokens(gpu: bool) -> int:
+    """Padded tokens per forward pass when a stage's setting leaves it open: 2048 on CPU (small
+    batches stay in cache: 1.20x the pairs/s of 16384 in ``benchmarks/score_throughput.py``,
+    RESULTS.md 2026-12-01 session 5), 16384 on GPU."""
+    return 16384 if gpu else 2048

@@ -126,13 +126,6 @@ def reward_forward(model, input_ids, attention_mask):
     return reward_output(model, input_ids, attention_mask).logits
 
 
-def default_batch_tokens(gpu: bool) -> int:
-    """Padded tokens per forward pass when a stage's setting leaves it open: 2048 on CPU (small
-    batches stay in cache: 1.20x the pairs/s of 16384 in ``benchmarks/score_throughput.py``,
-    RESULTS.md 2026-12-01 session 5), 16384 on GPU."""
-    return 16384 if gpu else 2048
-
-
 def token_batches(lengths: Sequence[int], batch_tokens: int, max_rows: int = 256) -> list[list[int]]:
     """Group row indices sorted by length so each batch holds ≤ ``batch_tokens`` padded tokens."""
     order = np.argsort(np.asarray(lengths), kind="stable")

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from pdray.errors import ConfigError
-from pdray.models.reward import _head, default_batch_tokens, linear_head, pad_batch, token_batches
+from pdray.models.formatting import default_batch_tokens
+from pdray.models.reward import _head, linear_head, pad_batch, token_batches
 from pdray.rm.losses import bt_loss
 
 

@@ -31,7 +31,7 @@ class ScoringActor:
         if not self.cfg.gpus_per_actor:  # torch threads = the actor's CPUs (at least one)
             import torch
 
-            torch.set_num_threads(max(1, int(round(self.cfg.cpus_per_actor or 1))))
+            torch.set_num_threads(max(1, round(self.cfg.cpus_per_actor or 1)))
         self.rm_set = RewardModelSet.load(rm_dir)
         self.scorer = make_scorer(self.rm_set, rm_dir, self.cfg)
         self.tok = next(iter(self.scorer.models.values())).tok if hasattr(self.scorer, "models") \

@@ -240,7 +240,7 @@ def _plan_for(rm_set: RewardModelSet, rm_dir: str):
 
 def make_scorer(rm_set: RewardModelSet, rm_dir: str, cfg) -> Scorer:
     if cfg.backend == "ray_llm":
-        from pdray.scoring.llm import RayLLMScorer
+        from pdray.scoring.llm import RayLLMScorer  # ray.data.llm; subclasses this module's
 
         return RayLLMScorer(rm_set, rm_dir, cfg)
     if cfg.backend == "vllm":

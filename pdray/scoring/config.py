@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from pdray.config import StrictModel
+from pdray.models.formatting import default_batch_tokens
 
 
 class ScoreConfig(StrictModel):
@@ -37,6 +38,4 @@ class ScoreConfig(StrictModel):
 
     def resolved_batch_tokens(self, gpu: bool) -> int:
         """``batch_tokens``, or its default for the device."""
-        from pdray.models.reward import default_batch_tokens
-
         return self.batch_tokens or default_batch_tokens(gpu)

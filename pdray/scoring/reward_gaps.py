@@ -26,7 +26,6 @@ deleted and rescored. Why this layer and not Ray Data's checkpointing: :mod:`pdr
 from __future__ import annotations
 
 import json
-import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from pdray.raysetup import init_ray, verbose_default
 from pdray.rm_set import RewardModelSet
 from pdray.scoring import shards as S
 from pdray.scoring.config import ScoreConfig
-from pdray.scoring.runner import run_shards
+from pdray.scoring.runner import actor_cpus, run_shards
 from pdray.selection.scores import read_scores
 
 
@@ -91,7 +90,6 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
     whole). ``verbose``: Ray's worker output and Ray Data's bars on the terminal (default: the
     ``PDRAY_VERBOSE`` environment variable); otherwise worker output goes to ``OUTPUT/logs/``.
     """
-    import ray
 
     cfg = cfg or ScoreConfig()
     verbose = verbose_default() if verbose is None else verbose
@@ -114,9 +112,9 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
     echo(f"[score] {staged.num_rows} pairs in {len(names)} shards: {len(names) - len(pending)} "
          f"already scored, {len(pending)} to score with {cfg.num_actors} {cfg.backend} actor(s) "
          f"× {len(rm_set.aspects)} aspect(s)")
-    if pending and not cfg.cpus_per_actor:
-        total = float(ray.cluster_resources().get("CPU", 1.0))
-        cfg = cfg.model_copy(update={"cpus_per_actor": max(1.0, math.floor(total / cfg.num_actors))})
+    if pending:
+        cfg = cfg.model_copy(update={"cpus_per_actor": actor_cpus(cfg.cpus_per_actor,
+                                                                  cfg.num_actors)})
     stats = run_shards(staged, pending, out, scorer_path="pdray.scoring.actor.ScoringActor",
                        scorer_args=(rm_dir, cfg.model_dump_json(), str(out)),
                        num_actors=cfg.num_actors, num_cpus=cfg.cpus_per_actor,

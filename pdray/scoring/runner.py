@@ -14,6 +14,7 @@ calls it still counts, one shard at a time). The driver only receives one stats 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 import threading
@@ -194,3 +195,14 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
         raise PdrayError(f"[{tag}] shards not scored after the run: {missing[:5]}")
     echo(format_progress(tag, stats.scored + stats.failed, total, stats.seconds))
     return stats
+
+
+def actor_cpus(cpus_per_actor: float | None, num_actors: int) -> float:
+    """Ray CPUs (and so torch threads) of each scoring actor: as set, else the cluster's CPUs
+    shared by the ``num_actors`` actors (at least 1), so one actor on a laptop gets every core."""
+    if cpus_per_actor:
+        return cpus_per_actor
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 1.0))
+    return max(1.0, float(math.floor(total / num_actors)))

@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 import pdray.ray_train as RT
-import pdray.raysetup
 from pdray.errors import ConfigError, PdrayError
 from pdray.ray_train import (
     fit_on_ray,
@@ -57,12 +56,12 @@ def test_workers_that_cannot_be_placed_on_a_local_ray_are_refused_up_front(monke
         "1 worker(s) × 1 GPU need 1 GPU, but this local Ray has 0"
 
     monkeypatch.setattr(RT, "_cluster_resources", lambda: {"CPU": 1.0})
-    monkeypatch.setattr(pdray.raysetup, "started_locally", lambda: True)
+    monkeypatch.setattr(RT, "started_locally", lambda: True)
     with pytest.raises(ConfigError, match=r"^\[rm:helpfulness\] 1 worker\(s\) × 2 CPU need 2 "
                        r"CPU, but this local Ray has 1: lower its cpus_per_worker"):
         fit_on_ray(lambda c: None, {}, label="rm:helpfulness", name="x", storage="/nonexistent",
                    num_workers=1, cpus_per_worker=2, use_gpu=False, max_failures=0)
-    monkeypatch.setattr(pdray.raysetup, "started_locally", lambda: False)   # a cluster
+    monkeypatch.setattr(RT, "started_locally", lambda: False)   # a cluster
     RT.check_fits("rm:helpfulness", 1, 2, False)
 
 

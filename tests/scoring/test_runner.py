@@ -11,7 +11,7 @@ import pytest
 from pdray.data import synthetic_pairs
 from pdray.errors import DataError
 from pdray.scoring import shards as S
-from pdray.scoring.runner import format_progress, shard_progress
+from pdray.scoring.runner import actor_cpus, format_progress, shard_progress
 
 COLS = ["id", "aspect", "prompt", "chosen", "rejected"]
 
@@ -151,3 +151,17 @@ def test_batch_tokens_default_follows_the_device():
     assert ScoreConfig().resolved_batch_tokens(gpu=False) == 2048
     assert ScoreConfig().resolved_batch_tokens(gpu=True) == 16384
     assert ScoreConfig(batch_tokens=512).resolved_batch_tokens(gpu=True) == 512
+
+
+def test_actor_cpus_share_the_cluster_unless_set(monkeypatch):
+    """Reward-gap and log-prob scoring alike: one actor on a 2-CPU Ray gets both cores (and
+    so two torch threads); a set value is kept; never less than one CPU."""
+    import ray
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    assert actor_cpus(None, 1) == 2.0
+    assert actor_cpus(None, 2) == 1.0
+    assert actor_cpus(None, 3) == 1.0
+    assert actor_cpus(0.5, 1) == 0.5
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 7.0})
+    assert actor_cpus(None, 2) == 3.0
