@@ -3,8 +3,12 @@
 Both train ``--steps`` steps of batch ``--batch`` on the same pairs (synthetic by default) with the
 same model (``--model tiny`` or ``smollm2`` or a path); tokens/s counts prompt+response tokens of
 the pairs seen. Plain TRL runs torch on ``--threads`` threads (default: every core) and the Ray
-worker holds as many CPUs (``cpus_per_worker``; a CPU worker runs torch on that many threads). Uses CUDA when it is there. Usage:
-python benchmarks/dpo_throughput.py [--model tiny] [--steps 20] [--batch 8] [--threads N] [--record]
+worker holds as many CPUs (``cpus_per_worker``; a CPU worker runs torch on that many threads).
+Plain TRL gets pdray's settings where ``trl.DPOConfig``'s defaults differ (gradient
+checkpointing off, bf16 only on GPU). Both run ``--repeat`` times, interleaved; the table
+compares the fastest of each. Uses CUDA when it is there. Usage:
+python benchmarks/dpo_throughput.py [--model tiny] [--steps 20] [--batch 8] [--threads N]
+                                    [--repeat 3] [--record]
 """
 
 from __future__ import annotations
@@ -33,10 +37,9 @@ def main() -> None:
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="torch threads of plain TRL = CPUs of the Ray worker (default: all)")
-    ap.add_argument("--baseline-runs", type=int, default=2,
-                    help="plain TRL runs, each with a fresh trainer; the first one in the "
-                    "process pays one-off costs the Ray worker pays before its timer starts, "
-                    "so the table's baseline is the fastest run (every run is listed)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each, interleaved (plain, pdray, plain, …), each with a fresh "
+                    "trainer; the table compares the fastest of each and lists every run")
     args = ap.parse_args()
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -60,49 +63,57 @@ def main() -> None:
     threads = args.threads
     torch.set_num_threads(threads)
     ds = datasets.Dataset.from_dict(to_dpo_rows(pairs, tok))
+    # the settings pdray's run below uses where trl.DPOConfig's own defaults differ:
+    # gradient_checkpointing (TRL: True, pdray: dpo.gradient_checkpointing=false), bf16 (TRL:
+    # True unless fp16; pdray: only on GPU)
     targs = TRLConfig(output_dir=str(tmp / "trl"), per_device_train_batch_size=args.batch,
                       max_steps=args.steps, learning_rate=5e-4, report_to="none", use_cpu=not gpu,
                       bf16=gpu, max_length=256, save_strategy="no", logging_steps=1000,
-                      disable_tqdm=True)
-    base_runs = []
-    for _ in range(max(1, args.baseline_runs)):
+                      disable_tqdm=True, gradient_checkpointing=False)
+    def plain() -> tuple[float, float]:
         trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_path), args=targs,
                              train_dataset=ds, processing_class=tok)
         t0, c0 = time.perf_counter(), time.process_time()
         trainer.train()
-        base_runs.append((time.perf_counter() - t0, time.process_time() - c0))
-    t_trl, c_trl = min(base_runs)
-    # pdray on Ray Train, one worker holding the cores plain TRL used (train time measured inside
-    # the worker, and end to end)
-    init_ray()
-    runs = {}
-    for cpus in [float(threads)]:
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    def pdray(k: int) -> tuple[float, float, float, int]:
+        # one Ray Train worker holding the cores plain TRL used; the training loop is timed
+        # inside the worker (the same trainer.train() span), end to end around train_dpo
         t0 = time.perf_counter()
         r = train_dpo(pairs, DPOConfig(model=model_path, max_steps=args.steps,
                                        batch_size=args.batch, lr=5e-4, max_length=256,
-                                       use_gpu=gpu, cpus_per_worker=cpus, save_steps=10**6,
-                                       eval_fraction=0.0),
-                      str(tmp / f"pdray-{cpus:g}"), echo=lambda *_: None)
-        runs[cpus] = (r.metrics["train_seconds"], time.perf_counter() - t0,
-                      r.metrics["train_cpu_seconds"], r.metrics["torch_threads"])
+                                       use_gpu=gpu, cpus_per_worker=float(threads),
+                                       save_steps=10**6, eval_fraction=0.0),
+                      str(tmp / f"pdray-{k}"), echo=lambda *_: None)
+        return (r.metrics["train_seconds"], r.metrics["train_cpu_seconds"],
+                time.perf_counter() - t0, r.metrics["torch_threads"])
+
+    init_ray()
+    base_runs, pd_runs = [], []
+    for k in range(max(1, args.repeat)):   # interleaved, so the host's drift hits both
+        base_runs.append(plain())
+        pd_runs.append(pdray(k))
+    t_trl, c_trl = min(base_runs)
+    t_pd, c_pd, _, n_thr = min(pd_runs)
+    t_e2e = min(r[2] for r in pd_runs)
     load = os.getloadavg()[0]
     date = datetime.date.today().isoformat()
     dev = torch.cuda.get_device_name() if gpu else f"CPU, {os.cpu_count()} cores"
+    n = len(base_runs)
+    what = f"worker with {threads} CPU, {n_thr} torch thread(s)"
     lines = [(f"### dpo_throughput — {date} — {platform.machine()}, {dev} — model {args.model}, "
-              f"{args.steps} steps × batch {args.batch}"), "",
+              f"{args.steps} steps × batch {args.batch}, best of {n} interleaved"), "",
              ("| run | seconds | tokens/s | ratio vs plain TRL | CPU seconds (process) "
               "| CPU ratio (plain / pdray) |"), "|---|---|---|---|---|---|",
-             (f"| plain TRL DPOTrainer (baseline, {threads} torch threads, fastest of "
-              f"{len(base_runs)}) | {t_trl:.2f} | {n_tok / t_trl:.0f} | 1.00 | {c_trl:.2f} | 1.00 |")]
-    lines += [(f"| … plain TRL run {i + 1} of {len(base_runs)} | {t:.2f} | {n_tok / t:.0f} | "
-               f"{t_trl / t:.2f} | {c:.2f} | {c_trl / c:.2f} |")
-              for i, (t, c) in enumerate(base_runs)]
-    for cpus, (t_pd, t_e2e, c_pd, n_thr) in runs.items():
-        what = f"worker with {cpus:g} CPU, {n_thr} torch thread(s)"
-        lines += [(f"| pdray Ray Train DPO, {what} (training loop) | {t_pd:.2f} | "
-                   f"{n_tok / t_pd:.0f} | {t_trl / t_pd:.2f} | {c_pd:.2f} | {c_trl / c_pd:.2f} |"),
-                  (f"| pdray Ray Train DPO, {what} (end to end, incl. worker start) | "
-                   f"{t_e2e:.2f} | {n_tok / t_e2e:.0f} | {t_trl / t_e2e:.2f} | | |")]
+             (f"| plain TRL DPOTrainer (baseline, {threads} torch threads) | {t_trl:.2f} | "
+              f"{n_tok / t_trl:.0f} | 1.00 | {c_trl:.2f} | 1.00 |"),
+             (f"| pdray Ray Train DPO, {what} (training loop) | {t_pd:.2f} | "
+              f"{n_tok / t_pd:.0f} | {t_trl / t_pd:.2f} | {c_pd:.2f} | {c_trl / c_pd:.2f} |"),
+             (f"| pdray Ray Train DPO, {what} (end to end, incl. worker start) | "
+              f"{t_e2e:.2f} | {n_tok / t_e2e:.0f} | {t_trl / t_e2e:.2f} | | |"), "",
+             "every run (s): plain TRL " + ", ".join(f"{t:.2f}" for t, _ in base_runs)
+             + "; pdray training loop " + ", ".join(f"{r[0]:.2f}" for r in pd_runs)]
     lines += ["", f"load average {load:.1f} on {os.cpu_count()} cores", ""]
     emit("\n".join(lines), args.record)
 
