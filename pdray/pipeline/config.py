@@ -33,10 +33,6 @@ from pdray.selection.selectors import NEEDS, SELECTORS
 STAGES = ("data", "rm", "score", "lossdiff", "select", "dpo", "eval", "report")
 """Every pipeline stage, in the order the runner calls them."""
 
-NEEDS_LOGPROBS = frozenset(s for s, n in NEEDS.items() if n.logprobs)
-"""Selectors that read the LossDiff / IRM columns (the ``lossdiff`` stage's scores)."""
-
-
 class DataSection(SourceConfig):
     """``data``: the source and conflict build of :class:`pdray.data.config.SourceConfig`
     (their defaults live there), plus the synthetic generator, a limit and the held-out split."""
@@ -157,7 +153,8 @@ class PipelineConfig(StrictModel):
             raise ValueError("run.stages: report needs the select stage")
         if "score" in stages and "rm" not in stages:
             raise ValueError("run.stages: score needs the rm stage")
-        wants = sorted(NEEDS_LOGPROBS & set(self.select.strategies))
+        # read when the config is checked, so a selector registered after import counts too
+        wants = sorted(s for s in set(self.select.strategies) if NEEDS[s].logprobs)
         if wants and "select" in stages and "lossdiff" not in stages:
             raise ValueError(f"select.strategies {wants} need the LossDiff scores: add lossdiff "
                              "to run.stages")
