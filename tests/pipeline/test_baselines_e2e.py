@@ -4,25 +4,19 @@ each selector reads the scores its ``Needs`` names (issue 14)."""
 
 import pytest
 
-from pdray.config import load_config
 from pdray.data import synthetic_pairs
 from pdray.io import read_table, write_table
-from pdray.pipeline import PipelineConfig, run_pipeline
+from pdray.pipeline import run_pipeline
 from pdray.selection import select
 from pdray.selection.scores import length_term, read_scores
+from tests.pipeline.helpers import tiny_pipeline
 
 
 @pytest.mark.timeout(900)
 def test_holistic_and_no_debias_select_on_their_own_models(ray_local, tmp_path):
     src = tmp_path / "pairs.jsonl"
     write_table(synthetic_pairs(48, aspects=["helpfulness", "honesty"], seed=4), src)
-    cfg = load_config(PipelineConfig, None, [
-        f"data.source={src}", "data.test_fraction=0.1", f"run.output_dir={tmp_path / 'run'}",
-        "run.tracking=none", "run.stages=[data,rm,score,select]",
-        "rm.backbone=tiny", "rm.max_steps=2", "rm.min_pairs=4", "rm.batch_size=8",
-        "rm.max_length=96", "rm.cpus_per_worker=0.5", "rm.holdout_fraction=0.0",
-        "rm.dev_fraction=0.0", "score.shard_rows=64", "score.cpus_per_actor=0.5",
-        "select.strategies=[pd,holistic,no_debias]"])
+    cfg = tiny_pipeline(src, tmp_path / "run", "select.strategies=[pd,holistic,no_debias]")
     assert cfg.rm.train_holistic and cfg.rm.train_no_debias   # switched on by the strategies
     res = run_pipeline(cfg, echo=lambda *_: None)
     score, sel = res.manifests["score"], res.manifests["select"]

@@ -5,24 +5,18 @@ import os
 
 import pytest
 
-from pdray.config import load_config
 from pdray.data import synthetic_pairs
 from pdray.fingerprint import file_fingerprint
 from pdray.io import read_table, write_table
-from pdray.pipeline import PipelineConfig, run_pipeline
+from pdray.pipeline import run_pipeline
 from pdray.pipeline.cache import describe_change
+from tests.pipeline.helpers import tiny_pipeline
 
 ASPECTS = ["helpfulness", "honesty"]
 
 
 def _cfg(src, out):
-    return load_config(PipelineConfig, None, [
-        f"data.source={src}", "data.test_fraction=0.1", f"run.output_dir={out}",
-        "run.tracking=none", "run.stages=[data,rm,score,select]",
-        "rm.backbone=tiny", "rm.max_steps=2", "rm.min_pairs=4", "rm.batch_size=8",
-        "rm.max_length=96", "rm.cpus_per_worker=0.5", "rm.holdout_fraction=0.0",
-        "rm.dev_fraction=0.0", "score.shard_rows=64", "score.cpus_per_actor=0.5",
-        "select.strategies=[pd,random]"])
+    return tiny_pipeline(src, out, "select.strategies=[pd,random]")
 
 
 @pytest.mark.timeout(900)
