@@ -72,6 +72,8 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
+        elif e["type"] == "missing":   # its input is the enclosing mapping: not worth printing
+            lines.append(f"{source}: {key} is required")
         elif not e["loc"]:  # a check across sections: the message names the keys itself
             lines.append(f"{source}: {e['msg'].removeprefix('Value error, ')}")
         else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from pdray.cli.verbs import Input, Shortcut, stage_verb
 from pdray.errors import DataError, PdrayError, StorageError, os_reason
 
 data_app = typer.Typer(help="Load, build, inspect and validate preference data.",
@@ -51,84 +52,49 @@ def _list_dropped(dropped: list[dict], what: str) -> None:
         typer.echo(f"  ... {len(dropped) - MAX_LISTED} more (all of them in --report)")
 
 
-@data_app.command("build")
-def build_cmd(args: list[str] | None = typer.Argument(
-                  None, metavar="[SOURCE] [KEY=VALUE]...",
-                  help="Input file, folder or hub id, then key=value overrides of the build "
-                  "config (e.g. conflict=0.3 options.seed=1)."),
-              fmt: str | None = typer.Option(None, "--format", "-f",
-                                                help="pairs | ultrafeedback_raw | "
-                                                "ultrafeedback_binarized | trl | helpsteer2 | "
-                                                "pku_saferlhf | hh_rlhf | generic"),
-              output: str | None = typer.Option(None, "--output", "-o",
-                                                   help="Output .parquet/.jsonl"),
-              conflict: float | None = typer.Option(None, help="Target conflict level for "
-                                                       "rating sources, e.g. 0.2"),
-              seed: int | None = typer.Option(None),
-              holistic: str | None = typer.Option(None, help="mean | overall"),
-              aspect: str | None = typer.Option(None, help="Constant aspect (binarized, "
-                                                   "generic, hh_rlhf)."),
-              quarantine: str | None = typer.Option(None, help="Write bad rows to this JSONL "
-                                                       "file instead of failing."),
-              report: str | None = typer.Option(None, help="Write a JSON report here."),
-              config: Path | None = typer.Option(None, "--config", "-c", help="YAML config."),
-              option: list[str] | None = typer.Option(None, help="Loader option key=value "
-                                                         "(YAML value), repeatable.")):
-    """Turn a source into canonical pairs (building conflict-controlled pairs from ratings).
-
-    Settings come from --config (YAML), then the options, then KEY=VALUE overrides."""
+def _build_settings(inputs: dict) -> dict:
+    """What the command line sets beyond its shortcut options: ``--option k=v`` and ``--aspect``
+    into the loader's ``options``, and the first argument: the source, or (when it is a
+    KEY=VALUE naming no file, the source coming from --config) one more override."""
+    from pdray.config import parse_override
     from pdray.io import exists
 
-    source, overrides = None, []
-    for a in args or []:
-        if "=" in a and not exists(a):
-            overrides.append(a)
-        elif source is None:
-            source = a
-        else:
-            _fail(PdrayError(f"more than one SOURCE given: {source!r} and {a!r}"))
-    try:
-        _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, report, config,
-               option, overrides)
-    except (PdrayError, OSError) as e:
-        _fail(e)
+    out: dict = {}
+    options = {".".join(k): v for k, v in map(parse_override, inputs["option"] or [])}
+    if inputs["aspect"]:
+        options["aspect"] = inputs["aspect"]
+    if options:
+        out["options"] = options
+    first = inputs["source"]
+    if first is not None and "=" in first and not exists(first):
+        keys, value = parse_override(first)
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    elif first is not None:
+        out["source"] = first
+    return out
 
 
-def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, report, config,
-           option, overrides) -> None:
-    from pdray.config import deep_merge, load_config, parse_override, read_yaml
+def _build(cfg, inputs: dict, output, echo) -> None:
     from pdray.data import describe
     from pdray.data.assemble import assemble
-    from pdray.data.config import DataBuildConfig
     from pdray.data.result import quarantine_table
     from pdray.io import check_output, write_json, write_table
 
-    base: dict = {}
-    for k, v in {"source": source, "format": fmt, "output": output, "conflict": conflict,
-                 "seed": seed, "holistic": holistic, "quarantine": quarantine,
-                 "report": report}.items():
-        if v is not None:
-            base[k] = v
-    for o in option or []:
-        k, v = parse_override(o)
-        base.setdefault("options", {})[".".join(k)] = v
-    if aspect:
-        base.setdefault("options", {})["aspect"] = aspect
-    if config is not None:
-        base = deep_merge(read_yaml(config), base)
-    cfg = load_config(DataBuildConfig, None, overrides or [], base=base)
     for out, is_table in ((cfg.output, True), (cfg.quarantine, True), (cfg.report, False)):
         if out:
             check_output(out, table=is_table)
     got = assemble(cfg, quarantine=bool(cfg.quarantine))
     res, table, build = got.load, got.table, got.build
-    typer.echo(f"read {cfg.source}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
+    echo(f"read {cfg.source}: " + ", ".join(f"{k}={v}" for k, v in res.counts.items()))
     _list_dropped(res.dropped, "input rows")
     if build is not None:
         s = build.summary()
-        typer.echo(f"built {s['pairs']} pairs from {s['prompts_in']} prompts; conflict target "
-                   f"{cfg.conflict} -> achieved {s['achieved_conflict']:.3f} "
-                   f"(feasible range {s['feasible_range']})")
+        echo(f"built {s['pairs']} pairs from {s['prompts_in']} prompts; conflict target "
+             f"{cfg.conflict} -> achieved {s['achieved_conflict']:.3f} "
+             f"(feasible range {s['feasible_range']})")
         if not build.feasible:
             typer.echo(f"warning: target conflict {cfg.conflict} cannot be reached with this "
                        f"data; closest achievable is {s['achieved_conflict']:.3f}", err=True)
@@ -136,18 +102,18 @@ def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, re
     if cfg.quarantine:
         rows = res.quarantined
         write_table(quarantine_table(rows), cfg.quarantine)
-        typer.echo(f"quarantined {len(rows)} bad rows -> {cfg.quarantine}")
+        echo(f"quarantined {len(rows)} bad rows -> {cfg.quarantine}")
         for q in rows[:MAX_LISTED]:
-            typer.echo(f"  quarantined: row {q['row']}, field '{q['field']}': {q['reason']}")
+            echo(f"  quarantined: row {q['row']}, field '{q['field']}': {q['reason']}")
     if not table.num_rows:
         raise DataError("no valid pairs to write (every row was quarantined or dropped)",
                         file=cfg.source)
     write_table(table, cfg.output)
     info = describe(table) if table.num_rows else {"rows": 0}
-    typer.echo(f"wrote {table.num_rows} pairs -> {cfg.output}")
-    typer.echo("per aspect: " + json.dumps(info.get("aspects", {})))
+    echo(f"wrote {table.num_rows} pairs -> {cfg.output}")
+    echo("per aspect: " + json.dumps(info.get("aspects", {})))
     if "conflict_rate" in info:
-        typer.echo(f"conflict rate: {info['conflict_rate']:.3f}")
+        echo(f"conflict rate: {info['conflict_rate']:.3f}")
         _print_matrix(info["disagreement"])
     if cfg.report:
         write_json({"config": cfg.model_dump(mode="json"), "load_counts": res.counts,
@@ -155,7 +121,33 @@ def _build(source, fmt, output, conflict, seed, holistic, aspect, quarantine, re
                     "build": build.summary() if build else None,
                     "dropped_prompts": build.dropped if build else [], "describe": info},
                    cfg.report)
-        typer.echo(f"report -> {cfg.report}")
+        echo(f"report -> {cfg.report}")
+
+
+stage_verb(
+    data_app, "build", config="pdray.data.config:DataBuildConfig", run=_build,
+    output_key="output", output_kind=None,   # checked with quarantine and report, in _build
+    output_help="Output .parquet/.jsonl (the config's output).",
+    overrides_last=True, one_line_errors=True, settings=_build_settings,
+    inputs=[Input("source", "Input file, folder or hub id (or the config's source; a first "
+                  "KEY=VALUE is an override).", default=None),
+            Input("aspect", "Constant aspect (binarized, generic, hh_rlhf).", option="--aspect",
+                  default=None),
+            Input("option", "Loader option key=value (YAML value), repeatable.",
+                  option="--option", type=list[str], default=None)],
+    shortcuts=[Shortcut("format", option="--format", short="-f",
+                        help="pairs | ultrafeedback_raw | ultrafeedback_binarized | trl | "
+                        "helpsteer2 | pku_saferlhf | hh_rlhf | generic"),
+               Shortcut("conflict", float, help="Target conflict level for rating sources, "
+                        "e.g. 0.2"),
+               Shortcut("seed", int),
+               Shortcut("holistic", help="mean | overall"),
+               Shortcut("quarantine", help="Write bad rows to this JSONL file instead of "
+                        "failing."),
+               Shortcut("report", help="Write a JSON report here.")],
+    help="""Turn a source into canonical pairs (building conflict-controlled pairs from
+    ratings). Settings come from --config (YAML), then the options, then KEY=VALUE
+    overrides.""")
 
 
 @data_app.command("inspect")

@@ -26,7 +26,7 @@ import typer
 
 from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, import_config, settings_epilog
 from pdray.config import load_config
-from pdray.errors import PdrayError
+from pdray.errors import PdrayError, StorageError, os_reason
 
 RESERVED = ("output", "config", "overrides", "verbose")
 VERBOSE_HELP = "Ray's own worker log lines and bars on the terminal (default: OUTPUT/logs/)"
@@ -85,7 +85,8 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
                settings: Callable[[dict], dict] | None = None, overrides_last: bool = False,
                needs_ray: bool = False, verbose: bool = False,
                output_kind: str | None = "folder", output_help: str | None = None,
-               output_required: bool = True, one_line_errors: bool = False) -> Callable:
+               output_required: bool = True, output_key: str | None = None,
+               one_line_errors: bool = False) -> Callable:
     """Register the verb ``name`` on ``app`` and return its callback.
 
     ``config``: the stage's config model as ``"module:Class"`` (``None``: a verb without
@@ -96,17 +97,18 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
     settings are ``base`` < ``--config`` < overrides < shortcuts, or with ``overrides_last``
     ``base`` < ``--config`` < shortcuts < overrides. ``output_kind``: ``"folder"`` or
     ``"table"``, checked by :func:`pdray.io.check_output` before any work (``None``: not
-    checked; ``output_required=False``: ``-o`` may be left out, and ``run`` gets ``None``).
+    checked; ``output_required=False``: ``-o`` may be left out, and ``run`` gets ``None``;
+    ``output_key``: ``-o`` is optional and sets that config key, like a shortcut).
     ``needs_ray``: start Ray (quiet unless ``verbose`` adds ``--verbose`` and it is
-    given). ``one_line_errors``: pdray's own errors are printed as ``error: …`` with exit 2 by
-    the command itself (a caller of ``app`` sees the exit code), not only by
-    :func:`pdray.cli.main`."""
+    given). ``one_line_errors``: pdray's own errors (and an ``OSError`` no layer wrapped) are
+    printed as ``error: …`` with exit 2 by the command itself (a caller of ``app`` sees the
+    exit code), not only by :func:`pdray.cli.main`."""
     cuts = [Shortcut(s) if isinstance(s, str) else s for s in shortcuts]
     names = [i.name for i in inputs] + [s.key for s in cuts]
     clash = sorted({n for n in names if n in RESERVED or names.count(n) > 1})
     if clash:
         raise ValueError(f"verb {name!r}: parameter names used twice or reserved: {clash}")
-    if cuts and config is None:
+    if (cuts or output_key) and config is None:
         raise ValueError(f"verb {name!r}: shortcuts set config keys, but there is no config")
 
     def callback(**kw):
@@ -120,6 +122,8 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
             value = s.convert(value) if s.convert and value is not None else value
             if value is not None:
                 given[s.key] = value
+        if output_key and output is not None:
+            given[output_key] = str(output)
         try:
             cfg = None
             if config is not None:
@@ -136,16 +140,20 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
 
                 init_ray(quiet=verbose and not kw["verbose"])
             return run(cfg, kw, output, typer.echo)
-        except PdrayError as e:
+        except (PdrayError, OSError) as e:
             if not one_line_errors:
                 raise
+            if isinstance(e, OSError):   # an infrastructure fault no layer wrapped: one line too
+                e = StorageError(os_reason(e), path=e.filename)
             typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
 
     params = [i.parameter() for i in inputs if i.option is None]
-    out_default = ... if output_required else None
+    out_default = ... if output_required and not output_key else None
+    # a config key is a string (a local path or a URI such as s3://…, which Path would mangle)
     params.append(_parameter("output", typer.Option(out_default, "--output", "-o",
-                                                    help=output_help), Path, out_default))
+                                                    help=output_help),
+                             str if output_key else Path, out_default))
     params += [i.parameter() for i in inputs if i.option is not None]
     params += [s.parameter() for s in cuts]
     if verbose:

@@ -53,3 +53,15 @@ def test_load_config_errors_name_key_and_value(tmp_path):
     bad.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(Outer, bad)
+
+
+class Needy(StrictModel):
+    output: str
+    inner: Inner = Inner()
+
+
+def test_a_missing_required_key_is_named_alone(tmp_path):
+    """Not followed by the whole enclosing mapping (pydantic's input for a missing field)."""
+    with pytest.raises(ConfigError) as e:
+        load_config(Needy, None, ["inner.lr=0.5"])
+    assert str(e.value) == "config: output is required"
