@@ -3,12 +3,26 @@ help generated from a stage's config (the verbs themselves: :mod:`pdray.cli.verb
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import typer
 from pydantic import BaseModel
+
+from pdray.errors import StorageError, os_reason
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML config file.", exists=False)
 PAIRS_HELP = "Canonical pairs (.parquet/.jsonl)."
 OVERRIDES_ARG = typer.Argument(None, help="Overrides as key.sub=value (applied after --config).")
+
+
+def fail(e: BaseException) -> NoReturn:
+    """End a command on one ``error: …`` line, exit 2: a pdray error as it is, an
+    infrastructure fault (``OSError``) no layer wrapped as a :class:`StorageError` naming the
+    path. (:func:`pdray.cli.main` does the same for the commands that raise.)"""
+    if isinstance(e, OSError):
+        e = StorageError(os_reason(e), path=e.filename)
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2) from None
 
 
 def echo_kv(title: str, items: dict) -> None:

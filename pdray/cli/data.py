@@ -7,19 +7,13 @@ from pathlib import Path
 
 import typer
 
+from pdray.cli.common import fail
 from pdray.cli.verbs import Input, Shortcut, stage_verb
-from pdray.errors import DataError, PdrayError, StorageError, os_reason
+from pdray.errors import DataError, PdrayError
 
 data_app = typer.Typer(help="Load, build, inspect and validate preference data.",
                        no_args_is_help=True)
 MAX_LISTED = 20
-
-
-def _fail(e: BaseException):
-    if isinstance(e, OSError):  # an infrastructure fault io did not wrap: still one line
-        e = StorageError(os_reason(e), path=e.filename)
-    typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(2)
 
 
 def _print_matrix(m: dict) -> None:
@@ -56,7 +50,7 @@ def _build_settings(inputs: dict) -> dict:
     """What the command line sets beyond its shortcut options: ``--option k=v`` and ``--aspect``
     into the loader's ``options``, and the first argument: the source, or (when it is a
     KEY=VALUE naming no file, the source coming from --config) one more override."""
-    from pdray.config import parse_override
+    from pdray.config import apply_overrides, parse_override
     from pdray.io import exists
 
     out: dict = {}
@@ -67,11 +61,7 @@ def _build_settings(inputs: dict) -> dict:
         out["options"] = options
     first = inputs["source"]
     if first is not None and "=" in first and not exists(first):
-        keys, value = parse_override(first)
-        node = out
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
+        out = apply_overrides(out, [first])
     elif first is not None:
         out["source"] = first
     return out
@@ -159,7 +149,7 @@ def inspect_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet
     try:
         info = describe(read_pairs(pairs))
     except (PdrayError, OSError) as e:
-        _fail(e)
+        fail(e)
     typer.echo(f"{pairs}: {info['rows']} pairs, {len(info['aspects'])} aspects")
     for a, n in info["aspects"].items():
         typer.echo(f"  {a}: {n}")
@@ -199,7 +189,7 @@ def validate_cmd(pairs: str = typer.Argument(...),
         if output:
             write_table(res.table, output)
     except (PdrayError, OSError) as e:
-        _fail(e)
+        fail(e)
     if quarantine:
         typer.echo(f"{pairs}: {res.table.num_rows} valid, {len(res.quarantined)} quarantined -> "
                    f"{quarantine}")
@@ -225,7 +215,7 @@ def synth_cmd(n: int = typer.Option(10000, "--n", help="Number of pairs."),
     t0 = time.perf_counter()
     asp = aspects.split(",") if aspects else None
     if not output.endswith((".parquet", ".pq")):
-        _fail(PdrayError(f"synth writes Parquet; use a .parquet output, not {output!r}"))
+        fail(PdrayError(f"synth writes Parquet; use a .parquet output, not {output!r}"))
     try:
         from pdray.io import check_output
 
@@ -233,9 +223,9 @@ def synth_cmd(n: int = typer.Option(10000, "--n", help="Number of pairs."),
         write_synthetic(output, n, asp, conflict_rate=conflict, length_effect=length_effect,
                         seed=seed, batch_size=batch_size)
     except ValueError as e:
-        _fail(PdrayError(str(e)))
+        fail(PdrayError(str(e)))
     except (PdrayError, OSError) as e:
-        _fail(e)
+        fail(e)
     dt = time.perf_counter() - t0
     typer.echo(f"wrote {n} synthetic pairs -> {output} in {dt:.1f}s ({n / max(dt, 1e-9):,.0f} "
                "pairs/s)")

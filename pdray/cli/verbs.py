@@ -24,9 +24,9 @@ from typing import Any
 
 import typer
 
-from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, import_config, settings_epilog
+from pdray.cli.common import CONFIG_OPTION, OVERRIDES_ARG, fail, import_config, settings_epilog
 from pdray.config import load_config
-from pdray.errors import PdrayError, StorageError, os_reason
+from pdray.errors import PdrayError
 
 RESERVED = ("output", "config", "overrides", "verbose")
 VERBOSE_HELP = "Ray's own worker log lines and bars on the terminal (default: OUTPUT/logs/)"
@@ -143,10 +143,7 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
         except (PdrayError, OSError) as e:
             if not one_line_errors:
                 raise
-            if isinstance(e, OSError):   # an infrastructure fault no layer wrapped: one line too
-                e = StorageError(os_reason(e), path=e.filename)
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
+            fail(e)
 
     params = [i.parameter() for i in inputs if i.option is None]
     out_default = ... if output_required and not output_key else None

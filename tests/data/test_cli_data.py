@@ -97,3 +97,24 @@ def test_synth(tmp_path):
     assert t.num_rows == 500 and set(t["aspect"].to_pylist()) == {"a", "b"}
     r = runner.invoke(app, ["data", "synth", "--n", "5", "--output", str(tmp_path / "s.jsonl")])
     assert r.exit_code == 2 and "use a .parquet output" in r.output
+
+
+def test_build_loader_options_and_aspect_reach_the_loader(tmp_path, shared_data):
+    """``--aspect`` and ``--option k=v`` go into the loader's options; ``-o`` sets the config's
+    output and wins over the YAML's; a second bare argument is a one-line error."""
+    src = str(shared_data / "preference/ultrafeedback_binarized_1k.jsonl")
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(f"output: {tmp_path / 'from_yaml.parquet'}\n")
+    out = tmp_path / "uf.parquet"
+    r = runner.invoke(app, ["data", "build", src, "-f", "ultrafeedback_binarized", "-o", str(out),
+                            "--aspect", "helpfulness", "--option", "aspect_column=null",
+                            "-c", str(cfg)])
+    assert r.exit_code == 0, r.output
+    t = read_pairs(out)
+    assert t.num_rows > 0 and set(t["aspect"].to_pylist()) == {"helpfulness"}
+    assert not (tmp_path / "from_yaml.parquet").exists()
+    r = runner.invoke(app, ["data", "build", src, "-f", "ultrafeedback_binarized", "-o", str(out),
+                            "--option", "no_such_option=1"])   # reaches the loader, which refuses it
+    assert r.exit_code == 2 and "no_such_option" in r.output
+    r = runner.invoke(app, ["data", "build", src, "other", "-o", str(out)])
+    assert r.exit_code == 2 and "error: override 'other' is not of the form key.sub=value" in r.output
