@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
                 Input("rm", "Reward-model set (pdray rm train).", option="--rm")],
         shortcuts=["backend", Shortcut("num_actors", int), Shortcut("batch_tokens", int)],
         help="""Cross pseudo-rewards: every pair through every aspect's reward model (Ray Data);
-        writes the scores table (OUTPUT/shards/*.parquet), failures and a manifest. A Parquet
-        input is streamed (never read whole); a progress line (rows, rows/s, ETA) at least
-        every 30 s. Re-running skips finished shards whose inputs are unchanged. (The LossDiff
+        writes the scores table (OUTPUT/shards/*.parquet), failures and a manifest. A local
+        Parquet or JSONL input is streamed (never read whole); a progress line (rows,
+        rows/s, ETA) at least every 30 s. Re-running skips finished shards whose inputs are unchanged. (The LossDiff
         log-prob scores: `pdray lossdiff score`, on the same runner.)""")

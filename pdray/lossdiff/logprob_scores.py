@@ -64,7 +64,7 @@ def score_logprobs(pairs: pa.Table | str, policy_dir: str, ref_dir: str, aux_dir
     LossDiff / IRM (docs/CONTRACTS.md, "Model-dependent scores"). Returns the scores table.
 
     Runs on the scoring stage's streaming runner (:mod:`pdray.scoring.shards`): ``pairs`` may
-    be a table or a path (a Parquet file is streamed); resume checks the pairs' content hash,
+    be a table or a path (a local Parquet or JSONL file is streamed); resume checks the pairs' content hash,
     the three model folders' fingerprints and the settings that change a score (``plan.json``).
     """
     cfg = cfg or LossDiffConfig()

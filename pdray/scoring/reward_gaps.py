@@ -2,7 +2,7 @@
 
 The runner is :mod:`pdray.scoring.shards` (plan, input staging, resume checks) plus
 :mod:`pdray.scoring.runner` (actor pool, progress), shared with the LossDiff log-prob scores.
-The input (a Parquet path is streamed, never read whole by the driver) is cut into shards of
+The input (a local Parquet or JSONL file is streamed, never read whole by the driver) is cut into shards of
 ``shard_rows`` pairs with deterministic names (index plus a hash of their ids); a pool of actors
 (``map_batches(..., compute=ActorPoolStrategy)``) scores each shard and commits it atomically
 (staging file, then rename) under ``OUTPUT/shards/`` itself; the driver only plans and sums
@@ -86,8 +86,8 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
                 verbose: bool | None = None) -> ScoreRun:
     """Score every pair under every model of the set at ``rm_dir`` into ``output_dir``.
 
-    ``pairs``: a table, or a path (a Parquet file is streamed batch by batch; JSONL is read
-    whole). ``verbose``: Ray's worker output and Ray Data's bars on the terminal (default: the
+    ``pairs``: a table, or a path (a local Parquet file is streamed batch by batch, a JSONL
+    file line by line; a folder of shards or a remote file is read whole). ``verbose``: Ray's worker output and Ray Data's bars on the terminal (default: the
     ``PDRAY_VERBOSE`` environment variable); otherwise worker output goes to ``OUTPUT/logs/``.
     """
 
