@@ -50,10 +50,10 @@ def _runs(variants: list[str], steps: int, batch: int, repeat: int) -> dict[str,
     fix_pad_token(tok)
     ds = datasets.Dataset.from_dict(to_dpo_rows(pairs, tok))
     gpu = torch.cuda.is_available()
-    base = dict(output_dir=str(tmp / "trl"), per_device_train_batch_size=batch,
-                max_steps=steps, learning_rate=5e-4, report_to="none", use_cpu=not gpu,
-                bf16=gpu, max_length=256, save_strategy="no", logging_steps=1000,
-                disable_tqdm=True, gradient_checkpointing=False)
+    base = {"output_dir": str(tmp / "trl"), "per_device_train_batch_size": batch,
+                "max_steps": steps, "learning_rate": 5e-4, "report_to": "none", "use_cpu": not gpu,
+                "bf16": gpu, "max_length": 256, "save_strategy": "no", "logging_steps": 1000,
+                "disable_tqdm": True, "gradient_checkpointing": False}
     pd = trl_args(DPOConfig(model=mp, max_steps=steps, batch_size=batch, lr=5e-4,
                             max_length=256, use_gpu=gpu, save_steps=10**6, eval_fraction=0.0),
                   output_dir=str(tmp / "pd"), kappa=None)
@@ -91,10 +91,10 @@ def main() -> None:
     times.update(_runs(["baseline", "pdray's TRL arguments", "… without token counting",
                         "… logging every 1000 steps"], a.steps, a.batch, a.repeat))
     best = min(times["baseline"])
-    lines = [f"### dpo_overheads — {datetime.date.today().isoformat()} — {platform.machine()}, "
+    lines = [(f"### dpo_overheads — {datetime.date.today().isoformat()} — {platform.machine()}, "
              f"{os.cpu_count()} cores — model tiny, {a.steps} steps × batch {a.batch}, best of "
-             f"{a.repeat}", "", "| trainer.train() of | seconds (best) | ratio vs baseline | "
-             "every run (s) |", "|---|---|---|---|"]
+             f"{a.repeat}"), "", ("| trainer.train() of | seconds (best) | ratio vs baseline | "
+             "every run (s) |"), "|---|---|---|---|"]
     for name in ["baseline", "pdray's TRL arguments", "… without token counting",
                  "… logging every 1000 steps", "ddp at world size 1"]:
         t = times[name]
