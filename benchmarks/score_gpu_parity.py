@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _report import emit  # benchmarks/_report.py (scripts run from this folder)
 
 
@@ -61,7 +60,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pdray.raysetup import init_ray
-    from pdray.rm_set import RewardModelSet
+    from pdray.rm.model_set import RewardModelSet
     from pdray.scoring import ScoreConfig, make_scorer
 
     root = args.rm

@@ -30,11 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pyarrow as pa
 import torch
-
 from _report import emit  # benchmarks/_report.py (scripts run from this folder)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "preference"
@@ -73,7 +71,7 @@ def build_set(root: Path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from pdray.models.backbones import minilm_path
-    from pdray.rm_set import RewardModelSet
+    from pdray.rm.model_set import RewardModelSet
 
     for a in ("helpfulness", "harmlessness"):
         m = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=1)
@@ -164,7 +162,7 @@ def main() -> None:
     if "b" not in paths:
         ap.error("--paths must include b (the hand loop every ratio is against)")
     from pdray.raysetup import init_ray
-    from pdray.rm_set import RewardModelSet
+    from pdray.rm.model_set import RewardModelSet
     from pdray.scoring import HFScorer, ScoreConfig, score_pairs
 
     tmp = Path(tempfile.mkdtemp())

@@ -2,9 +2,9 @@
 
 :class:`SourceConfig` is where pairs come from and how rated responses become pairs; it is
 the one home of those defaults for both entry points: ``pdray data build``
-(:class:`DataBuildConfig`, which adds the output files) and the pipeline's ``data`` section
-(:class:`pdray.pipeline.config.DataSection`, which adds the synthetic generator, the limit and
-the held-out split). Both build D with :func:`pdray.data.assemble.assemble`.
+(:class:`DataBuildConfig`, which adds the output files) and the data stage of ``pdray run``
+(:class:`DataStageConfig`, which adds the synthetic generator, the limit and the held-out
+split). Both build D with :func:`pdray.data.assemble.assemble`.
 """
 
 from __future__ import annotations
@@ -79,3 +79,14 @@ class DataBuildConfig(SourceConfig):
     output: str = Field(..., description="output .parquet or .jsonl")
     quarantine: str | None = Field(None, description="side file for bad rows (JSONL)")
     report: str | None = Field(None, description="JSON report: counts, dropped rows, matrix")
+
+
+class DataStageConfig(SourceConfig):
+    """The pipeline's ``data`` section (:mod:`pdray.data.stage`): a source as above, or the
+    synthetic generator, a limit and the held-out split."""
+
+    source: str = Field("synthetic", description="'synthetic' or a path/URI/hub id")
+    n_pairs: int = Field(2000, gt=0, description="synthetic: number of pairs")
+    length_effect: float = Field(0.5, ge=0, description="synthetic: length/quality coupling")
+    limit: int | None = Field(None, gt=0, description="keep only the first N pairs")
+    test_fraction: float = Field(0.2, ge=0, lt=1, description="held-out pairs for DPO accuracy")

@@ -1,11 +1,12 @@
 """The pipeline configuration: one YAML with a section per stage.
 
-Each section is its stage's own typed config (:class:`pdray.rm.config.RMConfig`,
+Each stage's section is that stage's own typed config, declared in its package
+(:class:`pdray.data.config.DataStageConfig`, :class:`pdray.rm.config.RMConfig`,
 :class:`pdray.scoring.config.ScoreConfig`, :class:`pdray.lossdiff.config.LossDiffConfig`,
-:class:`pdray.align.config.DPOConfig`, :class:`pdray.eval.config.EvalConfig`; ``select`` on
-:class:`pdray.selection.config.SelectParams`), so the whole file is validated when it loads:
-a typo in the last stage fails in the first second, not after an hour of training. ``data``,
-``run`` and ``tune`` are the runner's own sections.
+:class:`pdray.selection.config.SelectStageConfig`, :class:`pdray.align.config.DPOConfig`,
+:class:`pdray.eval.config.EvalConfig`), so the whole file is validated when it loads: a typo
+in the last stage fails in the first second, not after an hour of training. ``run`` and
+``tune`` are the runner's own sections.
 
 Which stages run, and what each needs from the others, is checked here too (a strategy that
 needs the LossDiff scores without the ``lossdiff`` stage, DMPO without scores), and the
@@ -22,48 +23,16 @@ from pydantic import Field, field_validator, model_validator
 
 from pdray.align.config import DPOConfig
 from pdray.config import StrictModel
-from pdray.data.config import SourceConfig
+from pdray.data.config import DataStageConfig
 from pdray.eval.config import EvalConfig
 from pdray.lossdiff.config import LossDiffConfig
 from pdray.rm.config import RMConfig
 from pdray.scoring.config import ScoreConfig
-from pdray.selection.config import COMPARED, SelectParams
+from pdray.selection.config import COMPARED, SelectStageConfig
 from pdray.selection.selectors import NEEDS, SELECTORS
 
 STAGES = ("data", "rm", "score", "lossdiff", "select", "dpo", "eval", "report")
 """Every pipeline stage, in the order the runner calls them."""
-
-class DataSection(SourceConfig):
-    """``data``: the source and conflict build of :class:`pdray.data.config.SourceConfig`
-    (their defaults live there), plus the synthetic generator, a limit and the held-out split."""
-
-    source: str = Field("synthetic", description="'synthetic' or a path/URI/hub id")
-    n_pairs: int = Field(2000, gt=0, description="synthetic: number of pairs")
-    length_effect: float = Field(0.5, ge=0, description="synthetic: length/quality coupling")
-    limit: int | None = Field(None, gt=0, description="keep only the first N pairs")
-    test_fraction: float = Field(0.2, ge=0, lt=1, description="held-out pairs for DPO accuracy")
-
-
-class SelectSection(SelectParams):
-    """``select``: the parameters of :class:`pdray.selection.config.SelectConfig` (λ, γ, the
-    length fit, the seed: their defaults live there) over a list of strategies; ρ and the
-    length mode come from the scores manifest."""
-
-    strategies: list[str] = Field(default_factory=lambda: list(COMPARED),
-                                  description="the strategies to select with (pdray select "
-                                  "--help lists them)")
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict,
-                                               description="per-strategy options")
-
-    @field_validator("strategies")
-    @classmethod
-    def _known_strategies(cls, v: list[str]) -> list[str]:
-        """An unknown strategy fails when the config loads, not after training and scoring."""
-        unknown = [s for s in v if s not in SELECTORS]
-        if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r} (known: "
-                             f"{', '.join(sorted(SELECTORS))})")
-        return v
 
 
 class RunSection(StrictModel):
@@ -114,11 +83,11 @@ class TuneSection(StrictModel):
 
 class PipelineConfig(StrictModel):
     name: str = Field("pdray", description="the run's name (tracking, Tune)")
-    data: DataSection = DataSection()
+    data: DataStageConfig = DataStageConfig()
     rm: RMConfig = Field(default_factory=RMConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     lossdiff: LossDiffConfig = Field(default_factory=LossDiffConfig)
-    select: SelectSection = SelectSection()
+    select: SelectStageConfig = SelectStageConfig()
     dpo: DPOConfig = Field(default_factory=DPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunSection = RunSection()
@@ -146,6 +115,10 @@ class PipelineConfig(StrictModel):
     @model_validator(mode="after")
     def _stages_have_their_inputs(self):
         """What each stage needs from the others, before anything runs."""
+        unknown = [s for s in self.select.strategies if s not in SELECTORS]
+        if unknown:   # read now, so a selector registered after import counts too
+            raise ValueError(f"select.strategies: unknown strategy {unknown[0]!r} (known: "
+                             f"{', '.join(sorted(SELECTORS))})")
         stages = set(self.run.stages)
         if {"select", "report"} & stages and "score" not in stages:
             raise ValueError("run.stages: select and report need the score stage")

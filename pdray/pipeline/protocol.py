@@ -1,16 +1,18 @@
 """The stage protocol: what every pipeline stage declares, and the one runner that runs it.
 
-A :class:`Stage` is data: its name, the config section it reads, the upstream stages whose
-outputs are its inputs, its manifest type (:mod:`pdray.pipeline.manifests`) and a
-``build(cfg, inputs, out, echo) -> manifest`` function that writes the stage's files under
-``out`` and returns its typed manifest naming them (``inputs``: the upstream stages' typed
-manifests, by stage name).
-:func:`run_stage` owns everything around it, for every stage alike:
+Every stage package has a ``stage.py`` (``pdray.data.stage``, ``pdray.rm.stage``, …,
+``pdray.report.stage``) with its typed manifest and a
+``run(cfg, inputs, out, echo, **args) -> manifest`` that writes the stage's files under ``out``
+and returns the manifest naming them: ``cfg`` is the stage's own config section (the typed model
+in its ``config.py``), ``inputs`` the upstream stages' typed manifests by stage name, ``args``
+the few values it takes from other sections. A :class:`Stage` is the wiring: which section,
+which upstream stages, which ``args``. :func:`run_stage` owns everything around ``run``, for
+every stage alike:
 
-- the **key**: a hash of the stage's config section (plus any extra values the stage declares,
-  e.g. another section's setting it depends on) and of the *content* of each input stage's
-  output directory (:func:`pdray.pipeline.cache.content_hash`), so a changed setting or an
-  input edited in place recomputes the stage and everything downstream, and nothing else;
+- the **key**: a hash of the stage's config section, of its ``args`` and of the *content* of
+  each input stage's output directory (:func:`pdray.fingerprint.content_hash`; for the data
+  stage, of its source file), so a changed setting or an input edited in place recomputes the
+  stage and everything downstream, and nothing else. What ``run`` receives is what is keyed;
 - **reuse**: a finished directory for the key is returned as it is (``[stage] cached …``);
 - **locking**: the build runs under the stage's file lock (two Tune trials never build the same
   key twice; the second finds it finished);
@@ -26,43 +28,51 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pdray.fingerprint import content_hash
+from pdray.manifest import StageManifest, load_manifest
 from pdray.pipeline.cache import MARKER, StageCache, stage_key
-from pdray.pipeline.manifests import StageManifest, load_manifest
 
 Echo = Callable[[str], None]
-Build = Callable[[Any, dict, Path, Echo], StageManifest]
+Run = Callable[..., StageManifest]
+"""``run(section_cfg, inputs, out, echo, **args) -> manifest``: a stage package's ``stage.run``."""
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline stage.
+    """One pipeline stage, wired.
 
-    ``manifest`` is the type ``build`` returns; ``section`` names the config section that is
-    the stage's own (``None``: none); ``reads`` the upstream stages whose output directories
-    are its inputs (an input that did not run this time is passed as ``None`` and keyed as
-    such); ``extra_key(cfg)`` a dict of any other values the outputs depend on (keyed by name,
-    shown by name in change messages); ``cached(manifest)`` the text after ``[stage] cached``.
+    ``run`` is the stage package's ``stage.run`` and ``manifest`` the type it returns;
+    ``section`` names the config section passed to it as ``cfg`` (``None``: none); ``reads``
+    the upstream stages whose manifests are its ``inputs`` (one that did not run this time is
+    passed as ``None`` and keyed as such); ``args(cfg)`` the keyword arguments it takes from
+    other sections of the pipeline config (keyed by name, shown by name in change messages);
+    ``source_key(cfg)`` the content of an input outside the run folder (the data stage's
+    source file); ``cached(manifest)`` the text after ``[stage] cached``.
     """
 
     name: str
-    build: Build
+    run: Run
     manifest: type[StageManifest]
     section: str | None = None
     reads: tuple[str, ...] = ()
-    extra_key: Callable[[Any], dict] | None = None
+    args: Callable[[Any], dict] | None = None
+    source_key: Callable[[Any], dict] | None = None
     cached: Callable[[StageManifest], str] = field(default=lambda m: "")
+
+    def section_of(self, cfg):
+        """The stage's own config section of the pipeline config ``cfg`` (or ``None``)."""
+        return getattr(cfg, self.section) if self.section else None
 
 
 def stage_key_of(stage: Stage, cfg, inputs: dict[str, StageManifest | None]) -> str:
-    """The stage's cache key: its config section, its extra values and its inputs' content."""
-    section = getattr(cfg, stage.section) if stage.section else None
+    """The stage's cache key: its config section, its args, its source and its inputs' content."""
+    section = stage.section_of(cfg)
     payload = {
         "cfg": section.model_dump(mode="json") if section is not None else None,
-        **(stage.extra_key(cfg) if stage.extra_key else {}),
+        **(stage.args(cfg) if stage.args else {}),
+        **(stage.source_key(cfg) if stage.source_key else {}),
         "inputs": {name: (content_hash(d.dir) if d else None)
                    for name, d in sorted(inputs.items())},
     }
@@ -107,16 +117,17 @@ def run_stage(stage: Stage, cfg, done: dict[str, StageManifest], cache: StageCac
         with cache.lock(stage.name, key) as out:
             manifest = finished_manifest(stage, cache, key, echo)
             if manifest is None:
-                manifest = stage.build(cfg, inputs, out, echo)
+                manifest = stage.run(stage.section_of(cfg), inputs, out, echo,
+                                     **(stage.args(cfg) if stage.args else {}))
                 if not isinstance(manifest, stage.manifest):
-                    raise TypeError(f"[{stage.name}] build returned {type(manifest).__name__}, "
+                    raise TypeError(f"[{stage.name}] run returned {type(manifest).__name__}, "
                                     f"not {stage.manifest.__name__}")
                 cache.mark(stage.name, key, manifest.to_json())
                 echo(f"[{stage.name}] finished in {time.perf_counter() - t0:.1f}s: {out}")
     if seconds is not None:
         seconds[stage.name] = round(time.perf_counter() - t0, 2)
     if tracker is not None:
-        section = getattr(cfg, stage.section) if stage.section else None
+        section = stage.section_of(cfg)
         tracker.log_params(stage.name, section.model_dump(mode="json") if section else {})
         tracker.log_metrics(stage.name, manifest.metrics)
     return manifest

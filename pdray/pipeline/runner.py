@@ -19,10 +19,10 @@ from pathlib import Path
 from pdray.config import dump_config
 from pdray.errors import ConfigError
 from pdray.io import write_json, write_text
+from pdray.manifest import StageManifest
 from pdray.pipeline.cache import StageCache
 from pdray.pipeline.config import STAGES as ORDER
 from pdray.pipeline.config import PipelineConfig
-from pdray.pipeline.manifests import StageManifest
 from pdray.pipeline.protocol import run_stage
 from pdray.pipeline.stages import STAGES
 from pdray.pipeline.summary import format_summary, summarize
@@ -57,7 +57,7 @@ def _sigterm_raises():
 
 @dataclass
 class PipelineResult:
-    """``manifests``: each stage's typed manifest (:mod:`pdray.pipeline.manifests`);
+    """``manifests``: each stage's typed manifest (each stage's ``stage.py``);
     ``stages``: the same as JSON dicts (what ``OUTPUT/run.json`` holds)."""
 
     output_dir: Path

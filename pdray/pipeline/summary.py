@@ -36,7 +36,7 @@ def selection_row(strategy: str, selected: pa.Table, scores: pa.Table | None) ->
 
 def summarize(manifests: dict) -> list[dict]:
     """One row per selection (and per DPO-only strategy such as ``dmpo``) from the stages'
-    typed manifests (:mod:`pdray.pipeline.manifests`)."""
+    typed manifests (each stage's ``stage.py``)."""
     sel = manifests["select"]
     scores = read_scores(manifests["score"].scores) if manifests.get("score") else None
     dpo = manifests["dpo"].metrics if manifests.get("dpo") else {}

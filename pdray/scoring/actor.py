@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.models.formatting import response_token_lens
-from pdray.rm_set import RewardModelSet
+from pdray.rm.model_set import RewardModelSet
 from pdray.schema import text_errors
 from pdray.scoring.backends import make_scorer
 from pdray.scoring.config import ScoreConfig

@@ -18,7 +18,7 @@ from pdray.errors import PdrayError
 from pdray.models.backbones import load_reward_backbone
 from pdray.models.formatting import encode_reward_inputs
 from pdray.models.reward import pad_batch, reward_forward, token_batches
-from pdray.rm_set import HOLISTIC, RewardModelSet
+from pdray.rm.model_set import HOLISTIC, RewardModelSet
 
 
 def encode_pairs(tok, prompts, chosen, rejected, system, max_length: int, response_share: float):

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from pdray.fingerprint import file_fingerprint, folder_fingerprint
 from pdray.io import file_hash, read_table, write_json
 from pdray.raysetup import init_ray, verbose_default
-from pdray.rm_set import RewardModelSet
+from pdray.rm.model_set import RewardModelSet
 from pdray.scoring import shards as S
 from pdray.scoring.config import ScoreConfig
 from pdray.scoring.runner import actor_cpus, run_shards

@@ -2,8 +2,8 @@
 
 :class:`SelectParams` holds what every way of selecting shares (λ, γ, the length fit, the seed);
 :class:`SelectConfig` is one ``pdray select`` / ``pdray report`` run (YAML + ``key.sub=value``),
-and the ``select`` section of ``pdray run`` (:class:`pdray.pipeline.config.SelectSection`) is
-the same parameters over a list of strategies. Code that needs a default reads it from here
+and the ``select`` section of ``pdray run`` (:class:`SelectStageConfig`, run by
+:mod:`pdray.selection.stage`) is the same parameters over a list of strategies. Code that needs a default reads it from here
 (:func:`default`), never writes the number again.
 """
 
@@ -54,6 +54,18 @@ class SelectConfig(SelectParams):
         rho, mode = length_term(scores_path, self.rho, self.length_debias)
         return {"budget": self.budget, "gamma": self.gamma, "rho": rho, "length_debias": mode,
                 "fit_length": self.fit_length, "seed": self.seed, "aspect_weights": self.aspect_weights, **self.options}
+
+
+class SelectStageConfig(SelectParams):
+    """The pipeline's ``select`` section: the parameters above over a list of strategies; ρ and
+    the length mode come from the scores manifest. (The strategy names are checked against the
+    registry when the pipeline config loads: :class:`pdray.pipeline.config.PipelineConfig`.)"""
+
+    strategies: list[str] = Field(default_factory=lambda: list(COMPARED),
+                                  description="the strategies to select with (pdray select "
+                                  "--help lists them)")
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                               description="per-strategy options")
 
 
 def default(name: str):

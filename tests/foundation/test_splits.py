@@ -24,7 +24,7 @@ def test_hash_holdout_fraction_and_equal_keys():
 
 
 def test_pipeline_and_rm_splits_use_it():
-    from pdray.pipeline.stages import split_holdout
+    from pdray.data.stage import split_holdout
     from pdray.rm.train import holdout_mask
 
     t = pa.table({"id": [f"id{i}" for i in range(50)], "prompt": [f"p{i % 10}" for i in range(50)]})

@@ -7,16 +7,15 @@ from typing import get_type_hints
 import pytest
 from pydantic import ValidationError
 
+from pdray.align.stage import DPOManifest
+from pdray.data.stage import DataManifest
+from pdray.manifest import StageManifest, load_manifest
 from pdray.pipeline.cache import MARKER, StageCache
-from pdray.pipeline.manifests import (
-    DataManifest,
-    DPOManifest,
-    ScoreManifest,
-    SelectManifest,
-    load_manifest,
-)
+from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.protocol import Stage, run_stage, stage_key_of
 from pdray.pipeline.stages import STAGES
+from pdray.scoring.stage import ScoreManifest
+from pdray.selection.stage import SelectManifest
 
 
 def _select(d="/o/select"):
@@ -35,11 +34,6 @@ def test_manifests_round_trip_through_the_marker(tmp_path):
         record = c.mark("x", "k" * 16, m.to_json())   # adds stage / key / finished_at
         back, why = load_manifest(type(m), json.loads(json.dumps(record)))
         assert why == "" and back == m
-
-
-def test_every_pipeline_stage_declares_the_manifest_type_its_build_returns():
-    for name, stage in STAGES.items():
-        assert get_type_hints(stage.build)["return"] is stage.manifest, name
 
 
 def test_unknown_and_missing_keys_are_refused():
@@ -90,6 +84,31 @@ def test_a_stale_or_garbled_marker_is_rebuilt_with_one_line(tmp_path):
 
 def test_a_build_returning_another_type_is_an_error(tmp_path):
     stage = Stage("score", lambda cfg, i, out, echo: {"dir": str(out)}, ScoreManifest)
-    with pytest.raises(TypeError, match="build returned dict, not ScoreManifest"):
+    with pytest.raises(TypeError, match="run returned dict, not ScoreManifest"):
         run_stage(stage, SimpleNamespace(), {}, StageCache(tmp_path), lambda *_: None)
     assert not list(tmp_path.glob(f"*/{MARKER}"))   # nothing marked finished
+
+
+def test_every_stage_is_a_package_stage_run_with_the_args_it_is_keyed_on():
+    """Each stage's work is its package's ``stage.run(cfg, inputs, out, echo, **args)``; the
+    wiring passes exactly the keyword arguments ``run`` declares, and those are keyed."""
+    import inspect
+
+    cfg = PipelineConfig()
+    for name, stage in STAGES.items():
+        mod = inspect.getmodule(stage.run)
+        assert mod.__name__.endswith(".stage") and stage.run.__name__ == "run", name
+        assert mod.__name__.startswith("pdray.") and issubclass(stage.manifest, StageManifest)
+        params = inspect.signature(stage.run).parameters
+        assert list(params)[:4] == ["cfg", "inputs", "out", "echo"], name
+        kw = {p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY}
+        assert kw == set(stage.args(cfg) if stage.args else {}), name
+        assert get_type_hints(stage.run)["return"] is stage.manifest, name
+
+
+def test_a_value_passed_from_another_section_is_in_the_key():
+    """dpo's strategies come from run.dpo_strategies: changing them changes dpo's key only."""
+    a = PipelineConfig()
+    b = PipelineConfig(run={"dpo_strategies": ["pd"]})
+    assert stage_key_of(STAGES["dpo"], a, {}) != stage_key_of(STAGES["dpo"], b, {})
+    assert stage_key_of(STAGES["select"], a, {}) == stage_key_of(STAGES["select"], b, {})

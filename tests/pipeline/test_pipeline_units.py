@@ -5,12 +5,12 @@ import pyarrow as pa
 import pytest
 
 from pdray.config import load_config
+from pdray.data.stage import split_holdout
 from pdray.data.stats import conflict_flags as holistic_agreement
 from pdray.errors import ConfigError
 from pdray.pipeline.cache import StageCache, stage_key
 from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.presets import preset
-from pdray.pipeline.stages import split_holdout
 from pdray.pipeline.summary import format_summary, selection_row
 from pdray.schema import pairs_from_rows
 
@@ -83,13 +83,13 @@ def test_summary_metrics_hand_computed():
 
 def test_data_seed_seeds_the_loader(shared_data):
     """data.seed reaches loaders that take a seed: PKU's aspect assignment differs by seed."""
-    from pdray.pipeline.stages import load_pairs_for_pipeline
+    from pdray.data.stage import load_pairs
 
     def aspects(seed):
         cfg = load_config(PipelineConfig, None, [f"data.seed={seed}"], base=preset("pku") | {
             "data": {**preset("pku")["data"],
                      "source": str(shared_data / "preference" / "pku_saferlhf_500.jsonl")}})
-        t, _ = load_pairs_for_pipeline(cfg)
+        t, _ = load_pairs(cfg.data)
         return t["aspect"].to_pylist()
 
     a0, a1 = aspects(0), aspects(1)
@@ -101,9 +101,9 @@ def test_a_selector_declares_what_it_reads(monkeypatch, tmp_path):
     """A new selector's needs (its own reward models, a score set) are configuration: the
     pipeline turns on its rm switch and hands it its scores; nothing names the strategy."""
     from pdray.errors import PdrayError
-    from pdray.pipeline.manifests import ScoreManifest
-    from pdray.pipeline.stages import _selection_scores
+    from pdray.scoring.stage import ScoreManifest
     from pdray.selection import selectors as S
+    from pdray.selection.stage import selection_scores
 
     monkeypatch.setitem(S.SELECTORS, "my_a2", S.select_pd)
     monkeypatch.setitem(S.NEEDS, "my_a2", S.Needs(rm_switch="train_no_debias",
@@ -113,4 +113,4 @@ def test_a_selector_declares_what_it_reads(monkeypatch, tmp_path):
     assert load_config(PipelineConfig, None, ["select.strategies=[holistic]"]).rm.train_holistic
     score = ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "scores"))
     with pytest.raises(PdrayError, match=r"my_a2 needs the scores_no_debias .*rm\.train_no_debias"):
-        _selection_scores("my_a2", {"score": score})
+        selection_scores("my_a2", {"score": score})

@@ -1,4 +1,4 @@
-"""The reward-model set manifest at its home (pdray.rm.model_set), the old path, and a light pdray.rm."""
+"""The reward-model set manifest at its home (pdray.rm.model_set), and a light pdray.rm."""
 
 import json
 import subprocess
@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-import pdray.rm_set as old_path
 from pdray import rm
 from pdray.errors import PdrayError
 from pdray.rm.model_set import MANIFEST, RewardModelSet
@@ -20,7 +19,7 @@ def test_reading_a_set_imports_neither_torch_nor_trl():
     assert out.stdout.strip() == "[]"
 
 
-def test_round_trip_old_path_and_lazy_names(tmp_path):
+def test_round_trip_and_lazy_names(tmp_path):
     s = RewardModelSet("multi_head", ["a", "b"], {"a": "multi_head", "b": "multi_head"},
                        rho=0.5, extra={"nan": float("nan")})
     s.save(tmp_path)
@@ -30,7 +29,7 @@ def test_round_trip_old_path_and_lazy_names(tmp_path):
     assert back.model_dir(tmp_path, "a") == tmp_path / "multi_head"
     with pytest.raises(PdrayError, match="no reward model for aspect 'c'"):
         back.model_dir(tmp_path, "c")
-    assert old_path.RewardModelSet is rm.RewardModelSet is RewardModelSet
+    assert rm.RewardModelSet is RewardModelSet
     assert "train_reward_models" in dir(rm) and sorted(rm.__all__) == sorted(rm._HOME)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         rm.nope  # noqa: B018

@@ -50,7 +50,7 @@ def test_ray_llm_backend_without_vllm_is_a_clear_error(tmp_path):
         pytest.skip("vLLM is installed")
     except ImportError:
         pass
-    from pdray.rm_set import RewardModelSet
+    from pdray.rm.model_set import RewardModelSet
     from pdray.scoring import make_scorer
 
     rms = RewardModelSet("separate", ["a"], {"a": "a"}, max_length=64)

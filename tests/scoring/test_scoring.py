@@ -9,7 +9,7 @@ from pdray.errors import PdrayError
 from pdray.models.formatting import pair_text
 from pdray.models.reward import token_batches
 from pdray.models.tiny import build_tiny_reward_model
-from pdray.rm_set import RewardModelSet
+from pdray.rm.model_set import RewardModelSet
 from pdray.scoring import ScoreConfig, score_pairs
 from pdray.scoring.backends import vllm_kwargs
 

@@ -9,7 +9,7 @@ import pytest
 
 from pdray.data import synthetic_pairs
 from pdray.models.tiny import build_tiny_reward_model
-from pdray.rm_set import RewardModelSet
+from pdray.rm.model_set import RewardModelSet
 from pdray.scoring import ScoreConfig, score_pairs
 
 ASPECTS = ["helpfulness", "honesty"]

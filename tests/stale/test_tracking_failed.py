@@ -42,7 +42,7 @@ def test_failed_and_terminated_runs_are_marked_failed(ray_local, tmp_path, monke
         time.sleep(10)
         raise AssertionError("SIGTERM did not interrupt the run")
 
-    monkeypatch.setitem(S.STAGES, "data", dataclasses.replace(S.STAGES["data"], build=killed))
+    monkeypatch.setitem(S.STAGES, "data", dataclasses.replace(S.STAGES["data"], run=killed))
     with pytest.raises(Terminated):
         run_pipeline(cfg, echo=lambda *_: None)
     assert _status(out) == "FAILED"

@@ -1,6 +1,7 @@
-"""The typed manifest of every pipeline stage: what a stage's ``build`` returns, what
+"""The base of every stage's typed manifest: what a stage's ``run`` returns, what
 :func:`pdray.pipeline.protocol.run_stage` writes (``_stage.json``, atomically, last) and what the
-stages that read it receive.
+stages that read it receive. Each stage declares its own manifest beside its ``run``, in
+``pdray/<stage>/stage.py`` (``DataManifest`` … ``ReportManifest``).
 
 A manifest names the files a stage wrote (paths as strings, so it round-trips through JSON) and
 the few values later stages need. ``extra="forbid"``: a build that returns an unknown key, or a
@@ -29,60 +30,6 @@ class StageManifest(BaseModel):
 
     def to_json(self) -> dict:
         return self.model_dump(mode="json")
-
-
-class DataManifest(StageManifest):
-    pairs: str
-    train: str
-    test: str
-    rows: int
-    train_rows: int
-    test_rows: int
-    aspects: list[str]
-    source: str
-    format: str | None = None
-    dropped: int = 0
-    achieved_conflict: float | None = None
-
-
-class RMManifest(StageManifest):
-    aspects: list[str]
-    rho: float
-    length_debias: str
-    no_debias_dir: str | None = None
-
-
-class ScoreManifest(StageManifest):
-    scores: str
-    scores_no_debias: str | None = None
-
-
-class LossDiffManifest(StageManifest):
-    scores: str
-    reference: str
-    policy: str
-    aux: str
-
-
-class SelectManifest(StageManifest):
-    strategies: list[str]
-    selections: dict[str, str]
-    counts: dict[str, int]
-    rho: float
-    length_debias: str
-    dmpo_input: str | None = None
-
-
-class DPOManifest(StageManifest):
-    models: dict[str, str]
-
-
-class EvalManifest(StageManifest):
-    results: dict[str, Any]
-
-
-class ReportManifest(StageManifest):
-    html: str
 
 
 def load_manifest(kind: type[StageManifest], record: dict) -> tuple[StageManifest | None, str]:

@@ -1,0 +1,98 @@
+"""The data stage of the pipeline: D loaded (or generated), split, written as Parquet.
+
+``run(cfg, inputs, out, echo) -> DataManifest`` (the stage protocol,
+:mod:`pdray.pipeline.protocol`): ``cfg`` is the ``data`` section
+(:class:`pdray.data.config.DataStageConfig`); the stage reads no other stage. Its source file is
+keyed by content (:func:`source_key`), so a source edited in place is reloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pdray.data.assemble import assemble
+from pdray.data.config import DataStageConfig
+from pdray.data.synthetic import synthetic_pairs
+from pdray.errors import PdrayError
+from pdray.fingerprint import file_fingerprint
+from pdray.io import write_table
+from pdray.manifest import StageManifest
+from pdray.splits import hash_holdout
+
+
+class DataManifest(StageManifest):
+    pairs: str
+    train: str
+    test: str
+    rows: int
+    train_rows: int
+    test_rows: int
+    aspects: list[str]
+    source: str
+    format: str | None = None
+    dropped: int = 0
+    achieved_conflict: float | None = None
+
+
+def split_holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table, pa.Table]:
+    """Deterministic train/test split by a seeded hash of ``id`` (stable under row order)."""
+    if fraction <= 0:
+        return table, table.slice(0, 0)
+    test = pa.array(hash_holdout(table["id"].to_pylist(), fraction, str(seed)))
+    return table.filter(pc.invert(test)), table.filter(test)
+
+
+def source_key(cfg: DataStageConfig) -> dict:
+    """The source's content in the data stage's key.
+
+    For a local or remote file (or a folder of files): its size, ``mtime_ns`` and content hash
+    (:func:`file_fingerprint`: XXH3 of the whole file under 64 MiB, else of its edges and 16
+    sampled blocks), so a source edited in place is reloaded. A hub id (no such file) is keyed
+    by its name and ``data.options`` (pin a revision there).
+    """
+    if cfg.source == "synthetic":
+        return {"source": None}
+    fp = file_fingerprint(cfg.source)
+    return {"source": dict(fp, file=cfg.source) if fp is not None else None}
+
+
+def load_pairs(cfg: DataStageConfig) -> tuple[pa.Table, dict]:
+    """The aggregated dataset D: synthetic, or any source through
+    :func:`pdray.data.assemble.assemble` (the same build as ``pdray data build``)."""
+    if cfg.source == "synthetic":
+        kw = {} if cfg.conflict is None else {"conflict_rate": cfg.conflict}
+        t = synthetic_pairs(cfg.n_pairs, aspects=cfg.aspects, length_effect=cfg.length_effect,
+                            seed=cfg.seed, **kw)
+        return t, {"source": "synthetic"}
+    got = assemble(cfg)
+    info: dict[str, Any] = {"source": cfg.source, "format": cfg.format,
+                            "dropped": len(got.load.dropped) if got.load.dropped is not None else 0}
+    if got.build is not None:
+        info["achieved_conflict"] = got.build.achieved_conflict
+    return got.table, info
+
+
+def run(cfg: DataStageConfig, inputs: dict, out: Path, echo) -> DataManifest:
+    """Load D, split it, write ``pairs``, ``pairs_train`` and ``pairs_test`` (Parquet)."""
+    before = source_key(cfg)
+    table, info = load_pairs(cfg)
+    if source_key(cfg) != before:
+        raise PdrayError(f"[data] {cfg.source} changed while it was being read: run again")
+    if cfg.limit:
+        table = table.slice(0, cfg.limit)
+    train, test = split_holdout(table, cfg.test_fraction, cfg.seed)
+    write_table(table, out / "pairs.parquet")
+    write_table(train, out / "pairs_train.parquet")
+    write_table(test, out / "pairs_test.parquet")
+    aspects = sorted(pc.unique(table["aspect"]).to_pylist())
+    echo(f"[data] {table.num_rows} pairs, aspects {aspects}: "
+         f"{train.num_rows} train / {test.num_rows} held out")
+    return DataManifest(dir=str(out), pairs=str(out / "pairs.parquet"),
+                        train=str(out / "pairs_train.parquet"),
+                        test=str(out / "pairs_test.parquet"), rows=table.num_rows,
+                        train_rows=train.num_rows, test_rows=test.num_rows, aspects=aspects,
+                        **info)

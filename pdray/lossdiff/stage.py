@@ -1,0 +1,48 @@
+"""The lossdiff stage of the pipeline: the second seed's model-dependent scores
+(METHOD.md, "Second seed"), read by the ``lossdiff_irm`` and ``pd_irm`` selectors.
+
+``run(cfg, inputs, out, echo, *, default_reference) -> LossDiffManifest`` (the stage protocol,
+:mod:`pdray.pipeline.protocol`): ``cfg`` is the ``lossdiff`` section
+(:class:`pdray.lossdiff.config.LossDiffConfig`), ``inputs["data"]`` the data stage's manifest;
+``default_reference`` is the model the warm-up starts from when ``cfg.reference`` is unset (the
+pipeline passes the dpo stage's model, and ``None`` when ``cfg.reference`` is set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pdray.io import read_table
+from pdray.lossdiff.config import LossDiffConfig
+from pdray.manifest import StageManifest
+
+
+class LossDiffManifest(StageManifest):
+    scores: str
+    reference: str
+    policy: str
+    aux: str
+
+
+def run(cfg: LossDiffConfig, inputs: dict, out: Path, echo, *,
+        default_reference: str | None = None) -> LossDiffManifest:
+    """Warm-up DPO of θ on D minus a validation set and of θ_val on it, then LossDiff and IRM
+    of every training pair (the log-prob scorer on the scoring runner)."""
+    from pdray.align.train import resolve_policy  # torch, trl
+    from pdray.lossdiff import score_logprobs, warmup
+
+    pairs = read_table(inputs["data"].train)
+    if cfg.reference is None:
+        if default_reference is None:
+            raise ValueError("lossdiff: set reference, or pass default_reference")
+        texts = pairs["prompt"].to_pylist()[:1000] + pairs["chosen"].to_pylist()[:1000]
+        cfg = cfg.model_copy(update={
+            "reference": resolve_policy(default_reference, out / "_base", texts)})
+    w = warmup(pairs, cfg, out / "warmup", echo=echo)
+    score_logprobs(pairs, str(w.policy_dir), cfg.reference, str(w.aux_dir), out / "scores",
+                   cfg, echo=echo)
+    return LossDiffManifest(
+        dir=str(out), scores=str(out / "scores"), reference=cfg.reference,
+        policy=str(w.policy_dir), aux=str(w.aux_dir),
+        metrics={"warmup_policy_loss": w.manifest["policy_metrics"].get("train_loss"),
+                 "warmup_aux_loss": w.manifest["aux_metrics"].get("train_loss")})

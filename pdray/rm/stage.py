@@ -1,0 +1,37 @@
+"""The rm stage of the pipeline: one reward model per aspect on D's training split.
+
+``run(cfg, inputs, out, echo) -> RMManifest`` (the stage protocol,
+:mod:`pdray.pipeline.protocol`): ``cfg`` is the ``rm`` section (:class:`pdray.rm.config.RMConfig`),
+``inputs["data"]`` the data stage's manifest. The baselines' extra models (``holistic``; the
+no-mitigation set of ablation A2) are trained when their ``rm`` switch is on, which the pipeline
+config turns on for the selectors that need them (:data:`pdray.selection.selectors.NEEDS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pdray.manifest import StageManifest
+from pdray.rm.config import RMConfig
+
+
+class RMManifest(StageManifest):
+    aspects: list[str]
+    rho: float
+    length_debias: str
+    no_debias_dir: str | None = None
+
+
+def run(cfg: RMConfig, inputs: dict, out: Path, echo) -> RMManifest:
+    """Train the set (all aspects concurrently on Ray Train) under ``out``."""
+    from pdray.rm.train import train_reward_models  # torch, trl: only when the stage runs
+
+    data = inputs["data"]
+    echo(f"[rm] training {cfg.mode} reward models ({cfg.backbone}) for "
+         f"{len(data.aspects)} aspects in parallel")
+    rm_set = train_reward_models(data.train, cfg, str(out))
+    no_debias = out / "no_debias"
+    return RMManifest(dir=str(out), aspects=rm_set.aspects, rho=rm_set.rho,
+                      length_debias=rm_set.length_debias,
+                      no_debias_dir=str(no_debias) if (no_debias / "rm_set.json").exists()
+                      else None)
