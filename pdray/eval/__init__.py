@@ -1,59 +1,29 @@
-"""Evaluation: generation, the paper's pairwise judge (App. B.2), win score (Eq. 19), AlpacaEval WR/LC."""
+"""Evaluation: generation, the paper's pairwise judge (App. B.2), win score (Eq. 19), AlpacaEval WR/LC.
 
-from pdray.eval.config import EvalConfig, GenerationConfig
-from pdray.eval.generate import generate_answers, model_fingerprint
-from pdray.eval.metrics import (
-                              average_length,
-                              average_win_score,
-                              length_controlled_win_rate,
-                              win_rate,
-                              win_score,
-)
-from pdray.eval.openai_judge import OpenAIJudge
-from pdray.eval.pairwise import (
-                              JUDGE_INSTRUCTION,
-                              JUDGE_SYSTEM_PROMPT,
-                              JUDGE_USER_TEMPLATE,
-                              Judge,
-                              JudgeReply,
-                              JudgeRequest,
-                              combine,
-                              judge_both_orders,
-                              judge_messages,
-                              parse_scores,
-)
-from pdray.eval.prompts import PAPER_SETS, load_prompt_set, load_prompt_sets, read_answers
-from pdray.eval.rm_judge import RewardModelJudge
-from pdray.eval.run import EvalResult, evaluate, evaluate_models, make_judge
+The names below are loaded on first use, so reading the eval config (the pipeline's, the CLI's)
+does not import torch and transformers (the reward-model judge loads them).
+"""
 
-__all__ = [
-                              "JUDGE_INSTRUCTION",
-                              "JUDGE_SYSTEM_PROMPT",
-                              "JUDGE_USER_TEMPLATE",
-                              "PAPER_SETS",
-                              "EvalConfig",
-                              "EvalResult",
-                              "GenerationConfig",
-                              "Judge",
-                              "JudgeReply",
-                              "JudgeRequest",
-                              "OpenAIJudge",
-                              "RewardModelJudge",
-                              "average_length",
-                              "average_win_score",
-                              "combine",
-                              "evaluate",
-                              "evaluate_models",
-                              "generate_answers",
-                              "judge_both_orders",
-                              "judge_messages",
-                              "length_controlled_win_rate",
-                              "load_prompt_set",
-                              "load_prompt_sets",
-                              "make_judge",
-                              "model_fingerprint",
-                              "parse_scores",
-                              "read_answers",
-                              "win_rate",
-                              "win_score",
-]
+from __future__ import annotations
+
+from pdray.lazy import lazy_names
+
+_HOME = {
+    "EvalConfig": "config", "GenerationConfig": "config",
+    "generate_answers": "generate", "model_fingerprint": "generate",
+    "average_length": "metrics", "average_win_score": "metrics",
+    "length_controlled_win_rate": "metrics", "win_rate": "metrics", "win_score": "metrics",
+    "OpenAIJudge": "openai_judge",
+    "JUDGE_INSTRUCTION": "pairwise", "JUDGE_SYSTEM_PROMPT": "pairwise",
+    "JUDGE_USER_TEMPLATE": "pairwise", "Judge": "pairwise", "JudgeReply": "pairwise",
+    "JudgeRequest": "pairwise", "combine": "pairwise", "judge_both_orders": "pairwise",
+    "judge_messages": "pairwise", "parse_scores": "pairwise",
+    "PAPER_SETS": "prompts", "load_prompt_set": "prompts", "load_prompt_sets": "prompts",
+    "read_answers": "prompts",
+    "RewardModelJudge": "rm_judge",
+    "EvalResult": "run", "evaluate": "run", "evaluate_models": "run", "make_judge": "run",
+}
+
+__all__ = sorted(_HOME)
+
+__getattr__, __dir__ = lazy_names(__name__, _HOME)

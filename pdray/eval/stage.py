@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from pdray.eval.config import EvalConfig
-from pdray.eval.run import evaluate_models
 from pdray.manifest import StageManifest
 
 
@@ -21,5 +20,7 @@ class EvalManifest(StageManifest):
 
 def run(cfg: EvalConfig, inputs: dict, out: Path, echo) -> EvalManifest:
     """Every policy of the dpo stage against the reference, judged with order swap."""
+    from pdray.eval.run import evaluate_models  # its reward-model judge imports torch
+
     return EvalManifest(dir=str(out), results=evaluate_models(inputs["dpo"].models, cfg,
                                                               str(out), echo=echo))

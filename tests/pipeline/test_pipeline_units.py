@@ -114,3 +114,16 @@ def test_a_selector_declares_what_it_reads(monkeypatch, tmp_path):
     score = ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "scores"))
     with pytest.raises(PdrayError, match=r"my_a2 needs the scores_no_debias .*rm\.train_no_debias"):
         selection_scores("my_a2", {"score": score})
+
+
+def test_loading_the_pipeline_and_its_config_imports_no_torch():
+    """Reading a pipeline config (``pdray run``'s validation, Tune's driver) stays light: the
+    stages import torch, transformers and trl only when they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pdray.pipeline.stages, pdray.eval; "
+            "from pdray.pipeline import PipelineConfig; PipelineConfig(); "
+            "print([m for m in ('torch', 'trl', 'transformers', 'ray') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
