@@ -73,9 +73,9 @@ def pdray_core(scores: pa.Table, budget: float, gamma: float, rho: float) -> lis
     """pdray's selection math alone: PD (compute_pd, contract check included) and top-λ."""
     from pdray.selection import compute_pd
     from pdray.selection import math as M
-
+    from pdray.selection import ranking as R
     pd_ = compute_pd(scores, gamma=gamma, rho=rho).pd
-    keep = M.top_lowest(pd_, scores["id"], M.budget_count(scores.num_rows, budget))
+    keep = R.top_lowest(pd_, scores["id"], M.budget_count(scores.num_rows, budget))
     return scores["id"].take(pa.array(keep)).to_pylist()
 
 

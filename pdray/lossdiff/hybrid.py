@@ -22,6 +22,7 @@ from pdray.errors import DataError
 from pdray.report.metrics import consensus, holistic_agreement
 from pdray.selection import band as B
 from pdray.selection import math as M
+from pdray.selection import ranking as R
 from pdray.selection.config import BAND
 
 
@@ -54,7 +55,7 @@ def compare(scores: pa.Table, pd=None, pairs: pa.Table | None = None, *, budget:
         pdv = align_pd(scores, pd) if isinstance(pd, pa.Table) else np.asarray(pd, np.float64)
         k = M.budget_count(len(ids), budget)
         masks["pd"] = np.zeros(len(ids), dtype=bool)
-        masks["pd"][M.top_lowest(pdv, ids, k)] = True
+        masks["pd"][R.top_lowest(pdv, ids, k)] = True
         masks["pd_irm"] = B.pd_irm_intersect(pdv, ir, ids, k, low, high)
         keep, _ = B.pd_irm_rank_sum(pdv, ir, ids, k)
         masks["pd_irm_rank_sum"] = np.zeros(len(ids), dtype=bool)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pdray.selection.math import top_lowest
+from pdray.selection.ranking import top_lowest
 
 
 def percentile_bounds(values, low: float, high: float) -> tuple[float, float]:

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from pdray.errors import ConfigError, PdrayError
 from pdray.selection import math as M
+from pdray.selection import ranking as R
 from pdray.selection.config import default
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def select_distributed(ds, strategy: str = default("strategy"), *,
                  cand.num_rows, k, slack)
         thr = _key_threshold(scored, n, k, False, sketch_k, slack=slack)
     # ids compared on the Arrow strings; one take per column instead of a Python loop per row
-    order = M.top_lowest(cand["key"].to_numpy(), cand["id"], k)
+    order = R.top_lowest(cand["key"].to_numpy(), cand["id"], k)
     ids = cand["id"].take(pa.array(order)).to_pylist()
     pdv = cand["pd"].to_numpy()[order].astype(float).tolist()
     log.info("select_distributed: %d of %d rows selected (%d candidates at the threshold) "

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from pdray.errors import DataError, PdrayError
 from pdray.schema import ratings_dict
 from pdray.selection import math as M
+from pdray.selection import parallel as P
 from pdray.selection.scores import gap, validate_scores
 
 
@@ -127,13 +128,13 @@ def aspect_codes(scores: pa.Table) -> tuple[np.ndarray, list[str]]:
     if isinstance(col, pa.ChunkedArray):
         col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
     n = len(col)
-    T = M.n_threads(n)
+    T = P.n_threads(n)
     if T == 1:
         enc = pc.dictionary_encode(col)
         return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
     # slices encoded on T threads, then their dictionaries unified in order of first appearance
-    encs = M.run_parallel(lambda r: pc.dictionary_encode(col.slice(r[0], r[1] - r[0])),
-                          M.split_rows(n, T))
+    encs = P.run_parallel(lambda r: pc.dictionary_encode(col.slice(r[0], r[1] - r[0])),
+                          P.split_rows(n, T))
     names: list = []
     for e in encs:
         names += [v for v in e.dictionary.to_pylist() if v not in names]

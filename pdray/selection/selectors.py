@@ -21,6 +21,7 @@ from pdray.errors import ConfigError, DataError
 from pdray.schema import ratings_dict
 from pdray.selection import band as B
 from pdray.selection import math as M
+from pdray.selection import ranking as R
 from pdray.selection.config import BAND
 from pdray.selection.pd import compute_pd, pd_from_gaps, true_gaps
 from pdray.selection.scores import columns
@@ -95,7 +96,7 @@ def _pd(ctx: Context, rho: float | None = None) -> tuple[np.ndarray, dict]:
 def select_pd(ctx: Context) -> Choice:
     pd, q = _pd(ctx)
     ids = ctx.scores["id"]
-    return Choice(M.top_lowest(pd, ids, ctx.k), "pd", pd, q)
+    return Choice(R.top_lowest(pd, ids, ctx.k), "pd", pd, q)
 
 
 @register_selector("no_debias", "A2: PD from reward models trained without length mitigation",
@@ -103,21 +104,21 @@ def select_pd(ctx: Context) -> Choice:
 def select_no_debias(ctx: Context) -> Choice:
     pd, q = _pd(ctx, rho=0.0)
     ids = ctx.scores["id"]
-    return Choice(M.top_lowest(pd, ids, ctx.k), "pd", pd, q)
+    return Choice(R.top_lowest(pd, ids, ctx.k), "pd", pd, q)
 
 
 @register_selector("high", "the λ·|D| pairs with the most positive PD (most conflicted)")
 def select_high(ctx: Context) -> Choice:
     pd, q = _pd(ctx)
     ids = ctx.scores["id"]
-    return Choice(M.top_lowest(-pd, ids, ctx.k), "pd", pd, q)
+    return Choice(R.top_lowest(-pd, ids, ctx.k), "pd", pd, q)
 
 
 @register_selector("mid", "the λ·|D| pairs around the median PD")
 def select_mid(ctx: Context) -> Choice:
     pd, q = _pd(ctx)
     ids = ctx.scores["id"]
-    order = M.top_lowest(pd, ids, ctx.n)
+    order = R.top_lowest(pd, ids, ctx.n)
     start = (ctx.n - ctx.k) // 2
     return Choice(order[start:start + ctx.k], "pd", pd, q)
 
@@ -130,7 +131,7 @@ def select_random(ctx: Context) -> Choice:
     by_id = np.asarray(pc.sort_indices(ids))
     u = np.empty(ctx.n)
     u[by_id] = np.random.default_rng(ctx.seed).random(ctx.n)
-    return Choice(M.top_lowest(u, ids, ctx.k), "random_u", u)
+    return Choice(R.top_lowest(u, ids, ctx.k), "random_u", u)
 
 
 @register_selector("holistic", "A1: the largest margins of one reward model trained on all of D",
@@ -142,7 +143,7 @@ def select_holistic(ctx: Context, column: str = "gap_holistic") -> Choice:
     ids, _, dlen = columns(ctx.scores)
     g = M.length_adjusted_gap(ctx.scores[column].to_numpy().astype(float), dlen, ctx.rho,
                               ctx.length_debias)
-    return Choice(M.top_lowest(-g, ids, ctx.k), "holistic_margin", g)
+    return Choice(R.top_lowest(-g, ids, ctx.k), "holistic_margin", g)
 
 
 @register_selector("true_pd", "analysis only: PD computed from ground-truth rating gaps")
@@ -152,7 +153,7 @@ def select_true_pd(ctx: Context) -> Choice:
     ids, _, _ = columns(ctx.scores)
     gaps, own = true_gaps(ctx.pairs, ids)
     r = pd_from_gaps(gaps, own, gamma=ctx.gamma, weights=ctx.aspect_weights)
-    return Choice(M.top_lowest(r.pd, ids, ctx.k), "true_pd", r.pd, r.q)
+    return Choice(R.top_lowest(r.pd, ids, ctx.k), "true_pd", r.pd, r.q)
 
 
 @register_selector("band", "rows inside a middle percentile band of every given score column")
@@ -212,7 +213,7 @@ def select_pd_irm(ctx: Context, low: float = BAND[0], high: float = BAND[1],
 @register_selector("all", "every pair (the full-data baseline)")
 def select_all(ctx: Context) -> Choice:
     ids = ctx.scores["id"]
-    return Choice(M.top_lowest(np.zeros(ctx.n), ids, ctx.n), "all", np.zeros(ctx.n))
+    return Choice(R.top_lowest(np.zeros(ctx.n), ids, ctx.n), "all", np.zeros(ctx.n))
 
 
 def _relabel(ctx: Context, key: str) -> Choice:

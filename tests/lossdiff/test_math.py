@@ -13,6 +13,7 @@ from pdray.lossdiff.hybrid import compare
 from pdray.lossdiff.logprob_scores import lossdiff_irm_selection
 from pdray.selection import band as B
 from pdray.selection import math as M
+from pdray.selection import ranking as R
 
 BETA = 0.1
 # pair A: policy margin (−10+12) − (−14+12) = 4, aux margin (−11+12) − (−13+12) = 2
@@ -89,7 +90,7 @@ def test_hybrids_hand_made():
     # PD top-λ (λ = 0.5 -> 3 rows): a (−1), d (−0.9), b (−0.5); ∩ IRM band {a c d f} = {a d}
     ids = np.asarray(IDS, dtype=object)
     k = M.budget_count(len(IDS), 0.5)
-    assert sorted(ids[M.top_lowest(np.asarray(PD), ids, k)].tolist()) == ["a", "b", "d"]
+    assert sorted(ids[R.top_lowest(np.asarray(PD), ids, k)].tolist()) == ["a", "b", "d"]
     assert ids[B.pd_irm_intersect(PD, IRM, ids, k, 0.2, 0.8)].tolist() == ["a", "d"]
     # ranks: PD a0 d1 b2 f3 c4 e5; |IRM − 3.5| = 1.5 6.5 .5 .5 3.5 1.5 -> c0 d1 a2 f3 e4 b5
     # sums a2 b7 c4 d2 e9 f6 -> keep a, d (2, tie by id), c (4)

@@ -4,6 +4,7 @@ import pytest
 
 from pdray.selection import compute_pd, select, select_distributed
 from pdray.selection import math as M
+from pdray.selection import ranking as R
 
 
 def _scores(n=3000, seed=0):
@@ -50,7 +51,7 @@ def test_kll_sketch_quantile_within_stated_rank_error(ray_local):
     # given the sketch's q_k, the sketch-threshold top-λ is exact: same ids as in memory
     norm = {k: M.normalize_gap(t[f"gap_{k}"].to_numpy(), res["q"][k]) for k in res["q"]}
     pd = M.preference_divergence(norm, own)
-    want = M.top_lowest(pd, t["id"], 6000)
+    want = R.top_lowest(pd, t["id"], 6000)
     assert res["ids"] == [t["id"][int(i)].as_py() for i in want]
     assert res["pd"] == pytest.approx(pd[want].tolist())
     assert res["counts"] == {"in": 20000, "selected": 6000, "not_selected": 14000}

@@ -13,6 +13,7 @@ from pdray.errors import PdrayError
 from pdray.selection import band as B
 from pdray.selection import compute_pd
 from pdray.selection import math as M
+from pdray.selection import ranking as R
 
 from .helpers import hand_scores
 
@@ -49,7 +50,7 @@ def test_eq18_length_term():
 def test_eq10_top_lowest_ties_by_id():
     pd = np.array([0.0, -7 / 12, 0.75, 0.0])
     ids = np.array(["z4", "z2", "z3", "z1"], dtype=object)   # z4 and z1 tie at 0
-    assert M.top_lowest(pd, ids, 2).tolist() == [1, 3]           # z2, then z1 before z4
+    assert R.top_lowest(pd, ids, 2).tolist() == [1, 3]           # z2, then z1 before z4
     assert M.budget_count(4, 0.5) == 2 and M.budget_count(10, 0.25) == 3
     with pytest.raises(ValueError):
         M.budget_count(4, 0.0)

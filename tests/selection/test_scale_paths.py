@@ -14,6 +14,8 @@ import pytest
 from pdray.errors import DataError, PdrayError
 from pdray.selection import compute_pd, pd_from_gaps, select
 from pdray.selection import math as M
+from pdray.selection import parallel as P
+from pdray.selection import ranking as R
 from pdray.selection.pd import aspect_codes
 
 
@@ -21,10 +23,10 @@ from pdray.selection.pd import aspect_codes
 def paths(request, monkeypatch):
     """'large': the thresholds lowered so a few thousand rows use windows, blocks, threads."""
     if request.param == "large":
-        monkeypatch.setattr(M, "PARALLEL_MIN", 512)
-        monkeypatch.setattr(M, "SAMPLE", 128)
-        monkeypatch.setattr(M, "BLOCK", 777)      # odd: blocks end mid-way through everything
-        monkeypatch.setattr(M, "THREADS", 3)
+        monkeypatch.setattr(P, "PARALLEL_MIN", 512)
+        monkeypatch.setattr(P, "SAMPLE", 128)
+        monkeypatch.setattr(P, "BLOCK", 777)      # odd: blocks end mid-way through everything
+        monkeypatch.setattr(P, "THREADS", 3)
     return request.param
 
 
@@ -86,8 +88,8 @@ def test_compute_pd_weights_and_chunked_input(paths):
 
 
 def test_quantile_window_misses_fall_back_exactly(monkeypatch):
-    monkeypatch.setattr(M, "PARALLEL_MIN", 512)
-    monkeypatch.setattr(M, "SAMPLE", 128)
+    monkeypatch.setattr(P, "PARALLEL_MIN", 512)
+    monkeypatch.setattr(P, "SAMPLE", 128)
     n = 20000
     # every value the strided sample sees is 0, the rest are large: the window misses
     x = np.where(np.arange(n) % (n // 128) == 0, 0.0, np.linspace(1, 2, n))
@@ -103,8 +105,8 @@ def test_quantile_window_misses_fall_back_exactly(monkeypatch):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_linear_quantile_is_np_quantile(monkeypatch, seed):
-    monkeypatch.setattr(M, "PARALLEL_MIN", 256)
-    monkeypatch.setattr(M, "SAMPLE", 64)
+    monkeypatch.setattr(P, "PARALLEL_MIN", 256)
+    monkeypatch.setattr(P, "SAMPLE", 64)
     rng = np.random.default_rng(seed)
     for n in (256, 257, 1000, 4099):
         for x in (rng.normal(size=n), rng.integers(0, 5, n).astype(float), np.sort(rng.random(n))):
@@ -130,11 +132,11 @@ def test_top_lowest_many_ties_ids_decide(paths, kind):
     ids_arg = pa.chunked_array([ids[:2500], ids[2500:]]) if kind == "arrow" else \
         np.asarray(ids, dtype=object)
     for k in (1, 7, 999, 1800, 3000, n - 1, n, n + 5):
-        got = M.top_lowest(score, ids_arg, k)
-        want = M.top_lowest_reference(score, np.asarray(ids, dtype=object), k)
+        got = R.top_lowest(score, ids_arg, k)
+        want = R.top_lowest_reference(score, np.asarray(ids, dtype=object), k)
         assert got.tolist() == want.tolist(), k
     # the order really is (score, id): within every tied value the ids ascend
-    got = M.top_lowest(score, ids_arg, 3000)
+    got = R.top_lowest(score, ids_arg, 3000)
     key = [(score[i] + 0.0, ids[i]) for i in got]
     assert key == sorted(key)
 
@@ -146,15 +148,15 @@ def test_top_lowest_continuous_duplicate_ids_and_nan(paths):
     score[rng.integers(0, n, 300)] = score[rng.integers(0, n, 300)]   # some exact ties
     ids = np.asarray([f"d{v}" for v in rng.integers(0, 800, n)], dtype=object)  # duplicates
     for k in (1, 1500, 4999):
-        assert M.top_lowest(score, pa.array(ids.tolist()), k).tolist() == \
-            M.top_lowest_reference(score, ids, k).tolist()
-        assert M.top_lowest(-score, ids, k).tolist() == \
-            M.top_lowest_reference(-score, ids, k).tolist()
+        assert R.top_lowest(score, pa.array(ids.tolist()), k).tolist() == \
+            R.top_lowest_reference(score, ids, k).tolist()
+        assert R.top_lowest(-score, ids, k).tolist() == \
+            R.top_lowest_reference(-score, ids, k).tolist()
     ints = rng.integers(0, 30, n)              # non-string ids compare as strings, as before
-    assert M.top_lowest(np.round(score), pa.array(ints), 2000).tolist() == \
-        M.top_lowest_reference(np.round(score), ints, 2000).tolist()
+    assert R.top_lowest(np.round(score), pa.array(ints), 2000).tolist() == \
+        R.top_lowest_reference(np.round(score), ints, 2000).tolist()
     score[10] = np.nan
-    assert M.top_lowest(score, ids, 100).tolist() == M.top_lowest_reference(score, ids, 100).tolist()
+    assert R.top_lowest(score, ids, 100).tolist() == R.top_lowest_reference(score, ids, 100).tolist()
 
 
 def test_select_pd_ties_by_id_exact(paths):
@@ -165,7 +167,7 @@ def test_select_pd_ties_by_id_exact(paths):
         res = select(t, strategy, budget=0.3, gamma=0.6)
         pd, q = _reference_pd(t, 0.6, 0.0, "penalty")
         sign = 1.0 if strategy == "pd" else -1.0
-        want = M.top_lowest_reference(sign * pd, np.asarray(t["id"].to_pylist(), object), 1800)
+        want = R.top_lowest_reference(sign * pd, np.asarray(t["id"].to_pylist(), object), 1800)
         assert res.selected_ids == _ids_of(t, want)
         assert set(q.values()) == {1.0} and len(np.unique(pd)) <= 7 and (pd == pd[want[-1]]).sum() > 100   # ties decide
 
