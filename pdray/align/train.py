@@ -22,7 +22,8 @@ from pdray.align.data import check_rows, split_eval, to_dpo_rows
 from pdray.align.evaluate import implicit_reward_accuracy, sample_lengths
 from pdray.align.worker import train_dpo_worker
 from pdray.errors import ConfigError, PdrayError
-from pdray.io import read_table, table_hash
+from pdray.fingerprint import table_hash
+from pdray.io import read_table
 from pdray.models.smollm import smollm2_path
 from pdray.models.tiny import build_tiny_causal_lm
 from pdray.ray_train import fit_on_ray, storage_path

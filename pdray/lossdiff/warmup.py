@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from pdray.align.config import DPOConfig
 from pdray.errors import ConfigError, DataError
-from pdray.io import table_hash, write_json, write_table
+from pdray.fingerprint import table_hash
+from pdray.io import write_json, write_table
 from pdray.lossdiff.config import LossDiffConfig
 
 log = logging.getLogger("pdray.lossdiff")

@@ -33,8 +33,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pdray.fingerprint import file_fingerprint, folder_fingerprint
-from pdray.io import file_hash, read_table, write_json
+from pdray.fingerprint import file_fingerprint, file_hash, folder_fingerprint
+from pdray.io import read_table, write_json
 from pdray.raysetup import init_ray, verbose_default
 from pdray.rm.model_set import RewardModelSet
 from pdray.scoring import shards as S

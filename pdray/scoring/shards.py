@@ -3,7 +3,7 @@
 Shape: the driver *plans*, the actors *score and write*, the driver *collects small stats*.
 
 1. :func:`stage_input` streams the pairs (a Parquet file batch by batch, a JSONL file line by
-   line, or an in-memory table) once: it checks the required columns, hashes the content (:func:`pdray.io.table_hash` of
+   line, or an in-memory table) once: it checks the required columns, hashes the content (:func:`pdray.fingerprint.table_hash` of
    fixed 4,096-row chunks, so the hash does not depend on ``shard_rows``) and writes the pairs to
    ``OUTPUT/_input.parquet`` with one row group per shard. The driver holds one shard at a time.
 2. :func:`reconcile` checks ``OUTPUT/plan.json`` against the inputs (content hash and what the
@@ -44,7 +44,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pdray.errors import DataError, PdrayError
-from pdray.io import detect_format, iter_json_rows, read_table, table_hash, write_json
+from pdray.fingerprint import table_hash
+from pdray.io import detect_format, iter_json_rows, read_table, write_json
 from pdray.schema import PAIR_SCHEMA, pairs_from_rows
 
 PAIR_COLUMNS = ["id", "aspect", "prompt", "chosen", "rejected"]

@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 
 from pdray import __version__
 from pdray.errors import ConfigError, DataError
-from pdray.io import read_table, table_hash, write_json, write_table
+from pdray.fingerprint import table_hash
+from pdray.io import read_table, write_json, write_table
 from pdray.selection.config import default
 from pdray.selection.length import remove_length
 from pdray.selection.scores import LENGTH_MODES

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pytest
 
 from pdray.errors import DataError
-from pdray.io import file_hash, iter_lines, read_pairs, read_table, table_hash, write_pairs
+from pdray.fingerprint import file_hash, table_hash
+from pdray.io import iter_lines, read_pairs, read_table, write_pairs
 from pdray.schema import PAIR_SCHEMA, pairs_from_rows, ratings_dict, split_valid, validate_pairs
 
 ROWS = [
