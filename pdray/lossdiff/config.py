@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from pdray.config import StrictModel
 from pdray.errors import ConfigError
+from pdray.scoring.config import ActorResources
 
 
 class WarmupDPO(StrictModel):
@@ -52,7 +53,7 @@ class WarmupDPO(StrictModel):
         return self
 
 
-class LossDiffConfig(StrictModel):
+class LossDiffConfig(ActorResources):
     """Configuration of the warm-up and the log-prob scoring (the band of step 4 is a selector
     option: ``select.options.lossdiff_irm.low``, default :data:`pdray.selection.config.BAND`)."""
 
@@ -71,13 +72,8 @@ class LossDiffConfig(StrictModel):
     warmup: WarmupDPO = WarmupDPO()
     # scores (steps 2-3)
     beta: float = Field(0.1, gt=0, description="β of ℓ_DPO and of the implicit reward margin")
-    # Ray Data scoring
-    num_actors: int = Field(1, ge=1, description="Ray Data scoring actors")
-    cpus_per_actor: float | None = Field(
-        None, gt=0, description="Ray CPUs (and torch threads) per scoring actor; default: the "
-        "cluster's CPUs / num_actors, as for score.cpus_per_actor (the warm-up's are "
-        "warmup.cpus_per_worker)")
-    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per scoring actor (0: CPU)")
+    # Ray Data scoring (num_actors, cpus_per_actor, gpus_per_actor: ActorResources, as for
+    # score; the warm-up's are warmup.cpus_per_worker)
     batch_tokens: int = Field(8192, ge=16, description="padded tokens per forward pass")
     max_length: int = Field(1024, ge=8, description="prompt + response tokens per sequence, "
                             "truncated as TRL does (default: warmup.max_length, so the scores "

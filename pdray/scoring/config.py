@@ -1,4 +1,6 @@
-"""Configuration of the cross pseudo-rewarding stage."""
+"""Configuration of the cross pseudo-rewarding stage, and the actor resources that every scorer
+on the scoring runner (:mod:`pdray.scoring.runner`) declares the same way: the reward-gap
+scorer here, the LossDiff log-prob scorer in :class:`pdray.lossdiff.config.LossDiffConfig`."""
 
 from __future__ import annotations
 
@@ -10,16 +12,21 @@ from pdray.config import StrictModel
 from pdray.models.formatting import default_batch_tokens
 
 
-class ScoreConfig(StrictModel):
-    backend: Literal["hf", "vllm", "ray_llm"] = Field(
-        "hf", description="hf (transformers, CPU or GPU) | vllm (vllm.LLM in the actor) | "
-        "ray_llm (ray.data.llm classify processor, GPU)")
+class ActorResources(StrictModel):
+    """The scoring runner's actors: how many, and what each holds."""
+
     num_actors: int = Field(1, ge=1, description="scoring actors (one model copy each)")
     cpus_per_actor: float | None = Field(
         None, gt=0, description="CPUs (and torch threads) per actor; default: the cluster's "
         "CPUs / num_actors (on cores other jobs keep busy, 1 is faster: benchmarks/RESULTS.md, "
         "2026-12-01)")
     gpus_per_actor: float = Field(0.0, ge=0, description=">0 puts actors on GPUs")
+
+
+class ScoreConfig(ActorResources):
+    backend: Literal["hf", "vllm", "ray_llm"] = Field(
+        "hf", description="hf (transformers, CPU or GPU) | vllm (vllm.LLM in the actor) | "
+        "ray_llm (ray.data.llm classify processor, GPU)")
     batch_tokens: int | None = Field(
         None, ge=64, description="padded tokens per forward pass; default 2048 on CPU (small "
         "batches stay in cache: 1.20x the pairs/s of 16384 in benchmarks/score_throughput.py, "
