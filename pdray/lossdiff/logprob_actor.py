@@ -26,8 +26,7 @@ from pdray.lossdiff import math as LM
 from pdray.lossdiff.config import LossDiffConfig
 from pdray.schema import text_errors
 
-MODELS = ("policy", "ref", "aux")
-LOGP_COLUMNS = tuple(f"{m}_{s}_logp" for m in MODELS for s in ("chosen", "rejected"))
+MODELS, LOGP_COLUMNS = LM.MODELS, LM.LOGP_COLUMNS
 
 
 def encode_rows(tok, prompts, chosen, rejected, max_length: int, errors: list) -> list:

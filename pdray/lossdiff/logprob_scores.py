@@ -24,7 +24,7 @@ from pdray.errors import DataError, PdrayError
 from pdray.fingerprint import folder_fingerprint
 from pdray.io import read_table, write_json
 from pdray.lossdiff.config import LossDiffConfig
-from pdray.lossdiff.logprob_actor import LOGP_COLUMNS
+from pdray.lossdiff.math import LOGP_COLUMNS
 from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup
 from pdray.raysetup import init_ray, verbose_default
 from pdray.scoring import shards as S

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+MODELS = ("policy", "ref", "aux")
+"""The three models every pair is scored under: θ (policy), π_ref (ref), θ_val (aux)."""
+LOGP_COLUMNS = tuple(f"{m}_{s}_logp" for m in MODELS for s in ("chosen", "rejected"))
+"""The sequence log-prob columns of the log-prob scores, from which LossDiff and IRM follow."""
+
 
 def _f(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pdray.io import read_table
 from pdray.lossdiff.config import LossDiffConfig
+from pdray.lossdiff.logprob_scores import score_logprobs
+from pdray.lossdiff.warmup import warmup
 from pdray.manifest import StageManifest
 
 
@@ -29,7 +31,6 @@ def run(cfg: LossDiffConfig, inputs: dict, out: Path, echo, *,
     """Warm-up DPO of θ on D minus a validation set and of θ_val on it, then LossDiff and IRM
     of every training pair (the log-prob scorer on the scoring runner)."""
     from pdray.align.train import resolve_policy  # torch, trl
-    from pdray.lossdiff import score_logprobs, warmup
 
     pairs = read_table(inputs["data"].train)
     if cfg.reference is None:

@@ -78,7 +78,7 @@ def _selection_trial(config: dict, base: dict) -> None:
 def _dpo_trial(config: dict, base: dict) -> None:
     from ray import tune
 
-    from pdray.align import implicit_reward_accuracy, train_dpo
+    from pdray.align import implicit_reward_accuracy, train_dpo  # torch, trl, ray
 
     cfg = trial_config(base, config)
     res = run_pipeline(cfg, echo=lambda *_: None, upto="select")

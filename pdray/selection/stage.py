@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from pdray.errors import PdrayError
 from pdray.io import read_table
+from pdray.lossdiff.logprob_scores import read_logprob_scores
 from pdray.manifest import StageManifest
 from pdray.selection.api import select, write_selection
 from pdray.selection.config import SelectStageConfig
@@ -44,8 +45,6 @@ def selection_scores(strategy: str, inputs: dict) -> tuple[pa.Table, float, str]
                          f"(rm.{needs.rm_switch})")
     table = read_scores(path)
     if needs.logprobs:
-        from pdray.lossdiff import read_logprob_scores  # its package imports torch
-
         table = join_logprob_scores(table, read_logprob_scores(inputs["lossdiff"].scores),
                                     inputs["lossdiff"].scores)
     rho, mode = length_term(path)
