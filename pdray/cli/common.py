@@ -55,6 +55,10 @@ def config_help(model: type[BaseModel], prefix: str = "") -> list[str]:
     return lines
 
 
+PIPELINE_CONFIG = "pdray.pipeline.config:PipelineConfig"
+"""The config of ``pdray run``, ``tune`` and ``demo`` (their ``--help`` lists its settings)."""
+
+
 def import_config(path: str) -> type[BaseModel]:
     """The config model named ``"module:Class"`` (imported now, not when ``pdray`` starts)."""
     import importlib
@@ -70,19 +74,21 @@ def option_help(model: type[BaseModel], key: str) -> str:
     return f"{f.description}; default {default}." if default is not None else f.description
 
 
-def settings_epilog(config: str, options: dict[str, str] | None = None) -> type:
+def settings_epilog(config: str, options: dict[str, str] | None = None, *,
+                    how: str = "set as key=value after the arguments, or in --config YAML"
+                    ) -> type:
     """A command class whose epilog lists every setting of the config model at
     ``"module:Class"``, and whose options named in ``options`` (parameter name -> setting)
     without a help of their own are documented by :func:`option_help` (the model is imported
-    when the help is shown, not when ``pdray`` starts)."""
+    when the help is shown, not when ``pdray`` starts). ``how`` says how the command takes
+    them."""
     from typer.core import TyperCommand
 
     class WithSettings(TyperCommand):
         @property
         def epilog(self) -> str:
             body = "\n".join(f"  {line}" for line in config_help(import_config(config)))
-            return (f"Settings ({config.split(':')[1]}; set as key=value after the arguments, "
-                    f"or in --config YAML):\n\n\b\n{body}")
+            return f"Settings ({config.split(':')[1]}; {how}):\n\n\b\n{body}"
 
         @epilog.setter
         def epilog(self, value) -> None:  # typer sets it in __init__; ours is generated

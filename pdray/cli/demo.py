@@ -7,12 +7,13 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import OVERRIDES_ARG
+from pdray.cli.common import OVERRIDES_ARG, PIPELINE_CONFIG, settings_epilog
 from pdray.errors import PdrayError
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("demo")
+    @app.command("demo", cls=settings_epilog(
+        PIPELINE_CONFIG, how="key=value overrides of the preset"))
     def demo_cmd(preset: str = typer.Option("demo", help="'demo' (synthetic, tiny models) or "
                                             "'pku' (PKU-SafeRLHF, MiniLM + SmolLM2)."),
                  data: Optional[Path] = typer.Option(None, help="pku: path to "

@@ -7,12 +7,13 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import OVERRIDES_ARG
+from pdray.cli.common import OVERRIDES_ARG, PIPELINE_CONFIG, settings_epilog
 from pdray.config import load_config
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("run")
+    @app.command("run", cls=settings_epilog(
+        PIPELINE_CONFIG, how="in the CONFIG YAML, or as key=value after it"))
     def run_cmd(config: Path = typer.Argument(..., help="Pipeline YAML (see jobs/configs/)."),
                 overrides: Optional[list[str]] = OVERRIDES_ARG,
                 upto: Optional[str] = typer.Option(None, help="Stop after this stage."),

@@ -27,5 +27,6 @@ def register(app: typer.Typer) -> None:
         help="""Cross pseudo-rewards: every pair through every aspect's reward model (Ray Data);
         writes the scores table (OUTPUT/shards/*.parquet), failures and a manifest. A local
         Parquet or JSONL input is streamed (never read whole); a progress line (rows,
-        rows/s, ETA) at least every 30 s. Re-running skips finished shards whose inputs are unchanged. (The LossDiff
-        log-prob scores: `pdray lossdiff score`, on the same runner.)""")
+        rows/s, ETA) at least every 30 s. Re-running skips finished shards whose inputs are
+        unchanged. (The LossDiff log-prob scores: `pdray lossdiff score`, on the same
+        runner.)""")

@@ -7,11 +7,12 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import OVERRIDES_ARG
+from pdray.cli.common import OVERRIDES_ARG, PIPELINE_CONFIG, settings_epilog
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("tune")
+    @app.command("tune", cls=settings_epilog(
+        PIPELINE_CONFIG, how="in the CONFIG YAML, or as key=value after it"))
     def tune_cmd(config: Path = typer.Argument(..., help="Pipeline YAML with a tune: section."),
                  overrides: Optional[list[str]] = OVERRIDES_ARG):
         """Sweep selection (and training) parameters; writes tune/results.csv,

@@ -19,8 +19,11 @@ COMMANDS = {
     ("eval",): "pdray.eval.config:EvalConfig",
     ("lossdiff", "warmup"): "pdray.lossdiff.config:LossDiffConfig",
     ("lossdiff", "score"): "pdray.lossdiff.config:LossDiffConfig",
+    ("run",): "pdray.pipeline.config:PipelineConfig",
+    ("tune",): "pdray.pipeline.config:PipelineConfig",
+    ("demo",): "pdray.pipeline.config:PipelineConfig",
 }
-CONFIGS = sorted(set(COMMANDS.values())) + ["pdray.pipeline.config:PipelineConfig"]
+CONFIGS = sorted(set(COMMANDS.values()))
 
 
 def _model(path: str) -> type[BaseModel]:
