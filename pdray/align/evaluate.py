@@ -15,28 +15,19 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pdray.align.logprobs import encode_pair, has_completion, pad_id_of, pair_logprobs
+from pdray.align.logprobs import (
+    encode_pair,
+    has_completion,
+    load_causal_lm,
+    load_tokenizer,
+    pad_id_of,
+    pair_logprobs,
+)
 from pdray.data.stats import conflict_flags
 
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _load(path, trust_remote_code: bool):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(
-        str(path), trust_remote_code=trust_remote_code).to(_device()).eval()
-
-
-def _load_tok(path, trust_remote_code: bool):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 def accuracy_report(margin: np.ndarray, pairs: pa.Table) -> dict:
@@ -65,7 +56,7 @@ def implicit_margins(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
     Both models score the encoding of ``model_dir``'s tokenizer (TRL uses one tokenizer too).
     ``max_length`` should be the run's (the default is :class:`pdray.align.DPOConfig`'s).
     """
-    tok = _load_tok(model_dir, trust_remote_code)
+    tok = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
     p, c, r = (pairs[k].to_pylist() for k in ("prompt", "chosen", "rejected"))
     enc = [encode_pair(tok, *row, max_length) for row in zip(p, c, r)]
     keep = np.array([has_completion(a) and has_completion(b) for a, b in enc], dtype=bool)
@@ -73,7 +64,8 @@ def implicit_margins(model_dir, ref_dir, pairs: pa.Table, *, beta: float = 0.1,
     lp = {}
     with torch.inference_mode():
         for name, path in (("pol", model_dir), ("ref", ref_dir)):
-            m = _load(path, trust_remote_code)
+            m, _ = load_causal_lm(path, trust_remote_code=trust_remote_code, dtype=None,
+                                  device=_device())
             lp[name] = [t.cpu().double() for t in pair_logprobs(
                 m, kept, pad_id=pad_id_of(tok), batch_tokens=batch_tokens)]
             del m
@@ -105,8 +97,8 @@ def implicit_reward_accuracy(model_dir, ref_dir, pairs: pa.Table, *, beta: float
 def sample_lengths(model_dir, prompts: list[str], *, max_new_tokens: int = 64,
                    trust_remote_code: bool = False) -> float:
     """Mean number of new tokens of greedy samples on ``prompts`` (chat template if any)."""
-    tok = _load_tok(model_dir, trust_remote_code)
-    model = _load(model_dir, trust_remote_code)
+    model, tok = load_causal_lm(model_dir, trust_remote_code=trust_remote_code, dtype=None,
+                                device=_device())
     lens = []
     with torch.inference_mode():
         for p in prompts:

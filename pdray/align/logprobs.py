@@ -30,7 +30,31 @@ from typing import NamedTuple
 
 import torch
 
+from pdray.models.formatting import fix_pad_token
 from pdray.models.reward import token_batches
+
+
+def load_tokenizer(path, *, trust_remote_code: bool = False):
+    """The tokenizer of a local HF folder, with a pad token (:func:`fix_pad_token`)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    fix_pad_token(tok)
+    return tok
+
+
+def load_causal_lm(path, *, trust_remote_code: bool = False, dtype: str | None = "float32",
+                   device="cpu"):
+    """(model, tokenizer) from a local HF folder, in eval mode on ``device``, the pad token set
+    (``dtype`` None: the checkpoint's own): the one loader of the models whose log-probs
+    :func:`pair_logprobs` computes (DPO evaluation, the LossDiff scorer)."""
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    kw = {"dtype": getattr(torch, dtype)} if dtype else {}
+    model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=trust_remote_code,
+                                                 **kw)
+    return model.to(device).eval(), tok
 
 
 class Encoded(NamedTuple):

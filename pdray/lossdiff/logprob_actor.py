@@ -21,7 +21,13 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pdray.align.logprobs import encode_pair, has_completion, pad_id_of, pair_logprobs
+from pdray.align.logprobs import (
+    encode_pair,
+    has_completion,
+    load_causal_lm,
+    pad_id_of,
+    pair_logprobs,
+)
 from pdray.lossdiff import math as LM
 from pdray.lossdiff.config import LossDiffConfig
 from pdray.schema import text_errors
@@ -46,20 +52,6 @@ def encode_rows(tok, prompts, chosen, rejected, max_length: int, errors: list) -
                 errors[i] = f"{type(e).__name__}: {e}"
         out.append(enc)
     return out
-
-
-def load_causal_lm(path: str, *, trust_remote_code: bool = False, dtype: str = "float32",
-                   device: str = "cpu"):
-    """(model, tokenizer) from a local HF folder, eval mode, pad token set."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
-                                                 dtype=getattr(torch, dtype))
-    return model.to(device).eval(), tok
 
 
 def _tok_key(tok) -> str:

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 import torch
 
-from pdray.align.logprobs import encode_pair
+from pdray.align.logprobs import encode_pair, load_causal_lm
 from pdray.lossdiff import LossDiffConfig
-from pdray.lossdiff.logprob_actor import LogProbActor, encode_rows, load_causal_lm
+from pdray.lossdiff.logprob_actor import LogProbActor, encode_rows
 
 PROMPTS = ["How do I bake bread at home?", "What is the capital of France?", "Say hi."]
 RESPONSES = ["Mix flour, water, yeast and salt, knead, let it rise, and bake.", "Paris.",
