@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pdray.errors import ConfigError
 from pdray.io import read_table
 from pdray.lossdiff.config import LossDiffConfig
 from pdray.lossdiff.logprob_scores import score_logprobs
@@ -35,7 +36,8 @@ def run(cfg: LossDiffConfig, inputs: dict, out: Path, echo, *,
     pairs = read_table(inputs["data"].train)
     if cfg.reference is None:
         if default_reference is None:
-            raise ValueError("lossdiff: set reference, or pass default_reference")
+            raise ConfigError("lossdiff.reference is not set and no default reference was "
+                              "given (the pipeline passes dpo.model)")
         texts = pairs["prompt"].to_pylist()[:1000] + pairs["chosen"].to_pylist()[:1000]
         cfg = cfg.model_copy(update={
             "reference": resolve_policy(default_reference, out / "_base", texts)})

@@ -3,8 +3,8 @@
 :class:`SelectParams` holds what every way of selecting shares (λ, γ, the length fit, the seed);
 :class:`SelectConfig` is one ``pdray select`` / ``pdray report`` run (YAML + ``key.sub=value``),
 and the ``select`` section of ``pdray run`` (:class:`SelectStageConfig`, run by
-:mod:`pdray.selection.stage`) is the same parameters over a list of strategies. Code that needs a default reads it from here
-(:func:`default`), never writes the number again.
+:mod:`pdray.selection.stage`) is the same parameters over a list of strategies. Code that
+needs a default reads it from here (:func:`default`), never writes the number again.
 """
 
 from __future__ import annotations

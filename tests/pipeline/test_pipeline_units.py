@@ -127,3 +127,30 @@ def test_loading_the_pipeline_and_its_config_imports_no_torch():
             "print([m for m in ('torch', 'trl', 'transformers', 'ray') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_unknown_strategy_fails_when_the_config_loads(monkeypatch):
+    """select.strategies is checked against the registry when the pipeline config loads (before
+    any stage runs), in one line; a selector registered after import counts."""
+    from pdray.selection import selectors as S
+
+    with pytest.raises(ConfigError, match=r"select\.strategies: unknown strategy 'best' "
+                                          r"\(known: .*mid.*pd"):
+        load_config(PipelineConfig, None, ["select.strategies=[pd,best]"])
+    monkeypatch.setitem(S.SELECTORS, "best", S.select_pd)
+    monkeypatch.setitem(S.NEEDS, "best", S.Needs())
+    assert load_config(PipelineConfig, None, ["select.strategies=[pd,best]"]).select.strategies \
+        == ["pd", "best"]
+
+
+def test_the_lossdiff_stage_needs_a_reference(tmp_path):
+    from pdray.io import write_table
+    from pdray.lossdiff.config import LossDiffConfig
+    from pdray.lossdiff.stage import run
+
+    data = pa.table({"id": ["a"], "prompt": ["p"], "chosen": ["c"], "rejected": ["r"],
+                     "aspect": ["h"]})
+    write_table(data, tmp_path / "train.parquet")
+    manifest = type("M", (), {"train": str(tmp_path / "train.parquet")})()
+    with pytest.raises(ConfigError, match="lossdiff.reference is not set"):
+        run(LossDiffConfig(), {"data": manifest}, tmp_path / "out", print)
