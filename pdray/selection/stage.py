@@ -33,12 +33,16 @@ class SelectManifest(StageManifest):
     dmpo_input: str | None = None
 
 
-def selection_scores(strategy: str, inputs: dict) -> tuple[pa.Table, float, str]:
+def selection_scores(strategy: str, inputs: dict, memo: dict | None = None
+                     ) -> tuple[pa.Table, float, str]:
     """The scores a strategy selects on, as its :class:`Needs` declares, with ρ and the length
     mode their manifest records (the same as ``pdray select`` reads): the score set it names
     (the no-mitigation scores for ``no_debias``), joined with the LossDiff / IRM columns for
-    the selectors that read them."""
+    the selectors that read them. ``memo`` keeps each score set read once across strategies."""
     needs = NEEDS[strategy]
+    key = (needs.scores, needs.logprobs)
+    if memo is not None and key in memo:
+        return memo[key]
     path = getattr(inputs["score"], needs.scores)
     if not path:
         raise PdrayError(f"{strategy} needs the {needs.scores} of its own reward models "
@@ -48,6 +52,8 @@ def selection_scores(strategy: str, inputs: dict) -> tuple[pa.Table, float, str]
         table = join_logprob_scores(table, read_logprob_scores(inputs["lossdiff"].scores),
                                     inputs["lossdiff"].scores)
     rho, mode = length_term(path)
+    if memo is not None:
+        memo[key] = (table, rho, mode)
     return table, rho, mode
 
 
@@ -55,10 +61,10 @@ def run(cfg: SelectStageConfig, inputs: dict, out: Path, echo, *,
         dmpo: bool = False) -> SelectManifest:
     """Write ``out/<strategy>/`` for each strategy (and ``out/_dmpo_input/`` with ``dmpo``)."""
     pairs = read_table(inputs["data"].train)
-    dirs, counts = {}, {}
+    dirs, counts, memo = {}, {}, {}
 
     def one(strategy: str, budget: float, where: Path):
-        table, rho, mode = selection_scores(strategy, inputs)
+        table, rho, mode = selection_scores(strategy, inputs, memo)
         res = select(table, strategy, budget=budget, gamma=cfg.gamma, rho=rho,
                      length_debias=mode, fit_length=cfg.fit_length, seed=cfg.seed, pairs=pairs,
                      **dict(cfg.options.get(strategy, {})))

@@ -154,3 +154,18 @@ def test_the_lossdiff_stage_needs_a_reference(tmp_path):
     manifest = type("M", (), {"train": str(tmp_path / "train.parquet")})()
     with pytest.raises(ConfigError, match="lossdiff.reference is not set"):
         run(LossDiffConfig(), {"data": manifest}, tmp_path / "out", print)
+
+
+def test_each_score_set_is_read_once_across_strategies(monkeypatch, tmp_path):
+    from pdray.scoring.stage import ScoreManifest
+    from pdray.selection import stage as St
+
+    reads = []
+    monkeypatch.setattr(St, "read_scores", lambda p: reads.append(p) or pa.table({"id": ["a"]}))
+    monkeypatch.setattr(St, "length_term", lambda p: (0.0, "learned"))
+    inputs = {"score": ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "s"))}
+    memo = {}
+    for s in ("pd", "random", "mid", "high"):
+        table, rho, mode = St.selection_scores(s, inputs, memo)
+        assert table.num_rows == 1 and (rho, mode) == (0.0, "learned")
+    assert reads == [str(tmp_path / "s")]
