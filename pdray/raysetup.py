@@ -16,11 +16,12 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     """Connect to ``address`` (``"auto"`` for a cluster) or start a local Ray.
 
     Local defaults follow what is known to work on small machines: no dashboard, usage stats
-    off, a modest object store. ``quiet`` (what ``pdray score`` / ``pdray lossdiff score`` use
-    unless ``--verbose``): worker output is not forwarded to the terminal
-    (``log_to_driver=False``) and Ray Data's bars are off; the scoring workers write their output
-    to ``OUTPUT/logs/``, other workers to Ray's session logs. Calling it again when Ray is up is a
-    no-op.
+    off, a modest object store. ``quiet`` (what ``pdray run`` / ``demo`` / ``tune``,
+    ``pdray score`` and ``pdray lossdiff score`` use unless ``--verbose`` or
+    ``PDRAY_VERBOSE=1``): worker output is not forwarded to the terminal
+    (``log_to_driver=False``) and Ray Data's bars are off; the scoring workers write their
+    output to ``OUTPUT/logs/``, other workers to Ray's session logs. Calling it again when Ray
+    is up is a no-op.
     """
     import ray
 

@@ -27,7 +27,7 @@ from pdray.pipeline.protocol import run_stage
 from pdray.pipeline.stages import STAGES
 from pdray.pipeline.summary import format_summary, summarize
 from pdray.pipeline.tracking import make_tracker
-from pdray.raysetup import init_ray
+from pdray.raysetup import init_ray, verbose_default
 
 
 class Terminated(KeyboardInterrupt):
@@ -86,7 +86,12 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text(dump_config(cfg), out / "config.yaml")
-    init_ray(cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
+    quiet = not verbose_default()   # Ray's own worker lines go to its log files, not here
+    init_ray(cfg.run.ray_address, num_cpus=cfg.run.num_cpus, quiet=quiet)
+    if quiet:
+        echo("[run] Ray's worker output: its session logs (/tmp/ray/session_latest/logs by "
+             "default), the scorers' under each score stage's logs/; PDRAY_VERBOSE=1 shows it "
+             "here")
     cache = StageCache(out / "stages", echo=echo)
     tracker = make_tracker(cfg.run.tracking, str(out), cfg.run.experiment, cfg.name,
                            cfg.run.tracking_uri, echo=echo)

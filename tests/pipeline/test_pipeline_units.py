@@ -169,3 +169,29 @@ def test_each_score_set_is_read_once_across_strategies(monkeypatch, tmp_path):
         table, rho, mode = St.selection_scores(s, inputs, memo)
         assert table.num_rows == 1 and (rho, mode) == (0.0, "learned")
     assert reads == [str(tmp_path / "s")]
+
+
+@pytest.mark.parametrize(("env", "quiet"), [(None, True), ("1", False)])
+def test_the_pipeline_keeps_rays_worker_output_off_the_terminal(monkeypatch, tmp_path, env, quiet):
+    """``pdray run`` starts Ray with its worker output in Ray's log files, and says where;
+    PDRAY_VERBOSE=1 forwards it to the terminal."""
+    from pdray.pipeline import runner
+
+    if env is None:
+        monkeypatch.delenv("PDRAY_VERBOSE", raising=False)
+    else:
+        monkeypatch.setenv("PDRAY_VERBOSE", env)
+    seen = {}
+
+    class Started(Exception):
+        pass
+
+    def fake_init(*a, **k):
+        seen.update(k)
+        raise Started
+
+    monkeypatch.setattr(runner, "init_ray", fake_init)
+    cfg = load_config(PipelineConfig, None, [f"run.output_dir={tmp_path}", "run.tracking=none"])
+    with pytest.raises(Started):
+        runner.run_pipeline(cfg, echo=lambda *_: None)
+    assert seen["quiet"] is quiet
