@@ -1,11 +1,9 @@
 """pdray.eval's names load on first use (so its config is light) and every one of them resolves."""
 
-import subprocess
-import sys
-
 import pytest
 
 import pdray.eval as E
+from tests.imports import heavy_modules_loaded
 
 
 def test_every_public_name_resolves_to_its_module():
@@ -17,7 +15,4 @@ def test_every_public_name_resolves_to_its_module():
 
 
 def test_the_eval_config_imports_no_torch():
-    code = ("import sys; from pdray.eval import EvalConfig; EvalConfig(); "
-            "print([m for m in ('torch', 'transformers') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert heavy_modules_loaded("from pdray.eval import EvalConfig; EvalConfig()") == []

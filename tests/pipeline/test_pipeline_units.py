@@ -119,14 +119,10 @@ def test_a_selector_declares_what_it_reads(monkeypatch, tmp_path):
 def test_loading_the_pipeline_and_its_config_imports_no_torch():
     """Reading a pipeline config (``pdray run``'s validation, Tune's driver) stays light: the
     stages import torch, transformers and trl only when they run."""
-    import subprocess
-    import sys
+    from tests.imports import heavy_modules_loaded
 
-    code = ("import sys, pdray.pipeline.stages, pdray.eval; "
-            "from pdray.pipeline import PipelineConfig; PipelineConfig(); "
-            "print([m for m in ('torch', 'trl', 'transformers', 'ray') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert heavy_modules_loaded("import pdray.pipeline.stages, pdray.eval\n"
+                                "from pdray.pipeline import PipelineConfig; PipelineConfig()") == []
 
 
 def test_an_unknown_strategy_fails_when_the_config_loads(monkeypatch):

@@ -1,22 +1,19 @@
 """The reward-model set manifest at its home (pdray.rm.model_set), and a light pdray.rm."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from pdray import rm
 from pdray.errors import PdrayError
 from pdray.rm.model_set import MANIFEST, RewardModelSet
+from tests.imports import heavy_modules_loaded
 
 
 def test_reading_a_set_imports_neither_torch_nor_trl():
-    code = ("import sys; from pdray.rm.model_set import RewardModelSet; "
-            "from pdray.rm import RMConfig; "
-            "print([m for m in ('torch', 'trl', 'transformers') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert heavy_modules_loaded("from pdray.rm.model_set import RewardModelSet\n"
+                                "from pdray.rm import RMConfig",
+                                ("torch", "trl", "transformers")) == []
 
 
 def test_round_trip_and_lazy_names(tmp_path):
