@@ -34,8 +34,7 @@ class ScoringActor:
             torch.set_num_threads(max(1, round(self.cfg.cpus_per_actor or 1)))
         self.rm_set = RewardModelSet.load(rm_dir)
         self.scorer = make_scorer(self.rm_set, rm_dir, self.cfg)
-        self.tok = next(iter(self.scorer.models.values())).tok if hasattr(self.scorer, "models") \
-            else next(iter(self.scorer.toks.values()))
+        self.tok = self.scorer.tokenizer
         self.calls = 0
         self.marker = Path(marker_dir) / "_injected_failure"
 
@@ -49,7 +48,6 @@ class ScoringActor:
         self.calls += 1
         self._maybe_fail()
         n = batch.num_rows
-        ids = batch["id"].to_pylist()
         cols = {k: batch[k].to_pylist() for k in ("prompt", "chosen", "rejected")}
         errors = text_errors(batch)
         ok = [i for i in range(n) if errors[i] is None]
@@ -78,15 +76,29 @@ class ScoringActor:
                 del e
             lc[ok] = response_token_lens(self.tok, sub["chosen"])
             lr[ok] = response_token_lens(self.tok, sub["rejected"])
-        share = stats["tokens"] / max(len(ok), 1)
-        pshare = stats["padded"] / max(len(ok), 1)
-        out = {"id": pa.array(ids, pa.string()), "aspect": batch["aspect"],
-               "chosen_len": pa.array(lc), "rejected_len": pa.array(lr)}
-        for k in self.scorer.keys:
-            out[f"gap_{k}"] = pa.array(gaps[k], pa.float64())
-        out["same_input"] = pa.array(same, pa.bool_())
-        out["_shard"] = batch["_shard"]
-        out["_error"] = pa.array(errors, pa.string())
-        out["_tokens"] = pa.array(np.full(n, share))
-        out["_padded"] = pa.array(np.full(n, pshare))
-        return pa.table(out)
+        return scores_table(batch, self.scorer.keys, gaps, same, lc, lr, errors,
+                            tokens=stats["tokens"] / max(len(ok), 1),
+                            padded=stats["padded"] / max(len(ok), 1))
+
+    def init_stats(self) -> dict:
+        """What starting this actor's scorer cost: engines started and their seconds."""
+        return {"engines": self.scorer.engines_started, "engine_seconds": self.scorer.engine_seconds}
+
+
+def scores_table(batch: pa.Table, keys, gaps: dict, same, lc, lr, errors, *, tokens: float,
+                 padded: float) -> pa.Table:
+    """A shard's rows in the scores contract (``id``, ``aspect``, ``chosen_len``,
+    ``rejected_len``, ``gap_<k>``, ``same_input``) plus the runner's ``_shard``, ``_error``
+    (null when scored), ``_tokens`` and ``_padded`` (per-row shares of the shard's tokens).
+    Shared by the scoring actors and the ``ray_llm`` pipeline (:mod:`pdray.scoring.llm`)."""
+    n = batch.num_rows
+    out = {"id": pa.array(batch["id"].to_pylist(), pa.string()), "aspect": batch["aspect"],
+           "chosen_len": pa.array(lc), "rejected_len": pa.array(lr)}
+    for k in keys:
+        out[f"gap_{k}"] = pa.array(gaps[k], pa.float64())
+    out["same_input"] = pa.array(same, pa.bool_())
+    out["_shard"] = batch["_shard"]
+    out["_error"] = pa.array(errors, pa.string())
+    out["_tokens"] = pa.array(np.full(n, tokens))
+    out["_padded"] = pa.array(np.full(n, padded))
+    return pa.table(out)

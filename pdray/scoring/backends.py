@@ -1,5 +1,6 @@
-"""Scorers: one interface, three backends (transformers; vLLM by hand; ``ray.data.llm`` in
-:mod:`pdray.scoring.llm`).
+"""Scorers: one interface for the scoring actors' backends (transformers here; vLLM engines in
+:mod:`pdray.scoring.vllm_engine`). The ``ray_llm`` backend is not a per-actor scorer but a Ray
+Data pipeline of its own (:mod:`pdray.scoring.llm`) built on the same plan and encoding.
 
 A scorer turns a batch of pairs into r̂_k(x, y_w) and r̂_k(x, y_l) for every aspect k of a
 reward-model set: raw logits of the aspect's head, never a sigmoid. Every chosen and rejected
@@ -9,7 +10,6 @@ so a short response is never padded to its partner's length.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,13 @@ class Scorer:
     """
 
     keys: list[str]
+    engine_seconds: float = 0.0   # time spent starting engines (vLLM), reported apart
+    engines_started: int = 0
+
+    @property
+    def tokenizer(self):
+        """The tokenizer of the set's first model (response lengths are counted with it)."""
+        raise NotImplementedError
 
     def score(self, prompts, chosen, rejected,
               progress=None) -> tuple[dict, dict]:  # pragma: no cover
@@ -83,6 +90,10 @@ class HFScorer(Scorer):
                 nl = n_labels if name == "multi_head" else 1
                 self.models[folder] = _Model(Path(folder), nl, cfg, self.device)
         self.keys = [k for *_, heads in self.plan for k, _ in heads]
+
+    @property
+    def tokenizer(self):
+        return next(iter(self.models.values())).tok
 
     def score(self, prompts, chosen, rejected, progress=None):
         import torch
@@ -132,14 +143,22 @@ class PackedScorer(Scorer):
         self.max_length = cfg.max_length or rm_set.max_length
         self.plan = _plan_for(rm_set, rm_dir)
         self.engines, self.toks = {}, {}
+        for folder, *_ in self.plan:   # every folder checked before any engine starts
+            self._check(folder)
         for folder, *_ in self.plan:
             if folder in self.engines:
                 continue
-            check_vllm_pooling(folder)
             self.engines[folder] = self._engine(folder)
             self.toks[folder] = AutoTokenizer.from_pretrained(
                 folder, trust_remote_code=cfg.trust_remote_code)
         self.keys = [k for *_, heads in self.plan for k, _ in heads]
+
+    @property
+    def tokenizer(self):
+        return next(iter(self.toks.values()))
+
+    def _check(self, folder: str) -> None:
+        """Raise a one-line error when ``folder`` cannot be served (before any engine starts)."""
 
     def _engine(self, folder: str):
         raise NotImplementedError
@@ -169,59 +188,6 @@ class PackedScorer(Scorer):
         return out, stats
 
 
-class VLLMScorer(PackedScorer):
-    """vLLM backend (GPU extra): ``LLM(runner="pooling")`` and ``classify`` with the activation
-    off, so the outputs are the raw head logits; prefix caching on, so the prompt shared by a
-    pair's chosen and rejected inputs is computed once."""
-
-    def __init__(self, rm_set: RewardModelSet, rm_dir: str, cfg):
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            raise PdrayError("backend 'vllm' needs vLLM and a CUDA GPU: pip install 'pdray[gpu]' "
-                             "(or use score.backend=hf)") from None
-        import torch
-
-        if not torch.cuda.is_available():
-            raise PdrayError("backend 'vllm' needs a CUDA GPU; none is visible (use score.backend=hf)")
-        self._setup(rm_set, rm_dir, cfg)
-
-    def _engine(self, folder: str):
-        from vllm import LLM
-        from vllm.config import PoolerConfig
-
-        return LLM(**vllm_kwargs(folder, self.cfg, self.max_length, PoolerConfig))
-
-    def _logits(self, folder: str, ids: list[list[int]]) -> np.ndarray:
-        from vllm import PoolingParams
-        from vllm.inputs import TokensPrompt
-
-        res = self.engines[folder].classify([TokensPrompt(prompt_token_ids=x) for x in ids],
-                                            pooling_params=PoolingParams(use_activation=False),
-                                            use_tqdm=False)
-        return np.asarray([r.outputs.probs for r in res], dtype=np.float64)
-
-
-def check_vllm_pooling(folder: str) -> None:
-    """vLLM's classify runner pools the last token: refuse a mean-pooled reward model (its head
-    was fitted on mean-pooled states, so vLLM's gaps would be wrong, not just different)."""
-    pooling = json.loads((Path(folder) / "config.json").read_text()).get("pdray_pooling")
-    if pooling == "mean":
-        raise PdrayError(f"{folder}: a mean-pooled reward model cannot be served by "
-                         f"vLLM's classify runner (it pools the last token); score it "
-                         f"with score.backend=hf, or train with rm.pooling=native")
-
-
-def vllm_kwargs(folder: str, cfg, max_length: int, pooler_config_cls) -> dict:
-    """Keyword arguments of ``vllm.LLM`` for a reward model (testable without vLLM)."""
-    kw = {"model": folder, "runner": "pooling", "enable_prefix_caching": True,
-          "max_model_len": max_length, "trust_remote_code": cfg.trust_remote_code,
-          "dtype": "bfloat16" if cfg.dtype == "auto" else cfg.dtype,
-          "pooler_config": pooler_config_cls(use_activation=False)}
-    kw.update(cfg.vllm)
-    return kw
-
-
 def _plan_for(rm_set: RewardModelSet, rm_dir: str):
     plan = []
     if rm_set.mode in ("separate", "all_in_one"):
@@ -239,10 +205,12 @@ def _plan_for(rm_set: RewardModelSet, rm_dir: str):
 
 
 def make_scorer(rm_set: RewardModelSet, rm_dir: str, cfg) -> Scorer:
-    if cfg.backend == "ray_llm":
-        from pdray.scoring.llm import RayLLMScorer  # ray.data.llm; subclasses this module's
-
-        return RayLLMScorer(rm_set, rm_dir, cfg)
+    """The scoring actor's scorer for ``cfg.backend`` (``hf`` or ``vllm``)."""
     if cfg.backend == "vllm":
+        from pdray.scoring.vllm_engine import VLLMScorer  # imports vLLM's registry on use
+
         return VLLMScorer(rm_set, rm_dir, cfg)
+    if cfg.backend == "ray_llm":
+        raise PdrayError("backend 'ray_llm' is a Ray Data pipeline (pdray.scoring.llm), "
+                         "not a scoring actor's scorer")
     return HFScorer(rm_set, rm_dir, cfg)

@@ -112,16 +112,23 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
     echo(f"[score] {staged.num_rows} pairs in {len(names)} shards: {len(names) - len(pending)} "
          f"already scored, {len(pending)} to score with {cfg.num_actors} {cfg.backend} actor(s) "
          f"× {len(rm_set.aspects)} aspect(s)")
-    if pending:
+    if pending and cfg.backend != "ray_llm":   # ray_llm sizes its engine actors itself
         cfg = cfg.model_copy(update={"cpus_per_actor": actor_cpus(cfg.cpus_per_actor,
                                                                   cfg.num_actors)})
-    stats = run_shards(staged, pending, out, scorer_path="pdray.scoring.actor.ScoringActor",
-                       scorer_args=(rm_dir, cfg.model_dump_json(), str(out)),
-                       num_actors=cfg.num_actors, num_cpus=cfg.cpus_per_actor,
-                       # ray_llm: the processor's engine actors take the GPUs, not the worker
-                       num_gpus=0 if cfg.backend == "ray_llm" else cfg.gpus_per_actor,
-                       max_restarts=cfg.max_restarts,
-                       tag="score", echo=echo, verbose=verbose)
+    if cfg.backend == "ray_llm":   # one Ray Data pipeline; its engines live for the whole job
+        from pdray.scoring.llm import score_ray_llm
+
+        stats = score_ray_llm(staged, pending, out, rm_set=rm_set, rm_dir=rm_dir, cfg=cfg,
+                              echo=echo, verbose=verbose)
+    else:
+        stats = run_shards(staged, pending, out, scorer_path="pdray.scoring.actor.ScoringActor",
+                           scorer_args=(rm_dir, cfg.model_dump_json(), str(out)),
+                           num_actors=cfg.num_actors, num_cpus=cfg.cpus_per_actor,
+                           num_gpus=cfg.gpus_per_actor, max_restarts=cfg.max_restarts,
+                           tag="score", echo=echo, verbose=verbose)
+    if stats.engines:
+        echo(f"[score] {stats.engines} vLLM engine(s) started in {stats.engine_seconds:.1f}s, "
+             f"then scored for {max(stats.seconds - stats.engine_seconds, 0.0):.1f}s")
     if cfg.stop_after_shards is not None and len(names) > len(done) + len(pending):
         echo("[score] stopped early (stop_after_shards): re-run to finish")
         return ScoreRun(out, {"complete": False})
@@ -154,6 +161,8 @@ def _finish(out, staged, rm_dir, rm_set, cfg, stats, echo, inputs) -> dict:
                 "pairs_per_s": stats.scored / seconds if seconds > 0 else None,
                 "tokens_per_s": stats.tokens / seconds if seconds > 0 else None,
                 "padding_share": pad_share, "newly_scored": stats.scored,
+                "engines_started": stats.engines,
+                "engine_seconds": round(stats.engine_seconds, 3),
                 "host": platform.node()},
     }
     write_json(manifest, out / "manifest.json")

@@ -94,6 +94,7 @@ class ShardWorker:
         self.input = pq.ParquetFile(input_path)
         self.out = Path(out)
         self.progress = progress
+        self.init_reported = False
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = []
@@ -108,22 +109,34 @@ class ShardWorker:
         report = shard_progress(self.progress, pairs.num_rows)
         t = self.scorer(pairs, progress=report)
         report(1, 1)   # the whole shard, whatever the scorer reported
-        err = t["_error"]
-        bad = pc.invert(pc.is_null(err))
-        failed = t.filter(bad).select(["id", "aspect", "_error"]).rename_columns(
-            ["id", "aspect", "error"])
-        good = t.filter(pc.is_null(err))
-        stats = {"name": name, "scored": good.num_rows, "failed": failed.num_rows,
-                 "tokens": float(pc.sum(good["_tokens"]).as_py() or 0)
-                 if "_tokens" in good.column_names else 0.0,
-                 "padded": float(pc.sum(good["_padded"]).as_py() or 0)
-                 if "_padded" in good.column_names else 0.0,
-                 "seconds": 0.0}
-        good = good.drop_columns([c for c in good.column_names if c.startswith("_")])
-        commit(failed, self.out / "failures" / f"{name}.parquet")
-        commit(good, self.out / "shards" / f"{name}.parquet")  # last: marks the shard done
+        stats = commit_shard(t, self.out, name)
         stats["seconds"] = time.perf_counter() - t0
+        init = getattr(self.scorer, "init_stats", dict)()   # reported once per actor
+        self.init_reported, first = True, not self.init_reported
+        stats["engines"] = int(init.get("engines", 0)) if first else 0
+        stats["engine_seconds"] = float(init.get("engine_seconds", 0.0)) if first else 0.0
         return stats
+
+
+def commit_shard(t: pa.Table, out: Path, name: str) -> dict:
+    """Commit a scored shard (rows with ``_error`` null) and its failures (the others, with
+    their error) under ``out``; return its stats row. The shard file is written last: its
+    presence marks the shard done."""
+    err = t["_error"]
+    bad = pc.invert(pc.is_null(err))
+    failed = t.filter(bad).select(["id", "aspect", "_error"]).rename_columns(
+        ["id", "aspect", "error"])
+    good = t.filter(pc.is_null(err))
+    stats = {"name": name, "scored": good.num_rows, "failed": failed.num_rows,
+             "tokens": float(pc.sum(good["_tokens"]).as_py() or 0)
+             if "_tokens" in good.column_names else 0.0,
+             "padded": float(pc.sum(good["_padded"]).as_py() or 0)
+             if "_padded" in good.column_names else 0.0,
+             "seconds": 0.0}
+    good = good.drop_columns([c for c in good.column_names if c.startswith("_")])
+    commit(failed, Path(out) / "failures" / f"{name}.parquet")
+    commit(good, Path(out) / "shards" / f"{name}.parquet")  # last: marks the shard done
+    return stats
 
 
 @dataclass
@@ -133,6 +146,17 @@ class RunStats:
     tokens: float = 0.0
     padded: float = 0.0
     seconds: float = 0.0
+    engines: int = 0              # engines started (vLLM backends), over all actors
+    engine_seconds: float = 0.0   # the slowest actor's engine start
+
+    def add(self, r: dict) -> None:
+        """Sum one shard's stats row into the run's."""
+        self.scored += int(r["scored"])
+        self.failed += int(r["failed"])
+        self.tokens += float(r["tokens"])
+        self.padded += float(r["padded"])
+        self.engines += int(r.get("engines", 0))
+        self.engine_seconds = max(self.engine_seconds, float(r.get("engine_seconds", 0.0)))
 
 
 def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: str,
@@ -181,10 +205,7 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
     try:
         for r in ds.iter_rows():
             seen.add(r["name"])
-            stats.scored += int(r["scored"])
-            stats.failed += int(r["failed"])
-            stats.tokens += float(r["tokens"])
-            stats.padded += float(r["padded"])
+            stats.add(r)
     finally:
         stop.set()
         ticker.join(timeout=5)

@@ -5,13 +5,11 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pdray.data import synthetic_pairs
-from pdray.errors import PdrayError
 from pdray.models.formatting import pair_text
 from pdray.models.reward import token_batches
 from pdray.models.tiny import build_tiny_reward_model
 from pdray.rm.model_set import RewardModelSet
 from pdray.scoring import ScoreConfig, score_pairs
-from pdray.scoring.backends import vllm_kwargs
 
 ASPECTS = ["helpfulness", "honesty"]
 
@@ -132,25 +130,6 @@ def test_token_batches_cut_padding():
     naive = [list(range(i, min(i + size, 800))) for i in range(0, 800, size)]
     assert padding(batches) < 0.1 < padding(naive) - 0.2
     assert all(len(b) * lens[b].max() <= 8192 for b in batches if len(b) > 1)
-
-
-def test_vllm_backend_options_and_clear_error(rm_sets):
-    class PC:
-        def __init__(self, **kw):
-            self.kw = kw
-
-    kw = vllm_kwargs("/m", ScoreConfig(backend="vllm"), 2048, PC)
-    assert kw["runner"] == "pooling" and kw["enable_prefix_caching"] is True
-    assert kw["pooler_config"].kw == {"use_activation": False}   # raw logits, no sigmoid
-    assert kw["trust_remote_code"] is False
-    from pdray.scoring import make_scorer
-
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        with pytest.raises(PdrayError, match="pip install 'pdray\\[gpu\\]'"):
-            make_scorer(RewardModelSet.load(rm_sets["separate"]), str(rm_sets["separate"]),
-                        ScoreConfig(backend="vllm"))
 
 
 @pytest.mark.parametrize("mode", ["separate", "multi_head", "all_in_one"])
