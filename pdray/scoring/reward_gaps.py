@@ -93,9 +93,13 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
 
     cfg = cfg or ScoreConfig()
     verbose = verbose_default() if verbose is None else verbose
-    init_ray(quiet=not verbose)
     rm_dir = str(Path(rm_dir).resolve())
     rm_set = RewardModelSet.load(rm_dir)
+    if cfg.backend in ("vllm", "ray_llm"):   # one line before any work, not an actor traceback
+        from pdray.scoring.vllm_engine import preflight
+
+        preflight(rm_set, rm_dir, cfg.backend)
+    init_ray(quiet=not verbose)
     out = Path(output_dir).resolve()
     S.prepare_output(out)
     staged = S.stage_input(pairs, out, cfg.shard_rows)

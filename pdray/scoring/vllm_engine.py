@@ -91,6 +91,17 @@ def pooling_type(folder: str, archs: tuple[set[str], set[str]] | None = None) ->
     return "MEAN" if pooling == "mean" else "LAST"
 
 
+def preflight(rm_set: RewardModelSet, rm_dir: str, backend: str) -> None:
+    """On the driver, before any actor or engine starts: vLLM importable, and every model folder
+    of the set servable as trained — each refusal one line (not an actor's traceback)."""
+    from pdray.scoring.backends import _plan_for
+
+    require_vllm(backend)
+    archs = vllm_architectures()
+    for folder in dict.fromkeys(f for f, *_ in _plan_for(rm_set, rm_dir)):
+        pooling_type(folder, archs)
+
+
 def engine_kwargs(folder: str, cfg, max_length: int, *, cpu: bool,
                   archs: tuple[set[str], set[str]] | None = None) -> dict:
     """Keyword arguments of a vLLM pooling engine (``vllm.LLM`` or ``ray.data.llm``'s

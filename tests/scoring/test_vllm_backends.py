@@ -132,3 +132,48 @@ def test_ray_llm_resumes_an_interrupted_job_with_identical_output(ray_local, rm_
     assert pq.read_table(first_file).equals(first)                  # the committed shard was kept, not rescored
     ok = [r for r in rows if r["chosen"]]
     _check_parity(out, rm_sets["multi_head"], pa.Table.from_pylist(ok, schema=pairs.schema))
+
+
+def test_unservable_models_end_pdray_score_in_one_line(tmp_path, monkeypatch):
+    """`pdray score backend=vllm|ray_llm`: a mean-pooled BERT-style model and an architecture
+    vLLM has no classifier for are refused on the driver in one line, before any work."""
+    import contextlib
+    import io
+
+    import pdray.raysetup
+    from pdray.cli import main
+
+    monkeypatch.setattr(pdray.raysetup, "init_ray", lambda **k: None)
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text(json.dumps({"id": "1", "aspect": "a", "prompt": "x", "chosen": "y",
+                                 "rejected": "z"}) + "\n")
+    for arch, pooling, want in [("BertForSequenceClassification", "mean", "is mean-pooled"),
+                                ("Qwen9ForSequenceClassification", "mean",
+                                 "no sequence classifier for architecture")]:
+        rms = tmp_path / arch
+        (rms / "a").mkdir(parents=True)
+        (rms / "a" / "config.json").write_text(json.dumps({"architectures": [arch],
+                                                           "pdray_pooling": pooling}))
+        RewardModelSet("separate", ["a"], {"a": "a"}).save(rms)
+        for backend in ("vllm", "ray_llm"):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
+                main(["score", str(pairs), "--rm", str(rms), "-o", str(tmp_path / "o"),
+                      f"backend={backend}"])
+            lines = err.getvalue().strip().splitlines()
+            assert e.value.code != 0 and len(lines) == 1, err.getvalue()
+            assert want in lines[0] and str(rms / "a") in lines[0] and arch in lines[0]
+            assert not (tmp_path / "o" / "shards").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_vllm_actor_that_dies_mid_job_is_restarted_and_its_shard_rescored(ray_local, rm_sets,
+                                                                            pairs, tmp_path):
+    cfg = ScoreConfig(backend="vllm", dtype="float32", shard_rows=8, fail_once_at_batch=2)
+    run = score_pairs(pairs, str(rm_sets["multi_head"]), str(tmp_path / "s"), cfg,
+                      echo=lambda _: None)
+    assert (tmp_path / "s" / "_injected_failure").exists()      # the actor did die
+    _check_parity(tmp_path / "s", rm_sets["multi_head"], pairs)  # and nothing was lost
+    assert run.manifest["rows_scored"] == 24 and run.manifest["rows_failed"] == 0
+    assert run.manifest["run"]["engines_started"] == 2          # the restarted actor's engine
