@@ -12,6 +12,7 @@ import pyarrow as pa
 from pdray.io import write_json, write_text
 from pdray.report.metrics import budget_table, selection_metrics, verdict
 from pdray.selection import compute_pd, select
+from pdray.selection.api import gaps_for_pd
 from pdray.selection.config import default
 from pdray.selection.scores import columns, gap_aspects
 
@@ -103,7 +104,9 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
     scorer, steps, final loss — with their warnings."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pdr = compute_pd(scores, gamma=gamma, rho=rho, length_debias=length_debias)
+    # the PD that selected: with learned reward models, after the same ρ̂_k fit as select()
+    pdr = compute_pd(gaps_for_pd(scores, length_debias)[0], gamma=gamma, rho=rho,
+                     length_debias=length_debias)
     has_truth = pairs is not None and "chosen_ratings" in pairs.column_names
     true_ids = None
     if has_truth:

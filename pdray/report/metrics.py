@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from pdray.data.stats import conflict_flags as holistic_agreement
 from pdray.selection import compute_pd, select
+from pdray.selection.api import gaps_for_pd
 from pdray.selection.config import default
 
 
@@ -84,8 +85,9 @@ def budget_table(scores: pa.Table, strategies: list[str], budgets: list[float], 
                  length_debias: str = "penalty", seed: int = 0) -> dict[str, dict]:
     """Per strategy and budget λ: mean PD and mean Δlen of the selection, and its CP when
     ``pairs`` carries ground truth. ``{"mean_pd": {s: [...]}, "mean_dlen": {...}, "cp": {...}}``."""
+    fitted = gaps_for_pd(scores, length_debias)[0]    # the PD that select() ranks by
     pd = dict(zip(scores["id"].to_pylist(),
-                  compute_pd(scores, gamma=gamma, rho=rho, length_debias=length_debias).pd.tolist()))
+                  compute_pd(fitted, gamma=gamma, rho=rho, length_debias=length_debias).pd.tolist()))
     dlen = dict(zip(scores["id"].to_pylist(),
                     (np.asarray(scores["chosen_len"], dtype=float)
                      - np.asarray(scores["rejected_len"], dtype=float)).tolist()))

@@ -77,12 +77,8 @@ def select(scores: pa.Table, strategy: str = default("strategy"), *,
                           f"got {length_debias!r}")
     check_ids(scores, source, pairs, pairs_source)
     t0 = time.perf_counter()
-    if fit_length is None:
-        fit_length = length_debias == "learned"
-    slopes = None
-    table = scores
-    if fit_length:  # Eq. 18 with ρ̂_k fitted on the scored rows (pdray.selection.length)
-        table, slopes = remove_length(scores)
+    table, slopes = gaps_for_pd(scores, length_debias, fit_length)
+    fit_length = slopes is not None
     ctx = Context(table, pairs, budget, gamma, rho, length_debias, seed, aspect_weights,
                   source)
     choice = fn(ctx, **options)
@@ -117,6 +113,20 @@ def select(scores: pa.Table, strategy: str = default("strategy"), *,
     log.info("select %s: %d of %d rows selected (%d dropped) in %.2f s (%.0f rows/s)", strategy,
              n_sel, n_in, dropped, dt, n_in / dt if dt > 0 else float("inf"))
     return SelectionResult(strategy, out, manifest)
+
+
+def gaps_for_pd(scores: pa.Table, length_debias: str, fit_length: bool | None = None
+                ) -> tuple[pa.Table, dict[str, float] | None]:
+    """The scores whose gaps PD is computed on, and the fitted ρ̂_k (``None`` when not fitted):
+    with ``fit_length`` (default: on for ``learned`` reward models) Eq. 18 with ρ̂_k fitted on the
+    scored rows (:func:`pdray.selection.length.remove_length`), else the scores as they are.
+    :func:`select` and the report both go through here, so the report shows the PD that
+    selected."""
+    if fit_length is None:
+        fit_length = length_debias == "learned"
+    if not fit_length:
+        return scores, None
+    return remove_length(scores)
 
 
 def check_ids(scores: pa.Table, source: str | None = None, pairs: pa.Table | None = None,

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -120,3 +121,37 @@ def test_verdict_first_lines_by_hand():
     assert "strongly correlated with Δlen (+0.80)" in v[1] and v[2].startswith("3 pairs")
     assert v[3] == "aspect 'a': weak"
     assert verdict({"strategies": {"pd": {"cp": None}}, "all": {}})[0].startswith("No ground truth")
+
+
+@pytest.mark.parametrize("mode", ["learned", "penalty", "poe", "none"])
+def test_report_shows_the_pd_that_selected(pku_pairs, tmp_path, mode):
+    """q_k, the PD histogram's values, mean PD and the budget curve's mean PD are the
+    selection's, in every length mode — with ``learned`` after the same fitted ρ̂_k (the report
+    used to compute PD without that fit: a PD that never selected anything)."""
+    from pdray.selection.api import gaps_for_pd
+
+    scores = pku_scores(pku_pairs, noise=0.3)
+    text = {r["id"]: r for r in pku_pairs.select(["id", "chosen", "rejected"]).to_pylist()}
+    for side in ("chosen", "rejected"):   # real response lengths (words) for the length term
+        lens = pa.array([len(text[i][side].split()) for i in scores["id"].to_pylist()], pa.int64())
+        scores = scores.set_column(scores.column_names.index(f"{side}_len"), f"{side}_len", lens)
+    dlen = np.asarray(scores["chosen_len"], float) - np.asarray(scores["rejected_len"], float)
+    assert np.abs(dlen).max() > 10
+    k = next(c for c in scores.column_names if c.startswith("gap_"))
+    biased = pa.array(scores[k].to_numpy() + 0.05 * dlen)    # a length-biased aspect
+    scores = scores.set_column(scores.column_names.index(k), k, biased)
+    sel = select(scores, "pd", budget=0.3, rho=0.001, length_debias=mode)
+    build_report(scores, {"pd": sel}, tmp_path / "rep", rho=0.001, length_debias=mode,
+                 budgets=(0.3,))
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert m["q"] == pytest.approx(sel.manifest["q"], rel=1e-12)
+    pd = compute_pd(gaps_for_pd(scores, mode)[0], gamma=0.95, rho=0.001, length_debias=mode).pd
+    assert m["pd_mean"] == pytest.approx(float(np.mean(pd)), rel=1e-12)
+    by_id = dict(zip(scores["id"].to_pylist(), pd))
+    chosen = np.mean([by_id[i] for i in sel.selected_ids])
+    assert m["budget_curve"]["mean_pd"]["pd"][0] == pytest.approx(chosen, rel=1e-12)
+    # the kept pairs are the most negative PD of exactly this PD (Eq. 10)
+    assert max(by_id[i] for i in sel.selected_ids) <= np.quantile(pd, 0.3) + 1e-12
+    if mode == "learned":   # and it is not the unfitted PD the report used to show
+        raw = compute_pd(scores, gamma=0.95, rho=0.001, length_debias=mode)
+        assert m["q"] != pytest.approx(raw.q, rel=1e-6)
