@@ -90,3 +90,6 @@ class DataStageConfig(SourceConfig):
     length_effect: float = Field(0.5, ge=0, description="synthetic: length/quality coupling")
     limit: int | None = Field(None, gt=0, description="keep only the first N pairs")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="held-out pairs for DPO accuracy")
+    quarantine: str | None = Field(
+        None, description="side file (JSONL) for bad rows, as in `pdray data build`: they are "
+        "set aside and counted (data manifest: quarantined) instead of stopping the run")

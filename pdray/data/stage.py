@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 from pdray.data.assemble import assemble
 from pdray.data.config import DataStageConfig
 from pdray.data.synthetic import synthetic_pairs
-from pdray.errors import PdrayError
+from pdray.data.result import quarantine_table
+from pdray.errors import DataError, PdrayError
 from pdray.fingerprint import file_fingerprint
 from pdray.io import write_table
 from pdray.manifest import StageManifest
@@ -35,6 +36,8 @@ class DataManifest(StageManifest):
     source: str
     format: str | None = None
     dropped: int = 0
+    quarantined: int = 0
+    quarantine: str | None = None
     achieved_conflict: float | None = None
 
 
@@ -68,9 +71,17 @@ def load_pairs(cfg: DataStageConfig) -> tuple[pa.Table, dict]:
         t = synthetic_pairs(cfg.n_pairs, aspects=cfg.aspects, length_effect=cfg.length_effect,
                             seed=cfg.seed, **kw)
         return t, {"source": "synthetic"}
-    got = assemble(cfg)
+    try:
+        got = assemble(cfg, quarantine=bool(cfg.quarantine))
+    except DataError as e:   # a bad row: say how to set such rows aside and go on
+        raise DataError(f"{e.reason} (set data.quarantine=FILE to set bad rows aside, "
+                        f"counted, and go on)", file=e.file, row=e.row, field=e.field) from None
     info: dict[str, Any] = {"source": cfg.source, "format": cfg.format,
                             "dropped": len(got.load.dropped) if got.load.dropped is not None else 0}
+    if cfg.quarantine:
+        rows = got.load.quarantined
+        write_table(quarantine_table(rows), cfg.quarantine)
+        info.update(quarantined=len(rows), quarantine=str(Path(cfg.quarantine).resolve()))
     if got.build is not None:
         info["achieved_conflict"] = got.build.achieved_conflict
     return got.table, info
@@ -91,6 +102,8 @@ def run(cfg: DataStageConfig, inputs: dict, out: Path, echo) -> DataManifest:
     aspects = sorted(pc.unique(table["aspect"]).to_pylist())
     echo(f"[data] {table.num_rows} pairs, aspects {aspects}: "
          f"{train.num_rows} train / {test.num_rows} held out")
+    if info.get("quarantined"):
+        echo(f"[data] {info['quarantined']} bad row(s) set aside -> {info['quarantine']}")
     return DataManifest(dir=str(out), pairs=str(out / "pairs.parquet"),
                         train=str(out / "pairs_train.parquet"),
                         test=str(out / "pairs_test.parquet"), rows=table.num_rows,
