@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 
 from pdray.data.assemble import assemble
 from pdray.data.config import DataStageConfig
-from pdray.data.synthetic import synthetic_pairs
 from pdray.data.result import quarantine_table
+from pdray.data.synthetic import synthetic_pairs
 from pdray.errors import DataError, PdrayError
 from pdray.fingerprint import file_fingerprint
 from pdray.io import write_table
