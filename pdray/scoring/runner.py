@@ -36,6 +36,12 @@ class Progress:
 
     def __init__(self):
         self.rows = 0
+        self.starts = 0
+
+    def started(self) -> int:
+        """Count one scoring-actor start (first starts and restarts alike); return the count."""
+        self.starts += 1
+        return self.starts
 
     def add(self, n: int) -> None:
         self.rows += int(n)
@@ -83,12 +89,25 @@ def shard_progress(counter, rows: int):
     return progress
 
 
+RESTARTS_USED = "scoring actor restarts used up"
+
+
 class ShardWorker:
-    """Ray Data callable class: one block = one shard descriptor; scores and commits it."""
+    """Ray Data callable class: one block = one shard descriptor; scores and commits it.
+
+    ``max_starts``: actor starts allowed in all (``num_actors + max_restarts``). Ray Data
+    restarts a dead actor without limit; the start beyond this one refuses to build its scorer,
+    and the run ends in one line (:data:`RESTARTS_USED`) instead of crashing forever."""
 
     def __init__(self, scorer_path: str, scorer_args: tuple, input_path: str, out: str,
-                 progress=None, log_dir: str | None = None):
+                 progress=None, log_dir: str | None = None, max_starts: int | None = None):
         _redirect_output(log_dir)
+        if progress is not None and max_starts is not None:
+            import ray
+
+            if ray.get(progress.started.remote()) > max_starts:
+                raise PdrayError(f"{RESTARTS_USED}: the scoring actors died "
+                                 f"{max_starts} time(s) in all; the worker logs say why")
         mod, _, name = scorer_path.rpartition(".")
         self.scorer = getattr(importlib.import_module(mod), name)(*scorer_args)
         self.input = pq.ParquetFile(input_path)
@@ -180,12 +199,13 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         ShardWorker, batch_size=None, batch_format="pyarrow",
         fn_constructor_args=(scorer_path, scorer_args, str(staged.path), str(out), counter,
-                             log_dir),
+                             log_dir, num_actors + max_restarts),
         # one call at a time per actor (max_concurrency 1), run on the actor's own thread, where
         # the scorer was built and set its torch threads, not on Ray Data's extra UDF thread
         compute=ray.data.ActorPoolStrategy(size=num_actors, enable_true_multi_threading=True),
-        num_cpus=num_cpus,
-        num_gpus=num_gpus or None, max_restarts=max_restarts, max_task_retries=-1)
+        # Ray Data restarts dead actors and retries their shard (its defaults); ShardWorker
+        # caps the restarts at max_restarts (Ray 2.64 drops map_batches' max_restarts)
+        num_cpus=num_cpus, num_gpus=num_gpus or None)
     if log_dir:
         echo(f"[{tag}] worker logs: {log_dir}")
     t0 = time.perf_counter()
@@ -206,6 +226,12 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
         for r in ds.iter_rows():
             seen.add(r["name"])
             stats.add(r)
+    except Exception as e:
+        if RESTARTS_USED not in str(e):
+            raise
+        raise PdrayError(f"[{tag}] {RESTARTS_USED} (max_restarts={max_restarts}): see "
+                         f"{log_dir or 'the Ray worker logs'}; committed shards are kept, "
+                         f"a re-run resumes") from None
     finally:
         stop.set()
         ticker.join(timeout=5)

@@ -5,6 +5,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pdray.data import synthetic_pairs
+from pdray.errors import PdrayError
 from pdray.models.formatting import pair_text
 from pdray.models.reward import token_batches
 from pdray.models.tiny import build_tiny_reward_model
@@ -98,6 +99,15 @@ def test_resume_and_killed_actor_give_identical_table(ray_local, rm_sets, tmp_pa
                          ScoreConfig(shard_rows=15, fail_once_at_batch=2), echo=lambda *_: None)
     assert (tmp_path / "killed" / "_injected_failure").exists()
     assert killed.table().sort_by("id").equals(clean)
+    # with no restarts allowed, the same death ends the run in one line; a re-run resumes
+    with pytest.raises(PdrayError, match=r"^\[score\] scoring actor restarts used up "
+                                         r"\(max_restarts=0\)[^\n]*a re-run resumes$"):
+        score_pairs(pairs, str(rm_sets["separate"]), str(tmp_path / "capped"),
+                    ScoreConfig(shard_rows=15, fail_once_at_batch=2, max_restarts=0),
+                    echo=lambda *_: None)
+    resumed = score_pairs(pairs, str(rm_sets["separate"]), str(tmp_path / "capped"),
+                          ScoreConfig(shard_rows=15), echo=lambda *_: None)
+    assert resumed.table().sort_by("id").equals(clean)
 
 
 @pytest.mark.timeout(300)
