@@ -11,6 +11,38 @@ def verbose_default() -> bool:
     return os.environ.get("PDRAY_VERBOSE", "") not in ("", "0", "false")
 
 
+# What keeps transformers, huggingface_hub, DeepSpeed and vLLM off the terminal: set in the
+# environment before Ray starts, so every worker process inherits it (PDRAY_VERBOSE=1 keeps them).
+QUIET_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",          # the "Loading weights" load reports
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",        # "Loading weights" / "Writing model shards" bars
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "VLLM_LOGGING_LEVEL": "WARNING",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal pdray's (unless ``PDRAY_VERBOSE=1``): :data:`QUIET_ENV` for this process
+    and the Ray workers it starts, transformers' logging and bars if already imported, and on a
+    machine without NVIDIA devices DeepSpeed's accelerator named (it otherwise warns "Setting
+    accelerator to CPU" in every process that imports it)."""
+    import sys
+    from pathlib import Path
+
+    if verbose_default():
+        return
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    if not any(any(Path("/dev").glob(g)) for g in ("nvidia[0-9]*", "kfd", "accel*", "neuron*")):
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
              object_store_memory: int | None = 512 * 1024**2, quiet: bool = False) -> None:
     """Connect to ``address`` (``"auto"`` for a cluster) or start a local Ray.
@@ -28,9 +60,13 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     if quiet:
+        quiet_libraries()
         quiet_ray_data(False)
     if ray.is_initialized():
         return
+    if quiet:   # a local Ray's token authentication is on by default: no need to say so each run
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=not quiet)

@@ -39,6 +39,9 @@ def _version(value: bool):
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from pdray.raysetup import quiet_libraries
+
+    quiet_libraries()   # library noise off the terminal (PDRAY_VERBOSE=1 keeps it)
 
 
 def _register_stages() -> None:
