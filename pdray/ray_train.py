@@ -108,3 +108,22 @@ def fit_on_ray(train_loop: Callable[[dict], None], loop_config: dict, *, label: 
     if result.error:
         raise PdrayError(f"[{label}] training failed: {one_line(result.error)}") from result.error
     return result
+
+
+def shared_output_dir(prefix: str) -> str:
+    """Inside a Ray Train worker: a fresh local folder for the trainer's checkpoints, the same
+    path on every worker of the run (rank 0 makes it and broadcasts it). Under DeepSpeed every
+    rank writes its ZeRO shards into the trainer's ``output_dir`` and rank 0 the ``latest`` tag
+    that loading reads, so reloading a checkpoint in the worker (``load_best_model_at_end``)
+    needs one folder, as under torchrun; it also lets rank 0 rotate every rank's old
+    checkpoints (``save_total_limit``). Workers on other nodes get the same path on their own
+    disk."""
+    import tempfile
+
+    import ray.train
+    from ray.train.collective import broadcast_from_rank_zero
+
+    rank0 = ray.train.get_context().get_world_rank() == 0
+    path = broadcast_from_rank_zero(tempfile.mkdtemp(prefix=prefix) if rank0 else None)
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path

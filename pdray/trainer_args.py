@@ -1,4 +1,5 @@
-"""The ``trainer`` pass-through of the rm and dpo configs: any other argument of TRL's config class.
+"""The ``trainer`` pass-through of the rm and dpo configs: any other argument of TRL's config class,
+and the DeepSpeed settings both share (:func:`deepspeed_config`, :func:`init_deepspeed_on_cpu`).
 
 A stage config (:class:`pdray.rm.RMConfig`, :class:`pdray.align.DPOConfig`) keeps pdray's own
 knobs and the common trainer fields; its ``trl_args(cfg, **runtime)`` (beside the config) maps
@@ -7,13 +8,14 @@ them to the arguments of TRL's config class, and ``trainer: {key: value}`` adds 
 argument of the TRL class, or one pdray sets itself, is a one-line :class:`ConfigError` naming
 ``trainer.<key>``; a bad value fails when the TRL class is built once with it.
 
-Importing this module stays free of trl: the TRL class is imported only when ``trainer`` is not
-empty.
+Importing this module stays free of trl and deepspeed: the TRL class is imported only when
+``trainer`` is not empty, deepspeed only by :func:`init_deepspeed_on_cpu` (in a worker).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from pydantic import Field, model_serializer
@@ -124,3 +126,38 @@ def first_line(err: BaseException) -> str:
 def resolve_bf16(bf16: bool | None, use_gpu: bool) -> bool:
     """``bf16`` as configured; unset, it is on with GPUs and off on CPUs."""
     return bf16 if bf16 is not None else use_gpu
+
+
+# rm.deepspeed / dpo.deepspeed shorthands: the ZeRO stage of a config built by deepspeed_config
+ZERO_STAGES = {"zero2": 2, "zero3": 3}
+
+
+def deepspeed_config(spec: dict | str | None) -> dict | str | None:
+    """The ``deepspeed`` argument of TRL's config class for ``rm.deepspeed`` / ``dpo.deepspeed``:
+    ``zero2`` / ``zero3`` become a ZeRO config for HF/TRL (``auto`` values filled from the
+    training args; ZeRO-3 gathers the weights when the model is saved); a dict (a full DeepSpeed
+    config) or any other string (the path of one) is passed through as is."""
+    if spec is None or isinstance(spec, dict) or spec not in ZERO_STAGES:
+        return spec
+    stage = ZERO_STAGES[spec]
+    zero: dict = {"stage": stage, "overlap_comm": False, "contiguous_gradients": True}
+    if stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {"zero_optimization": zero, "train_micro_batch_size_per_gpu": "auto",
+            "gradient_accumulation_steps": "auto", "train_batch_size": "auto",
+            "gradient_clipping": "auto", "bf16": {"enabled": "auto"}}
+
+
+def init_deepspeed_on_cpu(spec: dict | str | None, use_gpu: bool) -> None:
+    """In a CPU Ray Train worker with DeepSpeed: point DeepSpeed at its CPU accelerator and
+    attach it to the process group Ray Train made (gloo), before the trainer is built. On GPUs
+    accelerate does this; with ``use_cpu`` it does not, and under ZeRO-3 the first model that
+    transformers loads inside ``deepspeed.zero.Init`` (TRL's reference model) then sees a
+    world size of 1 ("train_batch_size is not equal to micro_batch_per_gpu *
+    gradient_acc_step * world_size 8 != 4 * 1 * 1")."""
+    if use_gpu or spec is None:
+        return
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed  # deferred: deepspeed (workers only)
+
+    deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)

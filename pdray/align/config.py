@@ -11,6 +11,7 @@ from pdray.trainer_args import (
     WithTrainerArgs,
     check_trainer_args,
     checked_before,
+    deepspeed_config,
     resolve_bf16,
 )
 
@@ -114,17 +115,3 @@ def trl_args(cfg: DPOConfig, **runtime) -> dict[str, Any]:
     :func:`pdray_trl_args` plus the ``trainer`` pass-through (validated when the config loads)."""
     return {**pdray_trl_args(cfg, **runtime), **cfg.trainer}
 
-
-def deepspeed_config(spec) -> dict | None:
-    """A DeepSpeed ZeRO config for HF/TRL (``auto`` values filled from the training args)."""
-    if spec is None:
-        return None
-    if isinstance(spec, dict):
-        return spec
-    stage = {"zero2": 2, "zero3": 3}[spec]
-    zero: dict = {"stage": stage, "overlap_comm": False, "contiguous_gradients": True}
-    if stage == 3:
-        zero["stage3_gather_16bit_weights_on_model_save"] = True
-    return {"zero_optimization": zero, "train_micro_batch_size_per_gpu": "auto",
-            "gradient_accumulation_steps": "auto", "train_batch_size": "auto",
-            "gradient_clipping": "auto", "bf16": {"enabled": "auto"}}

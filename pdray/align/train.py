@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pdray.align.config import DPOConfig, deepspeed_config
+from pdray.align.config import DPOConfig
 from pdray.align.data import check_rows, split_eval, to_dpo_rows
 from pdray.align.evaluate import implicit_reward_accuracy, sample_lengths
 from pdray.align.worker import train_dpo_worker
@@ -28,6 +28,7 @@ from pdray.models.smollm import smollm2_path
 from pdray.models.tiny import build_tiny_causal_lm
 from pdray.ray_train import fit_on_ray, storage_path
 from pdray.raysetup import init_ray
+from pdray.trainer_args import deepspeed_config
 
 
 @dataclass

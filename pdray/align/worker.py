@@ -7,9 +7,10 @@ import tempfile
 import time
 
 from pdray.align.config import DPOConfig, trl_args
-from pdray.models.callbacks import fail_once_callback
+from pdray.models.callbacks import fail_once_callback, ray_report_callback
 from pdray.models.formatting import fix_pad_token
-from pdray.trainer_args import CHECKED, resolve_bf16
+from pdray.ray_train import shared_output_dir
+from pdray.trainer_args import CHECKED, init_deepspeed_on_cpu, resolve_bf16
 
 
 def _progress_callback(name: str):
@@ -67,11 +68,12 @@ def train_dpo_worker(spec: dict) -> None:
 
         peft_config = LoraConfig(task_type=TaskType.CAUSAL_LM, **cfg.lora)
     ds = datasets.Dataset.from_dict(spec["rows"])
+    init_deepspeed_on_cpu(cfg.deepspeed, cfg.use_gpu)  # before TRL loads the reference model
     # built after the models are loaded: DeepSpeed args made earlier would make from_pretrained
     # load ZeRO-3 partitions
     dmpo = cfg.loss == "dmpo"
     args = (DMPOConfig if dmpo else TRLDPOConfig)(**trl_args(
-        cfg, output_dir=tempfile.mkdtemp(prefix=f"pdray-dpo-{name}-"), kappa=spec["kappa"]))
+        cfg, output_dir=shared_output_dir(f"pdray-dpo-{name}-"), kappa=spec["kappa"]))
     kwargs = {"model": model, "ref_model": ref, "args": args, "train_dataset": ds,
               "processing_class": tok, "peft_config": peft_config}
     trainer = DMPOTrainer(**kwargs) if dmpo else DPOTrainer(**kwargs)
@@ -80,7 +82,7 @@ def train_dpo_worker(spec: dict) -> None:
     fail = fail_once_callback(f"dpo:{name}", cfg.fail_once_at_step, spec.get("fail_marker"))
     if fail is not None:
         trainer.add_callback(fail)
-    trainer.add_callback(RayTrainReportCallback())
+    trainer.add_callback(ray_report_callback())
     trainer = prepare_trainer(trainer)
     ckpt = ray.train.get_checkpoint()
     resumed = False

@@ -10,6 +10,7 @@ from pdray.trainer_args import (
     WithTrainerArgs,
     check_trainer_args,
     checked_before,
+    deepspeed_config,
     resolve_bf16,
 )
 
@@ -100,7 +101,9 @@ class RMConfig(WithTrainerArgs):
                                    "worker runs torch on as many threads)")
     use_gpu: bool = Field(False, description="one GPU per worker")
     bf16: bool | None = Field(None, description="default: on with GPUs")
-    deepspeed: dict[str, Any] | str | None = Field(None, description="DeepSpeed config (GPU)")
+    deepspeed: Literal["zero2", "zero3"] | dict[str, Any] | str | None = Field(
+        None, description="DeepSpeed ZeRO stage (zero2, zero3, as dpo.deepspeed), a full "
+        "DeepSpeed config, or the path of one")
     lora: dict[str, Any] | None = Field(None, description="peft LoraConfig kwargs")
     system_prompts: dict[str, str] = Field(default_factory=lambda: dict(PAPER_SYSTEM_PROMPTS),
                                            description="all_in_one: the system prompt of each "
@@ -152,6 +155,7 @@ class RMConfig(WithTrainerArgs):
                                               max_steps=planned, pooling="native",
                                               early_stopping=self.dev_fraction > 0),
                                {**{k: f"rm.{f}" for k, f in COPIED.items()},
+                                "deepspeed": "rm.deepspeed",
                                 # max_steps, planned from epochs, would override it
                                 "num_train_epochs": "rm.epochs"})
         return self
@@ -165,7 +169,7 @@ class RMConfig(WithTrainerArgs):
 COPIED = {"learning_rate": "lr", "per_device_train_batch_size": "batch_size",
           "per_device_eval_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
           "warmup_steps": "warmup_ratio", "lr_scheduler_type": "scheduler",
-          "weight_decay": "weight_decay", "seed": "seed", "deepspeed": "deepspeed"}
+          "weight_decay": "weight_decay", "seed": "seed"}
 
 
 def eval_every(cfg: RMConfig, steps: int) -> int:
@@ -192,6 +196,7 @@ def pdray_trl_args(cfg: RMConfig, *, output_dir: str, max_steps: int, pooling: s
             "load_best_model_at_end": early_stopping, "metric_for_best_model": "eval_loss",
             "greater_is_better": False, "report_to": "none", "use_cpu": not cfg.use_gpu,
             "bf16": resolve_bf16(cfg.bf16, cfg.use_gpu),
+            "deepspeed": deepspeed_config(cfg.deepspeed),  # zero2/zero3: as dpo.deepspeed
             "max_length": None,               # pdray truncates (response_share) before TRL
             "remove_unused_columns": False, "dataloader_num_workers": 0, "disable_tqdm": True,
             # mean pooling leaves the [CLS] pooler of BERT-style models out of the loss

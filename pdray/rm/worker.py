@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from pdray.models.backbones import load_reward_backbone
-from pdray.models.callbacks import fail_once_callback
+from pdray.models.callbacks import fail_once_callback, ray_report_callback
 from pdray.models.reward import POOLING_KEY, install_forward, resolve_pooling
+from pdray.ray_train import shared_output_dir
 from pdray.rm.config import RMConfig, trl_args
 from pdray.rm.losses import (
     LENGTH_COEF,
@@ -21,7 +22,7 @@ from pdray.rm.losses import (
     pop_length_coef,
 )
 from pdray.rm.probe import train_probe
-from pdray.trainer_args import CHECKED
+from pdray.trainer_args import CHECKED, init_deepspeed_on_cpu
 
 
 def _progress_callback(name: str):
@@ -58,7 +59,7 @@ def train_unit(spec: dict) -> None:
     import datasets
     import ray.train
     import torch
-    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from ray.train.huggingface.transformers import prepare_trainer
     from transformers import EarlyStoppingCallback
     from trl import RewardConfig
 
@@ -92,7 +93,8 @@ def train_unit(spec: dict) -> None:
     ds = datasets.Dataset.from_dict(spec["rows"])
     eval_ds = datasets.Dataset.from_dict(spec["eval_rows"]) if spec.get("eval_rows") else None
     stopping = eval_ds is not None and eval_ds.num_rows > 0
-    args = RewardConfig(**trl_args(cfg, output_dir=tempfile.mkdtemp(prefix=f"pdray-rm-{name}-"),
+    init_deepspeed_on_cpu(cfg.deepspeed, cfg.use_gpu)
+    args = RewardConfig(**trl_args(cfg, output_dir=shared_output_dir(f"pdray-rm-{name}-"),
                                    max_steps=steps, pooling=pooling, early_stopping=stopping))
     collator = HeadCollator(pad_token_id=tok.pad_token_id) if spec["num_labels"] > 1 else None
     trainer = PdrayRewardTrainer(model=model, args=args, train_dataset=ds, eval_dataset=eval_ds,
@@ -105,7 +107,7 @@ def train_unit(spec: dict) -> None:
     if stopping:
         trainer.add_callback(EarlyStoppingCallback(
             early_stopping_patience=cfg.early_stopping_patience))
-    trainer.add_callback(RayTrainReportCallback())
+    trainer.add_callback(ray_report_callback())
     trainer = prepare_trainer(trainer)
     resumed_from = _train(trainer, name)
     history = trainer.state.log_history
@@ -123,10 +125,25 @@ def train_unit(spec: dict) -> None:
     m = trainer.model
     if cfg.lora:
         m = m.merge_and_unload()
+    state = _gathered_state_dict(trainer)
     coef = pop_length_coef(m)
+    if state is not None:  # ZeRO-3: the values gathered on rank 0, not the local partition
+        full = state.pop(LENGTH_COEF, None)
+        coef = [float(x) for x in full] if full is not None else None
     if coef is not None:
         metrics["length_coef"] = coef
-    _report_final(ctx, m, tok, pooling, metrics, spec)
+    _report_final(ctx, m, tok, pooling, metrics, spec, state)
+
+
+def _gathered_state_dict(trainer) -> dict | None:
+    """Under DeepSpeed ZeRO-3, the model's full weights gathered from every worker (a
+    collective: all ranks call it; rank 0 gets them, the others an empty dict); ``None`` when
+    each worker holds whole weights."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not (trainer.is_deepspeed_enabled and is_deepspeed_zero3_enabled()):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.model_wrapped)
 
 
 def _train(trainer, name: str) -> str | None:
@@ -152,8 +169,10 @@ def _train(trainer, name: str) -> str | None:
         return None
 
 
-def _report_final(ctx, m, tok, pooling: str, metrics: dict, spec: dict) -> None:
-    """Save the final model (rank 0) as a plain HF folder and report it to Ray Train."""
+def _report_final(ctx, m, tok, pooling: str, metrics: dict, spec: dict,
+                  state: dict | None = None) -> None:
+    """Save the final model (rank 0; its weights ``state`` when given, else its own) as a
+    plain HF folder and report it to Ray Train."""
     import ray.train
 
     final = tempfile.mkdtemp(prefix=f"pdray-rm-final-{spec['name']}-")
@@ -162,7 +181,7 @@ def _report_final(ctx, m, tok, pooling: str, metrics: dict, spec: dict) -> None:
                                             for c in metrics["length_coef"]]
     if ctx.get_world_rank() == 0:
         setattr(m.config, POOLING_KEY, pooling)
-        m.save_pretrained(final, safe_serialization=True)
+        m.save_pretrained(final, state_dict=state, safe_serialization=True)
         tok.save_pretrained(final)
     ray.train.report({"final": 1, **metrics},
                      checkpoint=ray.train.Checkpoint.from_directory(final)
