@@ -64,11 +64,13 @@ def average_length(texts: Iterable[str], unit: str = "words") -> float:
 
 def set_summary(outcomes: Sequence[str], target_texts: Sequence[str],
                 baseline_texts: Sequence[str], unit: str = "words") -> dict:
-    """Counts, win score (Eq. 19) and AL of one test set."""
+    """Counts, win score (Eq. 19) and AL of one test set. Eq. 19 divides by |D_t|, every prompt
+    of the set: a failed judgment counts as a tie there (neither a win nor a loss) and is
+    reported in ``failed``, so failures cannot raise or lower the score by shrinking D_t."""
     c = outcome_counts(outcomes)
     judged = c["win"] + c["loss"] + c["tie"]
     return {"n": len(outcomes), "judged": judged, **c,
-            "win_score": win_score(c["win"], c["loss"], judged),
+            "win_score": win_score(c["win"], c["loss"], len(outcomes)),
             "AL": average_length(target_texts, unit),
             "AL_baseline": average_length(baseline_texts, unit)}
 

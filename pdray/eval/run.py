@@ -129,7 +129,7 @@ def evaluate(target_model: str, baseline: Baseline, test_sets, judge: Judge,
                     prefs, [response_length(k[1], cfg.length_unit) for k in keep],
                     [response_length(k[2], cfg.length_unit) for k in keep])
         summary[name] = s
-        failed = f", {s['failed']} judge failures" if s["failed"] else ""
+        failed = (f", {s['failed']} judge failures (ties in Eq. 19)" if s["failed"] else "")
         echo(f"[eval] {name}: W/L/T {s['win']}/{s['loss']}/{s['tie']}{failed}, "
              f"win score {s['win_score']:.3f}, AL {s['AL']:.1f} vs {s['AL_baseline']:.1f}")
         for i, p, t, b, j in zip(ids, prompts, target, base, judged):

@@ -38,7 +38,9 @@ def test_set_summary_counts_failures_separately():
     outs = ["win", "win", "loss", "tie", "failed"]
     s = set_summary(outs, ["a b c", "a", "a b", "a b c d", "x"], ["a", "a", "a", "a", "a"])
     assert (s["n"], s["judged"], s["win"], s["loss"], s["tie"], s["failed"]) == (5, 4, 2, 1, 1, 1)
-    assert s["win_score"] == pytest.approx((2 - 1) / 4 + 1)  # failures not in |D_t|
+    # Eq. 19 over |D_t| = all 5 prompts: the failed judgment counts as a tie (this test used to
+    # pin (2 − 1)/4 + 1, the judged items only, which a failure could inflate)
+    assert s["win_score"] == pytest.approx((2 - 1) / 5 + 1)
     assert s["AL"] == pytest.approx(11 / 5) and s["AL_baseline"] == 1.0
     assert average_length(["ab cd", "abc"], "chars") == 4.0
     with pytest.raises(ValueError):
