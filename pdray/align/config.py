@@ -21,7 +21,8 @@ class DPOConfig(WithTrainerArgs):
     ref_model: str | None = Field(None, description="default: a frozen copy of model")
     loss: Literal["dpo", "dmpo"] = Field("dpo", description="dpo (Eq. 2) or dmpo (Eq. 39, reads "
                                          "the pairs' pd column)")
-    beta: float = Field(0.1, gt=0, description="β of the DPO loss (the paper: 0.1)")
+    beta: float = Field(0.1, gt=0, description="β of the DPO loss (the paper gives no value: 0.1 is pdray's choice, "
+                      "TRL's default)")
     kappa: int | None = Field(None, ge=1, description="DMPO κ (default: number of aspects)")
     epochs: float = Field(1.0, gt=0, description="passes over the pairs (the paper: 1)")
     max_steps: int | None = Field(None, gt=0, description="caps the optimizer steps "
@@ -74,7 +75,8 @@ class DPOConfig(WithTrainerArgs):
 
     @classmethod
     def paper(cls, **kw) -> DPOConfig:
-        """App. B.3: 1 epoch, lr 5e-7, batch 32, warmup 0.1, cosine, β 0.1."""
+        """App. B.3: 1 epoch, lr 5e-7, batch 32, warmup 0.1, cosine; β 0.1 is pdray's choice
+        (TRL's default: the paper gives no β)."""
         return cls(**{"epochs": 1, "lr": 5e-7, "batch_size": 32, "warmup_ratio": 0.1,
                       "scheduler": "cosine", "beta": 0.1, "max_length": 4096, **kw})
 

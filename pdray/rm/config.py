@@ -44,7 +44,8 @@ class RMConfig(WithTrainerArgs):
         "learned", description="learned: −log σ(Δr + ρ̂_k·Δlen) with ρ̂_k trained per aspect, "
         "scored as Δr alone; penalty: Eq. 17/18 with the fixed ρ; poe: −log σ(Δr + ρ·Δlen) "
         "with the fixed ρ, scored as Δr; none: plain Bradley–Terry (Eq. 11)")
-    rho: float = Field(0.001, ge=0, description="ρ per token of Δlen (Eq. 17; penalty and poe)")
+    rho: float = Field(0.001, ge=0, description="ρ per token of Δlen (Eq. 17; penalty and poe); the "
+                     "paper gives no value: 0.001 is pdray's starting point, tune it")
     tau: float = Field(1.0, gt=0, description="balance temperature τ (Eq. 16)")
     sample_ratio: float = Field(0.3, gt=0, le=1, description="p_r (Eq. 16)")
     min_sample_pairs: int = Field(1000, ge=0, description="p_r never leaves an aspect fewer "
