@@ -43,6 +43,31 @@ def quiet_libraries() -> None:
         tlog.disable_progress_bar()
 
 
+def in_ray_job() -> bool:
+    """True in the driver of a Ray Job (``ray job submit``): Ray sets its job-config variable
+    there, and a ``--working-dir`` job runs in Ray's temporary copy of that folder."""
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    return (RAY_JOB_CONFIG_JSON_ENV_VAR in os.environ
+            or "/runtime_resources/working_dir_files/" in os.getcwd())
+
+
+def job_output_dir(path: str, key: str = "run.output_dir") -> str:
+    """``path`` made absolute; in a Ray Job a relative one is refused in one line (it would
+    land in Ray's temporary copy of the working dir, deleted with the session)."""
+    from pathlib import Path
+
+    from pdray.errors import ConfigError
+
+    if "://" in str(path):
+        return str(path)
+    if not Path(path).is_absolute() and in_ray_job():
+        raise ConfigError(f"{key}={path!r} is relative, and this is a Ray Job: it would resolve "
+                          f"in Ray's temporary copy of the working dir ({os.getcwd()}), deleted "
+                          f"with the session; give an absolute path that every node sees")
+    return str(Path(path).resolve())
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
              object_store_memory: int | None = 512 * 1024**2, quiet: bool = False) -> None:
     """Connect to ``address`` (``"auto"`` for a cluster) or start a local Ray.

@@ -27,7 +27,7 @@ from pdray.pipeline.protocol import run_stage
 from pdray.pipeline.stages import STAGES
 from pdray.pipeline.summary import format_summary, summarize
 from pdray.pipeline.tracking import make_tracker
-from pdray.raysetup import init_ray, verbose_default
+from pdray.raysetup import init_ray, job_output_dir, verbose_default
 
 
 class Terminated(KeyboardInterrupt):
@@ -83,7 +83,7 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     """
     if upto is not None and upto not in ORDER:
         raise ConfigError(f"--upto {upto!r} is not a stage (stages: {', '.join(ORDER)})")
-    out = Path(cfg.run.output_dir)
+    out = Path(job_output_dir(cfg.run.output_dir))   # absolute; refused if relative in a Ray Job
     out.mkdir(parents=True, exist_ok=True)
     write_text(dump_config(cfg), out / "config.yaml")
     quiet = not verbose_default()   # Ray's own worker lines go to its log files, not here
