@@ -28,6 +28,7 @@ from pdray.pipeline.stages import STAGES
 from pdray.pipeline.summary import format_summary, summarize
 from pdray.pipeline.tracking import make_tracker
 from pdray.raysetup import init_ray, job_output_dir, verbose_default
+from pdray.storage_check import check_shared_storage
 
 
 class Terminated(KeyboardInterrupt):
@@ -88,6 +89,8 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     write_text(dump_config(cfg), out / "config.yaml")
     quiet = not verbose_default()   # Ray's own worker lines go to its log files, not here
     init_ray(cfg.run.ray_address, num_cpus=cfg.run.num_cpus, quiet=quiet)
+    if nodes := check_shared_storage(out):   # before any work: every node sees the folder
+        echo(f"[run] {out}: shared by all {nodes} nodes")
     if quiet:
         echo("[run] Ray's worker output: its session logs (/tmp/ray/session_latest/logs by "
              "default), the scorers' under each score stage's logs/; PDRAY_VERBOSE=1 shows it "

@@ -40,6 +40,7 @@ from pdray.rm.model_set import RewardModelSet
 from pdray.scoring import shards as S
 from pdray.scoring.config import ScoreConfig
 from pdray.scoring.runner import actor_cpus, run_shards
+from pdray.storage_check import check_shared_storage
 from pdray.selection.scores import read_scores
 
 
@@ -101,6 +102,7 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
         preflight(rm_set, rm_dir, cfg.backend)
     init_ray(quiet=not verbose)
     out = Path(output_dir).resolve()
+    check_shared_storage(out, key="the scores folder")   # actors on other nodes write there
     S.prepare_output(out)
     staged = S.stage_input(pairs, out, cfg.shard_rows)
     inputs = _inputs(staged.content_hash, rm_dir, rm_set, cfg)
