@@ -40,8 +40,8 @@ from pdray.rm.model_set import RewardModelSet
 from pdray.scoring import shards as S
 from pdray.scoring.config import ScoreConfig
 from pdray.scoring.runner import actor_cpus, run_shards
-from pdray.storage_check import check_shared_storage
 from pdray.selection.scores import read_scores
+from pdray.storage_check import check_shared_storage
 
 
 @dataclass

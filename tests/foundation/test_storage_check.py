@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.timeout(300)
 def test_two_node_cluster_checks_every_node_and_fails_in_one_line():
-    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=False,
                        timeout=280)
     assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stdout + r.stderr[-3000:]
 
