@@ -12,8 +12,9 @@ from pdray.eval.prompts import PAPER_SETS, canonical_set_name
 
 
 class GenerationConfig(StrictModel):
-    backend: Literal["auto", "hf", "vllm"] = Field("auto", description="auto: vllm on GPU if "
-                                                   "installed, else transformers")
+    backend: Literal["auto", "hf", "vllm"] = Field("auto", description="auto: vllm when "
+                                                   "installed and vLLM sees a GPU, else "
+                                                   "transformers; vllm also runs on CPU")
     max_new_tokens: int = Field(512, ge=1, description="tokens generated per answer at most")
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass (1: off)")
@@ -26,7 +27,8 @@ class GenerationConfig(StrictModel):
         "auto", description="weights dtype (auto: bfloat16 on GPU, float32 on CPU)")
     trust_remote_code: bool = Field(False, description="run custom model code from the "
                                     "model folder (off: safe by default)")
-    vllm: dict = Field(default_factory=dict, description="extra vllm.LLM kwargs")
+    vllm: dict = Field(default_factory=dict, description="extra vllm.LLM kwargs, over pdray's "
+                       "defaults (on CPU: kv_cache_memory_bytes 1 GiB, enforce_eager true)")
 
 
 class EvalConfig(StrictModel):
