@@ -9,8 +9,9 @@ held by Ray Data), so the job pays one engine start per folder and actor, never 
 The inputs are pdray's own token ids (the training encoding of
 :func:`pdray.scoring.backends.encode_pairs`, prompt cut from the left), so the processors'
 chat-template, tokenize and detokenize stages are off; the per-request pooling parameter
-``use_activation=False`` keeps the raw head logits; prefix caching is on, and a pair's chosen
-and rejected rows travel together, so their shared prompt is computed once.
+``use_activation=False`` keeps the raw head logits; with last-token pooling prefix caching is on,
+and a pair's chosen and rejected rows travel together, so their shared prompt is computed once
+(mean pooling needs every token's state: vLLM serves it without prefix caching).
 
 Rows are (pair, side, slot): a folder that serves several plan entries (``all_in_one``: one
 folder, one system prompt per aspect) reads slot j's encoding; a folder with fewer entries gets a

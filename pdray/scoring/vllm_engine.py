@@ -113,7 +113,10 @@ def engine_kwargs(folder: str, cfg, max_length: int, *, cpu: bool,
     if kind:
         pooler["pooling_type"] = kind
     dtype = cfg.dtype if cfg.dtype != "auto" else ("float32" if cpu else "bfloat16")
-    kw = {"model": folder, "runner": "pooling", "enable_prefix_caching": True,
+    # prefix caching (a pair's chosen and rejected inputs share their prompt) only for LAST
+    # pooling: MEAN/[CLS] pooling needs every token's state, and vLLM refuses a cached prefix
+    # there ("partial prefill is not supported with MEAN pooling") once requests span steps
+    kw = {"model": folder, "runner": "pooling", "enable_prefix_caching": kind == "LAST",
           "max_model_len": max_length, "trust_remote_code": cfg.trust_remote_code,
           "dtype": dtype, "pooler_config": PoolerConfig(**pooler), "seed": 0}
     if cpu:
@@ -136,8 +139,8 @@ def engine_environment(threads: int) -> None:
 class VLLMScorer(PackedScorer):
     """``score.backend=vllm``: one ``vllm.LLM(runner="pooling")`` per model folder, started when
     the scoring actor starts and kept for the whole job; ``classify`` on pdray's own token ids
-    (the training encoding) with the activation off, prefix caching on (a pair's chosen and
-    rejected inputs share their prompt). ``engine_seconds`` is the time the engines took to
+    (the training encoding) with the activation off, prefix caching on for last-token pooling
+    (a pair's chosen and rejected inputs share their prompt). ``engine_seconds`` is the time the engines took to
     start (reported apart from scoring time)."""
 
     def __init__(self, rm_set: RewardModelSet, rm_dir: str, cfg):

@@ -117,7 +117,10 @@ def test_ray_llm_resumes_an_interrupted_job_with_identical_output(ray_local, rm_
     rows = pairs.to_pylist()
     rows[5]["chosen"] = ""                      # a bad row: counted, never dropped
     bad = pa.Table.from_pylist(rows, schema=pairs.schema)
-    cfg = ScoreConfig(backend="ray_llm", dtype="float32", shard_rows=8, llm_batch_size=16)
+    # two sequences per engine step: a pair's inputs span steps (with a cached prompt, vLLM's
+    # mean pooling failed: "partial prefill is not supported with MEAN pooling")
+    cfg = ScoreConfig(backend="ray_llm", dtype="float32", shard_rows=8, llm_batch_size=16,
+                      vllm={"max_num_seqs": 2})
     out = tmp_path / "s"
     part = score_pairs(bad, str(rm_sets["multi_head"]), str(out),
                        cfg.model_copy(update={"stop_after_shards": 1}), echo=lambda _: None)
