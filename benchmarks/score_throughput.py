@@ -147,6 +147,14 @@ PATHS = {
 }
 
 
+def heading(title: str, what: str) -> list[str]:
+    """A table's heading lines: title, date, machine, what was measured, the load before."""
+    date = datetime.date.today().isoformat()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return [f"### {title} — {date} — {machine} — {what}", "",
+            f"load average before: {os.getloadavg()[0]:.2f}", ""]
+
+
 PKU_PATHS = {
     "b": "(b) pdray HF scorer in-process, batch_tokens={bt}",
     "c1": "(c) Ray Data pipeline, backend=hf, 1 actor",
@@ -216,12 +224,9 @@ def pku_recipe(args) -> None:
             times[x].append(hand(k) if x == "b" else piped(x, k))
             print(f"{x} #{k + 1}: {times[x][-1]:.1f} s", flush=True)
     hand_s = min(times["b"])
-    date = datetime.date.today().isoformat()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    out = [f"### score_throughput --recipe pku — {date} — {machine} — {t.num_rows} real "
-           f"PKU-SafeRLHF pairs, the pku recipe's reward models (SmolLM2-135M layer 21, mean "
-           f"pooling, multi_head), float32", "",
-           f"load average before: {os.getloadavg()[0]:.2f}", "",
+    out = heading("score_throughput --recipe pku", f"{t.num_rows} real PKU-SafeRLHF pairs, the "
+                  f"pku recipe's reward models (SmolLM2-135M layer 21, mean pooling, multi_head), "
+                  f"float32") + [
            "| path | seconds | of which engine start | pairs/s | pairs/s after engine start "
            "| ratio vs (b) | ratio vs (b), engine start excluded |", "|---|---|---|---|---|---|---|"]
     for x in paths:
@@ -317,12 +322,8 @@ def main() -> None:
         rows.append((name, min(times[x]), tokens[x] or st["tokens"]))
     hand_s = min(times["b"])   # what every ratio compares with
     base = min(times["a"]) if "a" in times else None
-    date = datetime.date.today().isoformat()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    out = [f"### score_throughput — {date} — {machine} — {args.pairs} real pairs "
-           f"(PKU-SafeRLHF + UltraFeedback), 2 MiniLM reward models, matmul peak "
-           f"{peak / 1e9:.1f} GFLOP/s", "",
-           f"load average before: {os.getloadavg()[0]:.2f}", "",
+    out = heading("score_throughput", f"{args.pairs} real pairs (PKU-SafeRLHF + UltraFeedback), "
+                  f"2 MiniLM reward models, matmul peak {peak / 1e9:.1f} GFLOP/s") + [
            "| path | seconds | pairs/s | tokens/s | achieved FLOP/s / matmul | speed-up vs (a) "
            "| ratio vs (b) |",
            "|---|---|---|---|---|---|---|"]
