@@ -136,9 +136,10 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
                 check_output(output, table=output_kind == "table",
                              folder=output_kind == "folder")   # before Ray starts
             if needs_ray:
-                from pdray.raysetup import init_ray
+                from pdray.raysetup import init_ray, verbose_default
 
-                init_ray(quiet=verbose and not kw["verbose"])
+                # quiet (Ray's lines in its log files) unless --verbose or PDRAY_VERBOSE=1
+                init_ray(quiet=not ((verbose and kw["verbose"]) or verbose_default()))
             return run(cfg, kw, output, typer.echo)
         except (PdrayError, OSError) as e:
             if not one_line_errors:
