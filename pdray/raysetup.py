@@ -125,3 +125,6 @@ def quiet_ray_data(verbose: bool | None = None) -> None:
     ctx.enable_operator_progress_bars = verbose
     ctx.print_on_execution_start = verbose
     logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.WARNING)
+    # its one warning is that the bars are off, which is what pdray asked for
+    logging.getLogger("ray.data._internal.progress").setLevel(
+        logging.INFO if verbose else logging.ERROR)
