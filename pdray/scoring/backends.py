@@ -167,24 +167,30 @@ class PackedScorer(Scorer):
         """(len(ids), heads) raw head logits of the token-id sequences ``ids``."""
         raise NotImplementedError
 
+    pairs_per_call = 128   # engine calls of this many pairs: progress while a shard is scored
+
     def score(self, prompts, chosen, rejected, progress=None):
         n = len(prompts)
         out = {k: (np.zeros(n), np.zeros(n)) for k in self.keys}
         stats = {"tokens": 0, "padded": 0, "forward_passes": 0, "same_input": np.zeros(n, bool)}
-        for p, (folder, _, system, heads) in enumerate(self.plan):
+        done, total = 0, n * len(self.plan)
+        for folder, _, system, heads in self.plan:
             tc, tr, same = encode_pairs(self.toks[folder], prompts, chosen, rejected, system,
                                         self.max_length, self.rm_set.response_share)
             stats["same_input"] |= same
-            ids = tc + tr
-            logits = self._logits(folder, ids)
-            stats["tokens"] += sum(len(x) for x in ids)
-            stats["padded"] += sum(len(x) for x in ids)  # vLLM packs sequences: no padding
-            stats["forward_passes"] += 1
-            for k, h in heads:
-                out[k][0][:] = logits[:n, h]
-                out[k][1][:] = logits[n:, h]
-            if progress:
-                progress(p + 1, len(self.plan))
+            for a in range(0, n, self.pairs_per_call):
+                b = min(a + self.pairs_per_call, n)
+                ids = tc[a:b] + tr[a:b]       # a call: these pairs' chosen, then their rejected
+                logits = self._logits(folder, ids)
+                stats["tokens"] += sum(len(x) for x in ids)
+                stats["padded"] += sum(len(x) for x in ids)  # vLLM packs sequences: no padding
+                stats["forward_passes"] += 1
+                for k, h in heads:
+                    out[k][0][a:b] = logits[:b - a, h]
+                    out[k][1][a:b] = logits[b - a:, h]
+                done += b - a
+                if progress:
+                    progress(done, total)
         return out, stats
 
 

@@ -171,13 +171,19 @@ def test_packed_scorer_loop_equals_the_hf_scorer(rm_sets, mode):
     hf, hstats = HFScorer(rm_set, str(rm_sets[mode]), cfg).score(
         *args, progress=lambda d, t: seen["hf"].append((d, t)))
     passes = len(one.plan)                      # model folders: one engine call each
+    one.pairs_per_call = 5                      # and in calls of 5 pairs: the same logits
+    chunked, _ = one.score(*args)
+    one.pairs_per_call = 128
     assert passes == {"separate": 3, "multi_head": 1, "all_in_one": 2}[mode], one.plan
-    assert seen["packed"] == [(p + 1, passes) for p in range(passes)]
+    # one engine call per folder for 12 pairs (< pairs_per_call); progress in pairs × passes
+    assert seen["packed"] == [(12 * (p + 1), 12 * passes) for p in range(passes)]
     hf_done = [d for d, _ in seen["hf"]]        # pairs × passes, one call per forward pass
     assert {t for _, t in seen["hf"]} == {12 * passes} and hf_done[-1] == 12 * passes
     assert hf_done == sorted(hf_done) and len(hf_done) == hstats["forward_passes"]
-    assert set(packed) == set(hf)
+    assert set(packed) == set(hf) == set(chunked)
     for k in hf:
+        np.testing.assert_array_equal(chunked[k][0], packed[k][0])
+        np.testing.assert_array_equal(chunked[k][1], packed[k][1])
         np.testing.assert_allclose(packed[k][0], hf[k][0], atol=1e-4)
         np.testing.assert_allclose(packed[k][1], hf[k][1], atol=1e-4)
         assert np.abs(packed[k][0] - packed[k][1]).max() > 0  # chosen and rejected differ
