@@ -26,6 +26,7 @@ the shards in flight (their logits), never the table. Rows vLLM fails on are cou
 from __future__ import annotations
 
 import math
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -252,7 +253,7 @@ def score_ray_llm(staged: Staged, pending: list[str], out: Path, *, rm_set, rm_d
     t0 = time.perf_counter()
     first = None
     flight: dict[str, _InFlight] = {}
-    done_rows, last = 0, t0
+    done_rows = 0
 
     def finish(name: str) -> None:
         nonlocal done_rows
@@ -262,16 +263,24 @@ def score_ray_llm(staged: Staged, pending: list[str], out: Path, *, rm_set, rm_d
         done_rows += rows_of[name]
         (out / META / f"{name}.parquet").unlink(missing_ok=True)
 
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        if first is None:
-            first = time.perf_counter() - t0
-            stats.engine_seconds, stats.engines = first, engines
-            echo(f"[score] engines up: first scores after {first:.0f}s")
-        _absorb(batch, flight, out, keys, plan, folders, entries, slots, finish)
-        now = time.perf_counter()
-        if now - last >= progress_s:
-            last = now
-            echo(format_progress("score", done_rows, total, now - t0))
+    stop = threading.Event()
+
+    def tick():   # a progress line at least every progress_s, rows or not
+        while not stop.wait(progress_s):
+            echo(format_progress("score", done_rows, total, time.perf_counter() - t0))
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            if first is None:
+                first = time.perf_counter() - t0
+                stats.engine_seconds, stats.engines = first, engines
+                echo(f"[score] engines up: first scores after {first:.0f}s")
+            _absorb(batch, flight, out, keys, plan, folders, entries, slots, finish)
+    finally:
+        stop.set()
+        ticker.join(timeout=5)
     for name in pending:      # shards with no scorable pair never send a row
         if name not in flight and (out / META / f"{name}.parquet").exists():
             flight[name] = _InFlight(out, name, keys, slots)

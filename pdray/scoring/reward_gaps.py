@@ -132,7 +132,11 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
                            num_actors=cfg.num_actors, num_cpus=cfg.cpus_per_actor,
                            num_gpus=cfg.gpus_per_actor, max_restarts=cfg.max_restarts,
                            tag="score", echo=echo, verbose=verbose)
-    if stats.engines:
+    if stats.engines and cfg.backend == "ray_llm":   # engines start inside the pipeline
+        echo(f"[score] {stats.engines} vLLM engine(s): first scores after "
+             f"{stats.engine_seconds:.1f}s (engine start and the first blocks), done in "
+             f"{stats.seconds:.1f}s")
+    elif stats.engines:
         echo(f"[score] {stats.engines} vLLM engine(s) started in {stats.engine_seconds:.1f}s, "
              f"then scored for {max(stats.seconds - stats.engine_seconds, 0.0):.1f}s")
     if cfg.stop_after_shards is not None and len(names) > len(done) + len(pending):
