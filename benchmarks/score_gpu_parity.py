@@ -1,13 +1,14 @@
-"""GPU parity: the transformers scorer vs the ``ray.data.llm`` (vLLM classify) scorer.
+"""GPU parity: the transformers scorer vs the vLLM scorer (``score.backend=vllm``).
 
-Needs a CUDA GPU, vLLM and ``ray[llm]``. Scores the same pairs (real PKU-SafeRLHF +
+Needs a CUDA GPU and vLLM (``pdray[gpu]``). Scores the same pairs (real PKU-SafeRLHF +
 UltraFeedback when ../shared/data is there, else synthetic) with both backends through the
 same :class:`pdray.scoring.Scorer` interface and prints max |Δgap| (per aspect, and relative to
 the gaps' spread) and pairs/s of each (engine start-up reported apart).
 
 Usage: python benchmarks/score_gpu_parity.py --rm RM_SET_DIR [--pairs 1000] [--record]
-(``--rm`` a reward-model set from ``pdray rm train`` with ``rm.pooling=native``; without it a
-two-aspect set is built on MiniLM with untrained heads: parity only, not accuracy.)
+(``--rm`` a reward-model set from ``pdray rm train``; without it the pku recipe's shape is built
+on SmolLM2 with untrained heads: parity only, not accuracy. The CPU version of this comparison
+is ``tests/scoring/test_vllm_backends.py`` and ``score_throughput.py --recipe pku``.)
 """
 
 from __future__ import annotations
@@ -65,14 +66,16 @@ def main() -> None:
 
     root = args.rm
     if root is None:
-        from benchmarks.score_throughput import build_set
+        # the pku recipe's shape (SmolLM2 layer 21, mean pooling, multi_head): vLLM serves it;
+        # it refuses the MiniLM set (a mean-pooled BERT classifier)
+        from benchmarks.score_throughput import build_pku_set
 
-        root = str(build_set(Path(tempfile.mkdtemp()) / "rms"))
+        root = str(build_pku_set(Path(tempfile.mkdtemp()) / "rms"))
     rm_set = RewardModelSet.load(root)
     t, kind = pairs_table(args.pairs)
     init_ray(quiet=True)
     rows = {}
-    for backend in ("hf", "ray_llm"):
+    for backend in ("hf", "vllm"):   # the scorers the actors hold (ray_llm is a pipeline)
         cfg = ScoreConfig(backend=backend, gpus_per_actor=1, dtype="bfloat16")
         t0 = time.perf_counter()
         scorer = make_scorer(rm_set, root, cfg)
@@ -82,14 +85,14 @@ def main() -> None:
         rows[backend] = (gaps, sec, start)
         del scorer
         torch.cuda.empty_cache()
-    hf, vl = rows["hf"][0], rows["ray_llm"][0]
+    hf, vl = rows["hf"][0], rows["vllm"][0]
     out = [f"### score_gpu_parity — {datetime.date.today().isoformat()} — "
            f"{torch.cuda.get_device_name(0)}, {platform.machine()}, {os.cpu_count()} cores — "
            f"{t.num_rows} {kind} pairs, reward set {root} ({rm_set.mode}), bf16", "",
            "| backend | load s | score s | pairs/s |", "|---|---|---|---|"]
     for b, (_, sec, start) in rows.items():
         out.append(f"| {b} | {start:.1f} | {sec:.2f} | {t.num_rows / sec:.0f} |")
-    out += ["", "| gap | max abs Δgap (hf vs ray_llm) | gap std (hf) | max abs Δ / std |",
+    out += ["", "| gap | max abs Δgap (hf vs vllm) | gap std (hf) | max abs Δ / std |",
             "|---|---|---|---|"]
     for k in hf:
         d = float(np.max(np.abs(hf[k] - vl[k])))
