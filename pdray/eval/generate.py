@@ -28,6 +28,7 @@ from pdray.eval.config import GenerationConfig
 from pdray.fingerprint import file_fingerprint
 from pdray.models.formatting import fix_pad_token
 from pdray.models.smollm import smollm2_path
+from pdray.models.vllm_cpu import cpu_engine_defaults
 
 log = logging.getLogger(__name__)
 
@@ -93,26 +94,19 @@ def resolve_backend(gen: GenerationConfig) -> str:
     return "vllm"
 
 
-CPU_KV_CACHE_BYTES = 1 << 30
-"""KV cache of vLLM on CPU (1 GiB): vLLM reserves ``gpu_memory_utilization`` of host RAM
-(default 0.92, which fails beside anything else), so pdray fixes the cache size instead."""
-
-
 def vllm_engine_kwargs(model: str, gen: GenerationConfig, cpu: bool) -> dict:
     """Keyword arguments of ``vllm.LLM`` (testable without vLLM).
 
     ``dtype: auto`` is float32 on CPU and bfloat16 on an accelerator, as in :func:`generate_hf`
     (vLLM's own ``auto`` follows the checkpoint). On CPU the KV cache is
-    :data:`CPU_KV_CACHE_BYTES` (unless ``gpu_memory_utilization`` or ``kv_cache_memory_bytes``
+    :data:`pdray.models.vllm_cpu.KV_CACHE_BYTES` (unless ``gpu_memory_utilization`` or ``kv_cache_memory_bytes``
     is given) and ``enforce_eager`` skips the torch.compile warm-up. ``gen.vllm`` wins.
     """
     dtype = gen.dtype if gen.dtype != "auto" else ("float32" if cpu else "bfloat16")
     kw = {"model": model, "seed": gen.seed, "trust_remote_code": gen.trust_remote_code,
           "dtype": dtype}
-    if cpu:
-        if not {"gpu_memory_utilization", "kv_cache_memory_bytes"} & set(gen.vllm):
-            kw["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
-        kw["enforce_eager"] = True
+    if cpu:   # explicit KV cache and eager mode (pdray.models.vllm_cpu)
+        kw.update(cpu_engine_defaults(gen.vllm))
     kw.update(gen.vllm)
     return kw
 

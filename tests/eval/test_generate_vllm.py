@@ -14,12 +14,12 @@ import pytest
 from pdray.errors import PdrayError
 from pdray.eval import GenerationConfig, generate_answers
 from pdray.eval.generate import (
-    CPU_KV_CACHE_BYTES,
     generate_hf,
     generate_vllm,
     resolve_backend,
     vllm_engine_kwargs,
 )
+from pdray.models.vllm_cpu import KV_CACHE_BYTES
 
 PROMPTS = ["What is the capital of France?", "How do I bake bread at home?", "Count to five.",
            "Be honest: say so if you do not know.", "def f(x): return x + 1", "Water boils at",
@@ -31,8 +31,8 @@ GEN = GenerationConfig(max_new_tokens=12, batch_size=3, dtype="float32")
 def test_engine_kwargs_cpu_defaults_and_overrides():
     cpu = vllm_engine_kwargs("/m", GenerationConfig(seed=3), cpu=True)
     assert cpu == {"model": "/m", "seed": 3, "trust_remote_code": False, "dtype": "float32",
-                   "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES, "enforce_eager": True}
-    assert CPU_KV_CACHE_BYTES == 1024**3
+                   "kv_cache_memory_bytes": KV_CACHE_BYTES, "enforce_eager": True}
+    assert KV_CACHE_BYTES == 1024**3
     gpu = vllm_engine_kwargs("/m", GenerationConfig(), cpu=False)
     assert gpu == {"model": "/m", "seed": 0, "trust_remote_code": False, "dtype": "bfloat16"}
     # the user's gen.vllm wins; a memory fraction of theirs replaces the fixed KV cache

@@ -64,3 +64,13 @@ def test_ray_llm_rows_carry_what_later_stages_need():
                    "logits_0": [1.5, -2.0]}
     with pytest.raises(PdrayError, match="no logits for shard s pair 3"):
         postprocess(0, carried(0, 2), {**row, "embeddings": None})
+
+
+def test_cpu_engine_defaults_are_one_home_and_yield_to_the_user():
+    from pdray.models.vllm_cpu import KV_CACHE_BYTES, cpu_engine_defaults
+
+    assert cpu_engine_defaults({}) == {"enforce_eager": True, "kv_cache_memory_bytes": 1 << 30}
+    assert KV_CACHE_BYTES == 1024**3
+    # a memory size of the user's own replaces pdray's fixed KV cache
+    assert cpu_engine_defaults({"gpu_memory_utilization": 0.2}) == {"enforce_eager": True}
+    assert cpu_engine_defaults({"kv_cache_memory_bytes": 5}) == {"enforce_eager": True}
