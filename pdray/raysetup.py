@@ -18,6 +18,7 @@ QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",        # "Loading weights" / "Writing model shards" bars
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "VLLM_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",          # "Experiment … does not exist. Creating …"
     "TOKENIZERS_PARALLELISM": "false",
 }
 
