@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from pdray.errors import PdrayError
 from pdray.scoring.runner import RunStats, commit_shard, format_progress
 from pdray.scoring.shards import PROGRESS_S, Staged, commit
+from pdray.scoring.vllm_engine import RAW_LOGITS
 
 META = "_meta"      # OUTPUT/_meta/<shard>.parquet: a shard's per-pair metadata while in flight
 ERROR = "__inference_error__"
@@ -57,7 +58,7 @@ def folder_slots(plan) -> tuple[list[str], dict[str, list[int]], int]:
 
 def preprocess(f: int, row: dict) -> dict:
     """Processor input for folder ``f``: pdray's token ids, raw logits requested."""
-    return {"tokenized_prompt": list(row[f"ids_{f}"]), "pooling_params": {"use_activation": False}}
+    return {"tokenized_prompt": list(row[f"ids_{f}"]), "pooling_params": dict(RAW_LOGITS)}
 
 
 def postprocess(f: int, carry: tuple[str, ...], row: dict) -> dict:
@@ -187,7 +188,7 @@ def processor_kwargs(folder: str, cfg, max_length: int, *, cpu: bool, cpus: floa
     """Keyword arguments of ``vLLMEngineProcessorConfig`` for one reward-model folder. On CPU
     the engine actors ask for CPUs, not a GPU (a placement bundle of ``cpus``), with the
     environment of :func:`pdray.scoring.vllm_engine.engine_environment` for ``threads``."""
-    from pdray.scoring.vllm_engine import engine_kwargs
+    from pdray.scoring.vllm_engine import engine_env, engine_kwargs
 
     engine = engine_kwargs(folder, cfg, max_length, cpu=cpu, archs=archs)
     engine.pop("model")
@@ -197,9 +198,7 @@ def processor_kwargs(folder: str, cfg, max_length: int, *, cpu: bool, cpus: floa
           "should_continue_on_error": True}
     if cpu:
         kw["placement_group_config"] = {"bundles": [{"CPU": cpus}]}
-        kw["runtime_env"] = {"env_vars": {"OMP_NUM_THREADS": str(threads),
-                                          "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-                                          "VLLM_LOGGING_LEVEL": "WARNING"}}
+        kw["runtime_env"] = {"env_vars": engine_env(threads)}
     return kw
 
 
@@ -212,18 +211,16 @@ def score_ray_llm(staged: Staged, pending: list[str], out: Path, *, rm_set, rm_d
 
     from pdray.raysetup import quiet_ray_data
     from pdray.scoring.backends import _plan_for
-    from pdray.scoring.vllm_engine import on_cpu, pooling_type, require_vllm, vllm_architectures
+    from pdray.scoring.vllm_engine import on_cpu, vllm_architectures
 
     stats = RunStats()
     if not pending:
         return stats
-    require_vllm("ray_llm")
+    # vLLM importable and every folder servable: checked by score_pairs' preflight
     quiet_ray_data(verbose)
     plan = _plan_for(rm_set, rm_dir)
     folders, entries, slots = folder_slots(plan)
     archs = vllm_architectures()
-    for folder in folders:            # every folder checked before any engine starts
-        pooling_type(folder, archs)
     cpu = on_cpu()
     total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
     engines = len(folders) * cfg.num_actors

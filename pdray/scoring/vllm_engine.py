@@ -123,15 +123,20 @@ def engine_kwargs(folder: str, cfg, max_length: int, *, cpu: bool,
     return kw
 
 
+def engine_env(threads: int) -> dict[str, str]:
+    """Environment of a vLLM engine on CPU (both backends): ``threads`` OpenMP threads (vLLM
+    drops torch to one thread otherwise), no core pinning (the cores are shared with other
+    actors), vLLM's INFO lines off."""
+    return {"OMP_NUM_THREADS": str(threads), "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+            "VLLM_LOGGING_LEVEL": "WARNING"}
+
+
 def engine_environment(threads: int) -> None:
-    """Environment of a process about to start an in-process vLLM engine on CPU: ``threads``
-    OpenMP threads (vLLM drops torch to one thread otherwise), no core pinning (the cores are
-    shared with other actors), the engine core in this process (an engine that dies takes its
-    actor with it, and Ray restarts the actor as it does an HF one)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    """:func:`engine_env` for this process (a scoring actor about to start its engines), plus
+    the engine core in this process: an engine that dies takes its actor with it, and Ray
+    restarts the actor as it does an HF one."""
+    for k, v in {**engine_env(threads), "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}.items():
+        os.environ.setdefault(k, v)
 
 
 class VLLMScorer(PackedScorer):
