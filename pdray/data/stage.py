@@ -74,6 +74,8 @@ def load_pairs(cfg: DataStageConfig) -> tuple[pa.Table, dict]:
     try:
         got = assemble(cfg, quarantine=bool(cfg.quarantine))
     except DataError as e:   # a bad row: say how to set such rows aside and go on
+        if cfg.quarantine:    # already set: this error is not one a quarantine takes
+            raise
         raise DataError(f"{e.reason} (set data.quarantine=FILE to set bad rows aside, "
                         f"counted, and go on)", file=e.file, row=e.row, field=e.field) from None
     info: dict[str, Any] = {"source": cfg.source, "format": cfg.format,
