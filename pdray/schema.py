@@ -268,8 +268,10 @@ def _cast(col: pa.ChunkedArray, want: pa.DataType, file, name) -> pa.ChunkedArra
 def find_problems(table: pa.Table, known_aspects: set[str] | None = None) -> list[RowProblem]:
     """Every contract violation of a conformed table, in row order (vectorised where possible).
 
-    Checks: null or empty id/aspect/texts, duplicate ids, chosen identical to rejected, unsafe
-    aspect names (:func:`aspect_problem`), aspects outside ``known_aspects``, non-finite ratings.
+    Checks: null or empty id/aspect/texts, duplicate ids (:func:`repeated_ids`), chosen identical
+    to rejected, unsafe aspect names (:func:`aspect_problem`), aspects outside ``known_aspects``
+    (in the ``aspect`` column and as keys of the ratings maps: :func:`ratings_problem`),
+    non-finite ratings.
     """
     problems: list[RowProblem] = []
     for name in REQUIRED_NAMES:
@@ -278,17 +280,8 @@ def find_problems(table: pa.Table, known_aspects: set[str] | None = None) -> lis
             col.fill_null(""))), 0))
         for i in pc.indices_nonzero(bad.fill_null(True)).to_pylist():
             problems.append(RowProblem(i, name, "null" if col[i].as_py() is None else "empty text"))
-    ids = table["id"]
-    if len(ids):
-        counts = pc.value_counts(ids.combine_chunks())
-        dup_vals = {v["values"] for v in counts.to_pylist() if v["counts"] > 1 and v["values"] is not None}
-        if dup_vals:
-            seen: set[str] = set()
-            for i, v in enumerate(ids.to_pylist()):
-                if v in dup_vals:
-                    if v in seen:
-                        problems.append(RowProblem(i, "id", f"duplicate id {v!r}"))
-                    seen.add(v)
+    for i, first, v in repeated_ids(table["id"]):
+        problems.append(RowProblem(i, "id", duplicate_id_reason(v, first)))
     same = pc.equal(table["chosen"], table["rejected"]).fill_null(False)
     for i in pc.indices_nonzero(same).to_pylist():
         problems.append(RowProblem(i, "rejected", "identical to chosen (a pair needs two "
@@ -314,11 +307,68 @@ def find_problems(table: pa.Table, known_aspects: set[str] | None = None) -> lis
     for name in ("chosen_ratings", "rejected_ratings"):
         if name in table.column_names:
             for i, m in enumerate(table[name].to_pylist()):
-                for k, v in (m or []):
-                    if v is None or not math.isfinite(v):
-                        problems.append(RowProblem(i, name, f"non-finite rating for aspect {k!r}: {v!r}"))
+                reason = ratings_problem(m, known_aspects)
+                if reason:
+                    problems.append(RowProblem(i, name, reason))
     problems.sort(key=lambda p: p.row)
     return problems
+
+
+def ratings_problem(ratings, known_aspects: set[str] | None = None) -> str | None:
+    """Why one ``chosen_ratings`` / ``rejected_ratings`` cell (a list of (aspect, rating) pairs or
+    a dict) is bad, or ``None``: an aspect rated twice, an unsafe aspect name
+    (:func:`aspect_problem`), an aspect outside ``known_aspects``, a non-finite rating."""
+    seen: set[str] = set()
+    for k, v in (ratings.items() if isinstance(ratings, dict) else ratings or []):
+        if k in seen:
+            return f"aspect {k!r} rated twice"
+        seen.add(k)
+        unsafe = aspect_problem(k)
+        if unsafe:
+            return unsafe
+        if known_aspects is not None and k not in known_aspects:
+            return f"unknown aspect {k!r} (known: {', '.join(sorted(known_aspects))})"
+        if v is None or not math.isfinite(v):
+            return f"non-finite rating for aspect {k!r}: {v!r}"
+    return None
+
+
+def repeated_ids(ids: pa.Array | pa.ChunkedArray) -> list[tuple[int, int, object]]:
+    """Every repeat of an id, in row order: ``(row, the id's first row, id)``; ``[]`` when the
+    (non-null) ids are unique, found with one vectorised distinct count. The one duplicate-id
+    check of every reader of pairs (validation, quarantine, the scoring runner's staging)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if not len(ids) or pc.count_distinct(ids, mode="all").as_py() == len(ids):
+        return []
+    counts = pc.value_counts(ids)
+    dup = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    dup = dup.filter(pc.is_valid(dup))   # null ids are reported as "null", not as repeats
+    if not len(dup):
+        return []
+    rows = pc.indices_nonzero(pc.is_in(ids, value_set=dup).fill_null(False))
+    first: dict = {}
+    out = []
+    for i, v in zip(rows.to_pylist(), ids.take(rows).to_pylist()):
+        if v in first:
+            out.append((i, first[v], v))
+        else:
+            first[v] = i
+    return out
+
+
+def duplicate_id_reason(value, first_row: int, repeats: int = 1) -> str:
+    """The reason of a repeated id (the error's row is the repeat; this names the first)."""
+    more = f"; {repeats} repeated rows in all" if repeats > 1 else ""
+    return f"duplicate id {value!r} (first at row {first_row}{more})"
+
+
+def check_unique_ids(ids: pa.Array | pa.ChunkedArray, file: str | None = None) -> None:
+    """Raise :class:`DataError` naming ``file``, the first repeat's row and the row it repeats."""
+    reps = repeated_ids(ids)
+    if reps:
+        row, first, v = reps[0]
+        raise DataError(duplicate_id_reason(v, first, len(reps)), file=file, row=row, field="id")
 
 
 def validate_pairs(table: pa.Table, file: str | None = None, *,

@@ -19,8 +19,8 @@ def _score(cfg, inputs: dict, output: Path, echo) -> None:
 
 def register(app: typer.Typer) -> None:
     stage_verb(
-        app, "score", config="pdray.scoring.config:ScoreConfig", run=_score, needs_ray=True,
-        verbose=True,
+        # no needs_ray: score_pairs starts Ray itself, after checking its inputs
+        app, "score", config="pdray.scoring.config:ScoreConfig", run=_score, verbose=True,
         inputs=[Input("pairs", PAIRS_HELP),
                 Input("rm", "Reward-model set (pdray rm train).", option="--rm")],
         shortcuts=["backend", Shortcut("num_actors", int), Shortcut("batch_tokens", int)],

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from pdray.errors import DataError, PdrayError
-from pdray.schema import aspect_problem, type_name
+from pdray.schema import aspect_problem, duplicate_id_reason, type_name
 
 RESPONSE_SCHEMA = pa.schema([
     ("prompt_id", pa.string()), ("prompt", pa.string()), ("response", pa.string()),
@@ -60,7 +60,7 @@ class RowIssues:
         self.known_aspects = set(known_aspects) if known_aspects else None
         self.dropped: list[dict] = []
         self.quarantined: list[dict] = []
-        self._ids: set[str] = set()
+        self._ids: dict[str, int] = {}   # id -> the source row that first gave it
         self._bad: dict[Any, int] = {}  # unit -> how many input units it stands for
         self._dropped: dict[Any, int] = {}
 
@@ -106,9 +106,9 @@ class RowIssues:
                          "responses)", obj)
             return False
         if rec["id"] in self._ids:
-            self.bad(row, id_field, f"duplicate id {rec['id']!r}", obj)
+            self.bad(row, id_field, duplicate_id_reason(rec["id"], self._ids[rec["id"]]), obj)
             return False
-        self._ids.add(rec["id"])
+        self._ids[rec["id"]] = row
         return True
 
     def counts(self, rows_in: int, rows_out: int, **extra: int) -> dict[str, int]:

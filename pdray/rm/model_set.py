@@ -20,12 +20,12 @@ with :func:`pdray.models.reward.reward_forward` (the pooling saved in each folde
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pdray.errors import PdrayError
-from pdray.io import write_json
+from pdray.io import _one_line, write_json  # one line of an exception's text
 
 Mode = Literal["separate", "all_in_one", "multi_head"]
 LengthDebias = Literal["learned", "penalty", "poe", "none"]
@@ -76,7 +76,107 @@ class RewardModelSet:
             raise PdrayError(f"{path}: not a reward-model set (run `pdray rm train` first)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError) as e:
-            raise PdrayError(f"{path}: unreadable reward-model manifest: {e}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise PdrayError(f"{path}: unreadable reward-model manifest: {_one_line(e)}") from None
+        if not isinstance(data, dict):
+            raise PdrayError(f"{path}: unreadable reward-model manifest: expected a JSON object, "
+                             f"got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        missing = [k for k in ("mode", "aspects", "paths") if k not in data]
+        if unknown or missing:
+            raise PdrayError(f"{path}: unreadable reward-model manifest: "
+                             + (f"unknown key {unknown[0]!r}" if unknown
+                                else f"missing key {missing[0]!r}"))
+        rm_set = cls(**data)
+        problem = rm_set._field_problem()
+        if problem:
+            raise PdrayError(f"{path}: {problem}")
+        return rm_set
+
+    def _field_problem(self) -> str | None:
+        if self.mode not in get_args(Mode):
+            return f"mode {self.mode!r} is not one of {', '.join(get_args(Mode))}"
+        if (not isinstance(self.aspects, list) or not self.aspects
+                or not all(isinstance(a, str) and a for a in self.aspects)):
+            return f"'aspects' must be a non-empty list of names, got {self.aspects!r:.60}"
+        if not isinstance(self.paths, dict):
+            return f"'paths' must map each aspect to a folder, got {self.paths!r:.60}"
+        for a in self.aspects:
+            if not isinstance(self.paths.get(a), str) or not self.paths[a]:
+                return f"'paths' has no folder for aspect {a!r}"
+        if self.length_debias not in get_args(LengthDebias):
+            return (f"length_debias {self.length_debias!r} is not one of "
+                    f"{', '.join(get_args(LengthDebias))}")
+        return None
+
+    def folders(self, root: str | Path) -> dict[str, list[str]]:
+        """Every model folder the set uses: folder -> the aspects it scores (holistic included)."""
+        out: dict[str, list[str]] = {}
+        for a in list(self.aspects) + ([HOLISTIC] if self.holistic_path else []):
+            out.setdefault(str(self.model_dir(root, a)), []).append(a)
+        return out
+
+    def check_files(self, root: str | Path) -> None:
+        """One :class:`PdrayError` line naming the first model folder (or its file) that cannot
+        load: missing, no or garbled ``config.json``, no or truncated weights, no or garbled
+        tokenizer. Run on the driver before any actor starts (an actor's error is a traceback)."""
+        for folder, aspects in self.folders(root).items():
+            problem = folder_problem(Path(folder))
+            if problem:
+                raise PdrayError(f"{problem} (the reward model of {', '.join(map(repr, aspects))}"
+                                 f" in {Path(root) / MANIFEST})")
+
+
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+           "pytorch_model.bin.index.json")
+TOKENIZER = ("tokenizer.json", "vocab.json", "vocab.txt", "tokenizer.model", "spiece.model",
+             "sentencepiece.bpe.model")
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why the HF model folder ``folder`` cannot be loaded for scoring, or ``None`` (files only:
+    what a load would fail on before any weight is read, plus a truncated safetensors file)."""
+    if not folder.exists():
+        return f"{folder}: model folder is missing"
+    if not folder.is_dir():
+        return f"{folder}: expected a model folder, found a file"
+    for name in ("config.json", "tokenizer_config.json", "tokenizer.json"):
+        f = folder / name
+        if name == "config.json" and not f.is_file():
+            return f"{f}: missing (not a saved model folder)"
+        if f.is_file():
+            try:
+                json.loads(f.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                return f"{f}: not valid JSON: {_one_line(e)}"
+    weights = [folder / w for w in WEIGHTS if (folder / w).is_file()]
+    if not weights:
+        return f"{folder}: no model weights ({' or '.join(WEIGHTS[::2])})"
+    if weights[0].name == "model.safetensors":
+        problem = safetensors_problem(weights[0])
+        if problem:
+            return f"{weights[0]}: {problem}"
+    if not any((folder / t).is_file() for t in TOKENIZER):
+        return f"{folder}: no tokenizer files ({', '.join(TOKENIZER[:3])}, ...)"
+    return None
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a ``.safetensors`` file is not whole (its header is 8 bytes of length, a JSON table of
+    tensors with their byte offsets), or ``None``."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or 8 + n > size:
+            return "not a safetensors file (bad header)"
+        try:
+            table = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "not a safetensors file (bad header)"
+    ends = [v["data_offsets"][1] for k, v in table.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    if ends and 8 + n + max(ends) > size:
+        return f"truncated ({size} bytes, its header needs {8 + n + max(ends)})"
+    return None
 

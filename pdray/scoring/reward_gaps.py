@@ -96,15 +96,16 @@ def score_pairs(pairs: pa.Table | str, rm_dir: str, output_dir: str,
     verbose = verbose_default() if verbose is None else verbose
     rm_dir = str(Path(rm_dir).resolve())
     rm_set = RewardModelSet.load(rm_dir)
+    rm_set.check_files(rm_dir)   # one line naming the folder, before any actor starts
     if cfg.backend in ("vllm", "ray_llm"):   # one line before any work, not an actor traceback
         from pdray.scoring.vllm_engine import preflight
 
         preflight(rm_set, rm_dir, cfg.backend)
-    init_ray(quiet=not verbose)
     out = Path(output_dir).resolve()
-    check_shared_storage(out, key="the scores folder")   # actors on other nodes write there
     S.prepare_output(out)
-    staged = S.stage_input(pairs, out, cfg.shard_rows)
+    staged = S.stage_input(pairs, out, cfg.shard_rows)   # bad input: one line, before Ray starts
+    init_ray(quiet=not verbose)
+    check_shared_storage(out, key="the scores folder")   # actors on other nodes write there
     inputs = _inputs(staged.content_hash, rm_dir, rm_set, cfg)
     done = S.reconcile(out, staged, inputs, cfg.shard_rows, _required_columns(rm_set),
                        S.what_changed, echo, "score")

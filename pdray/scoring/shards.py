@@ -3,9 +3,11 @@
 Shape: the driver *plans*, the actors *score and write*, the driver *collects small stats*.
 
 1. :func:`stage_input` streams the pairs (a Parquet file batch by batch, a JSONL file line by
-   line, or an in-memory table) once: it checks the required columns, hashes the content (:func:`pdray.fingerprint.table_hash` of
-   fixed 4,096-row chunks, so the hash does not depend on ``shard_rows``) and writes the pairs to
-   ``OUTPUT/_input.parquet`` with one row group per shard. The driver holds one shard at a time.
+   line, or an in-memory table) once: it checks the required columns and that no id repeats
+   (:func:`pdray.schema.check_unique_ids`: the file and both rows), hashes the content
+   (:func:`pdray.fingerprint.table_hash` of fixed 4,096-row chunks, so the hash does not depend
+   on ``shard_rows``) and writes the pairs to ``OUTPUT/_input.parquet`` with one row group per
+   shard. The driver holds one shard at a time (and, for the id check, the id column).
 2. :func:`reconcile` checks ``OUTPUT/plan.json`` against the inputs (content hash and what the
    caller adds: reward-model fingerprints, settings) and validates committed shards; see
    :mod:`pdray.scoring.reward_gaps` for the rules.
@@ -46,7 +48,7 @@ import pyarrow.parquet as pq
 from pdray.errors import DataError, PdrayError
 from pdray.fingerprint import table_hash
 from pdray.io import detect_format, iter_json_rows, read_table, write_json
-from pdray.schema import PAIR_SCHEMA, pairs_from_rows
+from pdray.schema import PAIR_SCHEMA, check_unique_ids, pairs_from_rows
 
 PAIR_COLUMNS = ["id", "aspect", "prompt", "chosen", "rejected"]
 PLAN = "plan.json"
@@ -189,6 +191,7 @@ def stage_input(pairs, out: Path, shard_rows: int, columns: list[str] = PAIR_COL
         if srows:
             flush_shard()
         writer.close()
+        check_unique_ids(pq.read_table(tmp, columns=["id"])["id"], src)  # rows = input rows
         os.replace(tmp, path)
     except BaseException:
         if writer is not None:

@@ -62,7 +62,7 @@ CASES = [  # id, fmt, lines, options, field, message
      {"known_aspects": ["helpfulness", "honesty"]}, "aspect",
      "unknown aspect 'style' \\(known: helpfulness, honesty\\)"),
     ("trl-duplicate-id", "trl", _case(_with(TRL, id="a"), _with(TRL, id="a")), {}, "id",
-     "duplicate id 'a'"),
+     r"duplicate id 'a' \(first at row 0\)"),
     ("trl-score", "trl", _case(TRL, _with(TRL, score_chosen="high")), {}, "score_chosen",
      "non-numeric score 'high'"),
     ("generic-missing", "generic", _case(TRL, _with(TRL, prompt=KeyError)), {}, "prompt",
@@ -102,7 +102,8 @@ def test_pairs_file_bad_rows(tmp_path):
             {"id": "c", "aspect": "x", "prompt": "p", "chosen": "c", "rejected": "r"}]
     p = str(tmp_path / "pairs.parquet")
     write_table(pa.Table.from_pylist(rows), p)
-    with pytest.raises(DataError, match=r"row 1, field 'id': duplicate id 'a' \(1 more problems\)"):
+    with pytest.raises(DataError, match=r"row 1, field 'id': duplicate id 'a' \(first at row 0\) "
+                                        r"\(1 more problems\)"):
         load_source(p, "pairs")
     r = load_source(p, "pairs", quarantine=True, known_aspects=["h", "t"])
     assert r.counts == {"rows_in": 4, "rows_out": 1, "quarantined": 3, "dropped": 0,

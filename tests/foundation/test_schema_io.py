@@ -47,9 +47,15 @@ def test_validation_names_file_row_field(tmp_path):
     with pytest.raises(DataError, match=r"f\.jsonl: row 1, field 'chosen': empty text"):
         validate_pairs(pairs_from_rows(rows), "f.jsonl")
     rows = [dict(ROWS[0]), dict(ROWS[1], id="a")]
-    with pytest.raises(DataError, match="row 1, field 'id': duplicate id 'a'"):
+    with pytest.raises(DataError, match=r"row 1, field 'id': duplicate id 'a' \(first at row 0\)$"):
         validate_pairs(pairs_from_rows(rows), "f")
-    with pytest.raises(DataError, match="field 'aspect': unknown aspect 'honesty'"):
+    with pytest.raises(DataError, match=r"^f: row 1, field 'aspect': unknown aspect 'honesty' "
+                                        r"\(known: helpfulness\)$"):
+        validate_pairs(pairs_from_rows([dict(ROWS[0], chosen_ratings=None, rejected_ratings=None),
+                                        ROWS[1]]), "f", known_aspects={"helpfulness"})
+    # an aspect outside the known ones as a key of a ratings map is one too
+    with pytest.raises(DataError, match=r"^f: row 0, field 'chosen_ratings': unknown aspect "
+                                        r"'honesty' \(known: helpfulness\) \(2 more problems\)$"):
         validate_pairs(pairs_from_rows(ROWS), "f", known_aspects={"helpfulness"})
     with pytest.raises(DataError, match="at least 3 are needed"):
         validate_pairs(pairs_from_rows(ROWS), "f", min_aspects=3)
