@@ -5,7 +5,7 @@ when they ran).
 :mod:`pdray.pipeline.protocol`): ``cfg`` is the ``select`` section
 (:class:`pdray.selection.config.SelectStageConfig`; the report has no settings of its own and
 reads γ from there), ``inputs`` the data, score, select and dpo stages' manifests (dpo ``None``
-when it did not run).
+when it did not run) and, when the pipeline passes it, the eval stage's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class ReportManifest(StageManifest):
 
 def run(cfg: SelectStageConfig, inputs: dict, out: Path, echo) -> ReportManifest:
     """Write ``out/report.html`` with links to every stage manifest it summarises."""
-    score, sel, dpo = inputs["score"], inputs["select"], inputs.get("dpo")
+    score, sel, dpo, ev = inputs["score"], inputs["select"], inputs.get("dpo"), inputs.get("eval")
     scores = read_scores(score.scores)
     pairs = read_table(inputs["data"].train)
     selections = {s: SelectionResult.load(d) for s, d in sel.selections.items()}
@@ -38,6 +38,9 @@ def run(cfg: SelectStageConfig, inputs: dict, out: Path, echo) -> ReportManifest
     links["score manifest"] = str(Path(score.scores) / "manifest.json")
     html = build_report(scores, selections, str(out), pairs=pairs, gamma=cfg.gamma,
                         rho=sel.rho, length_debias=sel.length_debias, links=links,
-                        rm_metrics=rm_metrics_for(score.scores))
+                        rm_metrics=rm_metrics_for(score.scores),
+                        data_manifest=inputs["data"].to_json(),
+                        dpo_metrics=dpo.metrics if dpo else None,
+                        eval_results=ev.results if ev else None)
     echo(f"[report] {html}")
     return ReportManifest(dir=str(out), html=str(html))

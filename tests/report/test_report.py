@@ -34,7 +34,8 @@ def test_report_files_and_metrics(pku_pairs, tmp_path):
     page = build_report(scores, sels, tmp_path / "rep", pairs=pku_pairs)
     text = page.read_text()
     assert "CP" in text and "budget_curve.png" in text
-    for png in ("pd_hist.png", "gaps.png", "dlen.png", "budget_curve.png"):
+    for png in ("pd_hist.png", "gap_helpfulness.png", "gap_harmlessness.png", "dlen.png",
+                "budget_curve.png", "budget_dlen.png"):
         assert (tmp_path / "rep" / png).stat().st_size > 1000
     m = _strict_json((tmp_path / "rep" / "metrics.json").read_text())
     st = m["strategies"]
