@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from pdray.align.downstream import consensus_report
 from pdray.align.logprobs import (
     encode_pair,
     has_completion,
@@ -31,10 +32,13 @@ def _device() -> torch.device:
 
 
 def accuracy_report(margin: np.ndarray, pairs: pa.Table) -> dict:
-    """Accuracy of ``margin > 0`` overall, by ``aspect`` and by conflict (pure function)."""
+    """Accuracy of ``margin > 0`` against each pair's own label (``accuracy``, also as
+    ``own_label_accuracy``), by ``aspect`` and by conflict, and the accuracy against the
+    consensus label (:func:`pdray.align.downstream.consensus_report`; pure function)."""
     correct = margin > 0
     mean = (lambda m: float(correct[m].mean()) if m.any() else float("nan"))
-    out = {"accuracy": float(correct.mean()) if len(correct) else float("nan"),
+    acc = float(correct.mean()) if len(correct) else float("nan")
+    out = {"accuracy": acc, "own_label_accuracy": acc,
            "n": len(correct), "mean_margin": float(margin.mean()) if len(margin) else 0.0}
     if "aspect" in pairs.column_names:
         asp = np.asarray(pairs["aspect"].to_pylist(), dtype=object)
@@ -44,6 +48,7 @@ def accuracy_report(margin: np.ndarray, pairs: pa.Table) -> dict:
     if len(flags) and not np.all(np.isnan(flags)):
         out["conflicting"], out["n_conflicting"] = mean(flags < 0), int((flags < 0).sum())
         out["non_conflicting"], out["n_non_conflicting"] = mean(flags > 0), int((flags > 0).sum())
+    out.update(consensus_report(margin, flags))
     return out
 
 

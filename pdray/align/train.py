@@ -58,8 +58,10 @@ def infer_kappa(table: pa.Table, selection: dict | None) -> int:
     return len(pc.unique(table["aspect"])) if "aspect" in table.column_names else 1
 
 
-def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig, *, echo=print) -> dict:
-    """Held-out implicit-reward accuracy (by aspect, conflicting / not) and sample length."""
+def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig) -> dict:
+    """Held-out implicit-reward accuracy (by aspect, conflicting / not, against the consensus)
+    and sample length on the run's own eval split, recorded in its manifest; the caller prints
+    it (``pdray dpo``), so a number is printed once."""
     t0 = time.time()
     ev = implicit_reward_accuracy(model_dir, ref_dir, eval_table, beta=cfg.beta,
                                   max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code)
@@ -68,8 +70,7 @@ def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig, *,
         ev["mean_sample_tokens"] = sample_lengths(model_dir, prompts,
                                                   max_new_tokens=cfg.eval_max_new_tokens,
                                                   trust_remote_code=cfg.trust_remote_code)
-    echo(f"[dpo] held-out implicit-reward accuracy {ev['accuracy']:.3f} on {ev['n']} pairs "
-         f"({time.time() - t0:.1f}s)")
+    ev["seconds"] = round(time.time() - t0, 1)
     return ev
 
 
@@ -120,7 +121,7 @@ def train_dpo(pairs: pa.Table | str, cfg: DPOConfig, output_dir: str, *, echo=pr
     metrics = {k: v for k, v in (result.metrics or {}).items() if k != "final"}
     evaluation = None
     if eval_table is not None:
-        evaluation = evaluate_policy(model_dir, ref or model, eval_table, cfg, echo=echo)
+        evaluation = evaluate_policy(model_dir, ref or model, eval_table, cfg)
         metrics["eval_implicit_reward_accuracy"] = evaluation["accuracy"]
     manifest = {"data_hash": data_hash, "pairs": src, "rows": full.num_rows,
                 "train_rows": table.num_rows, "eval_rows": 0 if eval_table is None

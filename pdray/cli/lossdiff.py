@@ -12,7 +12,7 @@ import typer
 
 from pdray.cli.common import PAIRS_HELP, echo_kv
 from pdray.cli.verbs import Input, Shortcut, stage_verb
-from pdray.selection.config import BAND
+from pdray.selection.config import LOSSDIFF_KEEP
 
 sub = typer.Typer(name="lossdiff", no_args_is_help=True,
                   help="LossDiff-IRM (second seed): warm-up DPO, log-prob scores, band selection. "
@@ -79,10 +79,11 @@ def _select(cfg, inputs: dict, output: Path, echo) -> None:
     low, high, data, pd = inputs["low"], inputs["high"], inputs["data"], inputs["pd"]
     table = read_logprob_scores(inputs["scores"])
     pairs = read_pairs(data) if data else None
-    sel = lossdiff_irm_selection(table, low, high, pairs=pairs)
+    sel = lossdiff_irm_selection(table, low, high, keep_rate=inputs["keep_rate"], pairs=pairs)
     write_selection(sel.result, output)
+    low, high = sel.result.manifest["info"]["band"]
     echo(f"lossdiff_irm: selected {len(sel.selected_ids)} of {table.num_rows} pairs "
-         f"(keep rate {sel.keep_rate:.1%}) -> {output}")
+         f"(keep rate {sel.keep_rate:.1%}, band {low:.3f}–{high:.3f}) -> {output}")
     if inputs["report"]:
         pd_table = None
         if pd:
@@ -97,10 +98,13 @@ def _select(cfg, inputs: dict, output: Path, echo) -> None:
 stage_verb(
     sub, "select", run=_select,
     inputs=[Input("scores", "Scores directory or .parquet (pdray lossdiff score)."),
-            Input("low", "Lower percentile of each band.", option="--low", type=float,
-                  default=BAND[0]),
+            Input("low", "Lower percentile of each band (with --high; default: the band "
+                  "that keeps --keep-rate).", option="--low", type=float, default=None),
             Input("high", "Upper percentile of each band.", option="--high", type=float,
-                  default=BAND[1]),
+                  default=None),
+            Input("keep_rate", "Share of the scored pairs the default band keeps (the "
+                  "paper: 50–64 %).", option="--keep-rate", type=float,
+                  default=LOSSDIFF_KEEP),
             Input("data", "Canonical pairs: write the full selected pairs (ready for DPO) and, "
                   "with ground truth, CP in the report.", option="--data", default=None),
             Input("pd", "Selection/table with id, pd: adds PD alone and the PD×IRM hybrids to "

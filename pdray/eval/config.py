@@ -40,7 +40,9 @@ class EvalConfig(StrictModel):
     limit: int | None = Field(None, gt=0, description="first N prompts per set")
     baseline: str | None = Field(None, description="baseline: model folder, answers file "
                                  "(.jsonl/.parquet with id, answer), 'reference' (the set's "
-                                 "reference outputs), or in the pipeline a strategy name")
+                                 "reference outputs), or in the pipeline a strategy name "
+                                 "(default: overall, else all, else random: the paper "
+                                 "compares with the Overall model)")
     judge: Literal["openai", "rm"] = Field("rm", description="openai: an OpenAI-compatible "
                                            "chat model (key from the environment); rm: a "
                                            "reward model as judge")

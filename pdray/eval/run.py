@@ -182,17 +182,23 @@ def make_judge(cfg: EvalConfig) -> Judge:
     raise ConfigError(f"unknown judge {cfg.judge!r} (openai | rm)")
 
 
+DEFAULT_BASELINES = ("overall", "all", "random")
+"""The pipeline's default eval baseline, the first of these strategies that was aligned."""
+
+
 def evaluate_models(models: Mapping[str, str], cfg: EvalConfig, output_dir: str | Path,
                     echo: Callable[[str], None] | None = None) -> dict:
     """Pipeline entry: evaluate each model of ``{name: folder}`` against ``cfg.baseline``.
 
-    ``cfg.baseline`` may name one of ``models`` (default: ``random`` when present, the paper's
-    comparison), a model folder, an answers file or ``reference``. Returns
+    ``cfg.baseline`` may name one of ``models``, a model folder, an answers file or
+    ``reference``. Its default is the first of :data:`DEFAULT_BASELINES` among ``models``: the
+    paper compares every row of Table 1 with the Overall model (aligned on all of D relabelled by
+    the overall rating), and with ALL where the data has no overall rating. Returns
     ``{name: {"AW": ..., "sets": ..., "dir": ...}}`` (JSON-able).
     """
     base = cfg.baseline
-    if base is None and "random" in models:
-        base = "random"
+    if base is None:
+        base = next((b for b in DEFAULT_BASELINES if b in models), None)
     if base is None and not any(s.startswith("alpaca_eval") for s in cfg.sets):
         raise ConfigError("eval.baseline is required (a strategy name, model folder, answers "
                           "file or 'reference')")

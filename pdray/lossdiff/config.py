@@ -70,6 +70,11 @@ class LossDiffConfig(ActorResources):
     split_seed: int = Field(0, description="seed of the validation split")
     stratify_aspect: bool = Field(True, description="draw the validation set per aspect")
     warmup: WarmupDPO = WarmupDPO()
+    continue_from_warmup: bool = Field(False, description="the dpo stage aligns the LossDiff "
+                                       "subsets (lossdiff_irm, pd_irm) from the warmed-up θ "
+                                       "instead of the SFT model, as the second paper does")
+    continue_epochs: float | None = Field(None, gt=0, description="epochs of that continued "
+                                          "DPO (the paper's summaries: 2); default: dpo.epochs")
     # scores (steps 2-3)
     beta: float = Field(0.1, gt=0, description="β of ℓ_DPO and of the implicit reward margin")
     # Ray Data scoring (num_actors, cpus_per_actor, gpus_per_actor: ActorResources, as for

@@ -30,7 +30,7 @@ from pdray.raysetup import init_ray, verbose_default
 from pdray.scoring import shards as S
 from pdray.scoring.runner import actor_cpus, run_shards
 from pdray.selection import SelectionResult, select
-from pdray.selection.config import BAND
+from pdray.selection.config import LOSSDIFF_KEEP
 
 SCORE_COLUMNS = ("id", "aspect", *LOGP_COLUMNS, "lossdiff", "irm")
 
@@ -127,13 +127,15 @@ class LossDiffSelection:
     result: SelectionResult | None = None
 
 
-def lossdiff_irm_selection(scores: pa.Table, low: float = BAND[0], high: float = BAND[1], *,
-                        pairs: pa.Table | None = None) -> LossDiffSelection:
+def lossdiff_irm_selection(scores: pa.Table, low: float | None = None,
+                           high: float | None = None, *, keep_rate: float = LOSSDIFF_KEEP,
+                           pairs: pa.Table | None = None) -> LossDiffSelection:
     """Step 4 of "Second seed": the pairs inside [P_low, P_high] of LossDiff AND of IRM — the
-    ``lossdiff_irm`` selector of :mod:`pdray.selection` (one implementation), with its mask and
-    band bounds for the report. Ids come back sorted; ``keep_rate`` = |kept| / |scores|. With
-    ``pairs`` the result carries the full selected pairs (ready for DPO)."""
-    res = select(scores, "lossdiff_irm", low=low, high=high, pairs=pairs)
+    ``lossdiff_irm`` selector of :mod:`pdray.selection` (one implementation; without
+    ``low``/``high`` the band that keeps ``keep_rate``), with its mask and band bounds for the
+    report. Ids come back sorted; ``keep_rate`` = |kept| / |scores|. With ``pairs`` the result
+    carries the full selected pairs (ready for DPO)."""
+    res = select(scores, "lossdiff_irm", low=low, high=high, keep_rate=keep_rate, pairs=pairs)
     idx = pc.index_in(res.table["id"], value_set=scores["id"])
     table = res.table
     for c in ("lossdiff", "irm"):

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pdray.errors import ConfigError
 from pdray.io import read_table
 from pdray.lossdiff.config import LossDiffConfig
@@ -25,12 +28,16 @@ class LossDiffManifest(StageManifest):
     reference: str
     policy: str
     aux: str
+    validation: str | None = None       # ids of the validation pairs: never scored or selected
+    continue_from_warmup: bool = False
+    continue_epochs: float | None = None
 
 
 def run(cfg: LossDiffConfig, inputs: dict, out: Path, echo, *,
         default_reference: str | None = None) -> LossDiffManifest:
     """Warm-up DPO of θ on D minus a validation set and of θ_val on it, then LossDiff and IRM
-    of every training pair (the log-prob scorer on the scoring runner)."""
+    of every pair outside the validation set (the log-prob scorer on the scoring runner): the
+    pairs that trained θ_val are never scored, so no selector can keep them."""
     from pdray.align.train import resolve_policy  # torch, trl
 
     pairs = read_table(inputs["data"].train)
@@ -42,10 +49,13 @@ def run(cfg: LossDiffConfig, inputs: dict, out: Path, echo, *,
         cfg = cfg.model_copy(update={
             "reference": resolve_policy(default_reference, out / "_base", texts)})
     w = warmup(pairs, cfg, out / "warmup", echo=echo)
-    score_logprobs(pairs, str(w.policy_dir), cfg.reference, str(w.aux_dir), out / "scores",
-                   cfg, echo=echo)
+    val = pc.is_in(pairs["id"], value_set=pa.array(w.val_ids, pairs["id"].type))
+    score_logprobs(pairs.filter(pc.invert(val)), str(w.policy_dir), cfg.reference,
+                   str(w.aux_dir), out / "scores", cfg, echo=echo)
     return LossDiffManifest(
         dir=str(out), scores=str(out / "scores"), reference=cfg.reference,
         policy=str(w.policy_dir), aux=str(w.aux_dir),
+        validation=str(out / "warmup" / "val_ids.parquet"),
+        continue_from_warmup=cfg.continue_from_warmup, continue_epochs=cfg.continue_epochs,
         metrics={"warmup_policy_loss": w.manifest["policy_metrics"].get("train_loss"),
                  "warmup_aux_loss": w.manifest["aux_metrics"].get("train_loss")})

@@ -1,9 +1,12 @@
-"""The closing table of a pipeline run: strategies × (kept, CP, conflict rate, Δlen, DPO accuracy).
+"""The closing table of a pipeline run: strategies × (kept, CP, conflict rate, Δlen, DPO results).
 
 CP (consensus precision) is the share of selected pairs whose label agrees with the holistic
 (mean-of-aspects) preference, conflict rate the share that disagrees (METHOD.md Def. 3.3); pairs
 whose holistic ratings tie count in neither. Δlen is the mean response-length gap
-len(y_w) − len(y_l) in reward-model tokens, from the scores table.
+len(y_w) − len(y_l) in reward-model tokens, from the scores table. The DPO columns are the
+aligned policy's held-out accuracy against the consensus label (the one number a strategy is
+judged by, :mod:`pdray.align.downstream`), against each pair's own label, and its mean generated
+length (AL).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pdray.align.downstream import headline
 from pdray.data.stats import conflict_flags
 from pdray.io import read_table
 from pdray.report.metrics import agreement_shares
@@ -44,23 +48,37 @@ def summarize(manifests: dict) -> list[dict]:
     for strategy, d in sel.selections.items():
         selected = read_table(Path(d) / "selected.parquet")
         row = selection_row(strategy, selected, scores)
-        held = (dpo.get(strategy) or {}).get("heldout") or {}
-        row["dpo_acc"] = held.get("accuracy", math.nan)
+        row.update(dpo_columns((dpo.get(strategy) or {}).get("heldout") or {}))
         rows.append(row)
     for strategy in dpo:
         if strategy not in sel.selections:
-            held = (dpo[strategy] or {}).get("heldout") or {}
             rows.append({"strategy": strategy, "kept": math.nan, "cp": math.nan,
                          "conflict": math.nan, "mean_dlen": math.nan,
-                         "dpo_acc": held.get("accuracy", math.nan)})
+                         **dpo_columns((dpo[strategy] or {}).get("heldout") or {})})
     return rows
+
+
+def dpo_columns(held: dict) -> dict:
+    """The DPO columns of a row from a policy's held-out metrics (``{}``: DPO did not run)."""
+    if not held:
+        return {"dpo_acc": math.nan}
+    name, v, (lo, hi) = headline(held)
+    return {"dpo_acc": v, "dpo_ci": f"{lo:.2f}–{hi:.2f}",
+            "dpo_metric": "consensus" if name.startswith("consensus") else "own label",
+            "dpo_own_acc": held.get("own_label_accuracy", held.get("accuracy", math.nan)),
+            "dpo_al": held.get("mean_generated_length", math.nan)}
 
 
 def format_summary(rows: list[dict]) -> str:
     cols = [("strategy", "strategy", "{}"), ("kept", "kept", "{:.0f}"), ("cp", "CP", "{:.3f}"),
             ("conflict", "conflict", "{:.3f}"), ("ties", "ties", "{:.3f}"),
-            ("mean_dlen", "mean Δlen", "{:+.1f}"),
-            ("dpo_acc", "DPO held-out acc", "{:.3f}")]
+            ("mean_dlen", "mean Δlen", "{:+.1f}")]
+    if any(not math.isnan(r.get("dpo_acc", math.nan)) for r in rows):
+        own = any(r.get("dpo_metric") == "own label" for r in rows)
+        cols += [("dpo_acc", "DPO own-label acc" if own else "DPO consensus acc", "{:.3f}"),
+                 ("dpo_ci", "95% CI", "{}"),
+                 *([] if own else [("dpo_own_acc", "own-label acc", "{:.3f}")]),
+                 ("dpo_al", "AL", "{:.1f}")]
 
     def cell(row, key, fmt):
         v = row.get(key)

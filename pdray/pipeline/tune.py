@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from pdray.align.downstream import headline
 from pdray.config import apply_overrides, dump_config
 from pdray.errors import ConfigError
 from pdray.io import read_table, write_json, write_text
@@ -99,7 +100,10 @@ def _dpo_trial(config: dict, base: dict) -> None:
         model = str(r.model_dir)
         acc = implicit_reward_accuracy(r.model_dir, r.manifest.get("ref_model_dir") or ref,
                                        test, beta=step_cfg.beta, max_length=step_cfg.max_length)
-        tune.report({"dpo_acc": acc.get("accuracy", math.nan), "epoch": epoch})
+        # the objective: consensus accuracy (own-label where the pairs have no ratings)
+        tune.report({"dpo_acc": headline(acc)[1],
+                     "dpo_consensus_acc": acc.get("consensus_accuracy", math.nan),
+                     "dpo_own_acc": acc.get("own_label_accuracy", math.nan), "epoch": epoch})
 
 
 def run_tune(cfg: PipelineConfig, *, echo=print) -> dict:
@@ -132,7 +136,8 @@ def run_tune(cfg: PipelineConfig, *, echo=print) -> dict:
         raise RuntimeError(f"every trial failed; first error: {errors[0]}")
     df = results.get_dataframe()
     keep = [c for c in df.columns if c.startswith("config/")] + [
-        c for c in (metric, "cp", "conflict", "mean_dlen", "kept", "dpo_acc", "training_iteration")
+        c for c in (metric, "cp", "conflict", "mean_dlen", "kept", "dpo_acc", "dpo_consensus_acc",
+                  "dpo_own_acc", "training_iteration")
         if c in df.columns]
     df = df[list(dict.fromkeys(keep))]
     tune_dir = out / "tune"

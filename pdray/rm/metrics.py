@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pdray.intervals import wilson_interval
 from pdray.io import write_json
 from pdray.models.backbones import load_reward_backbone
 from pdray.models.reward import pair_rewards
@@ -31,16 +32,6 @@ def accuracy(margins: np.ndarray) -> float:
     """Pairwise accuracy of margins r_w − r_l: a tie (margin exactly 0) counts one half."""
     m = np.asarray(margins, dtype=np.float64)
     return float(np.mean(m > 0) + 0.5 * np.mean(m == 0)) if len(m) else float("nan")
-
-
-def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of an accuracy ``p`` measured on ``n`` pairs."""
-    if n <= 0 or not np.isfinite(p):
-        return float("nan"), float("nan")
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return float(max(0.0, mid - half)), float(min(1.0, mid + half))
 
 
 def length_only_accuracy(dlen: np.ndarray) -> float:

@@ -23,6 +23,13 @@ BAND = (0.2, 0.8)
 (METHOD.md, "Second seed", step 4): the default of their ``low`` / ``high`` options."""
 
 
+LOSSDIFF_KEEP = 0.57
+"""Default keep rate of ``lossdiff_irm`` (its ``keep_rate`` option): the middle of the 50–64 %
+the second paper reports. Its band is the narrowest symmetric band of LossDiff and of IRM whose
+intersection keeps this share (:func:`pdray.selection.band.band_for_keep_rate`); giving
+``low``/``high`` fixes the band instead."""
+
+
 class SelectParams(StrictModel):
     """The selection settings shared by ``pdray select``, ``pdray report`` and ``pdray run``."""
 

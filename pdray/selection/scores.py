@@ -161,17 +161,23 @@ LOGPROB_COLUMNS = ("lossdiff", "irm")
 """The model-dependent columns (``pdray lossdiff score``) that lossdiff_irm and pd_irm read."""
 
 
-def join_logprob_scores(scores: pa.Table, logprobs: pa.Table, file: str | None = None) -> pa.Table:
+def join_logprob_scores(scores: pa.Table, logprobs: pa.Table, file: str | None = None,
+                        held_out: pa.Array | None = None) -> pa.Table:
     """``scores`` with the ``lossdiff`` and ``irm`` columns of ``logprobs`` joined on ``id``.
 
-    Every scored pair must have its log-prob scores: a pair whose log-probs failed (it is in
-    the log-prob run's ``failures.parquet``) or was never scored fails with its id and the
+    ``held_out``: the ids of the LossDiff validation pairs (they trained θ_val, so the second
+    seed never scores or selects them); their rows leave the table (the caller counts them).
+    Every other scored pair must have its log-prob scores: a pair whose log-probs failed (it is
+    in the log-prob run's ``failures.parquet``) or was never scored fails with its id and the
     count, never a silent drop. Columns the gap scores already have are replaced.
     """
     for c in ("id", *LOGPROB_COLUMNS):
         if c not in logprobs.column_names:
             raise DataError(f"not a log-prob scores table (have: {', '.join(logprobs.column_names)})",
                             file=file, field=c)
+    if held_out is not None and len(held_out):
+        scores = scores.filter(pc.invert(pc.is_in(scores["id"],
+                                                  value_set=held_out.cast(scores["id"].type))))
     idx = pc.index_in(scores["id"], value_set=logprobs["id"])
     if idx.null_count:
         i = pc.indices_nonzero(pc.is_null(idx)).to_pylist()[0]

@@ -22,7 +22,7 @@ from pdray.schema import ratings_dict
 from pdray.selection import band as B
 from pdray.selection import math as M
 from pdray.selection import ranking as R
-from pdray.selection.config import BAND
+from pdray.selection.config import BAND, LOSSDIFF_KEEP
 from pdray.selection.pd import compute_pd, pd_from_gaps, true_gaps
 from pdray.selection.scores import columns
 
@@ -188,8 +188,19 @@ def _finite_column(ctx: Context, c: str) -> np.ndarray:
 
 @register_selector("lossdiff_irm", "second seed: middle band of LossDiff ∩ middle band of IRM",
                    Needs(logprobs=True))
-def select_lossdiff_irm(ctx: Context, low: float = BAND[0], high: float = BAND[1]) -> Choice:
-    return select_band(ctx, columns=["lossdiff", "irm"], low=low, high=high)
+def select_lossdiff_irm(ctx: Context, low: float | None = None, high: float | None = None,
+                        keep_rate: float = LOSSDIFF_KEEP) -> Choice:
+    """The pairs inside a middle band of LossDiff and of IRM. Given ``low``/``high``, that band;
+    by default the narrowest symmetric band keeping ``keep_rate`` of the scored pairs
+    (:func:`pdray.selection.band.band_for_keep_rate`, the paper's 50–64 %)."""
+    if (low is None) != (high is None):
+        raise ConfigError("lossdiff_irm: give both low and high, or neither (keep_rate decides)")
+    if low is None:
+        low, high = B.band_for_keep_rate([_finite_column(ctx, c) for c in ("lossdiff", "irm")],
+                                         keep_rate)
+    choice = select_band(ctx, columns=["lossdiff", "irm"], low=low, high=high)
+    choice.info["keep_rate_target"] = None if keep_rate is None else float(keep_rate)
+    return choice
 
 
 @register_selector("pd_irm", "hybrid: PD top-λ ∩ IRM middle band, or a rank-sum of both",

@@ -49,8 +49,10 @@ def selection_scores(strategy: str, inputs: dict, memo: dict | None = None
                          f"(rm.{needs.rm_switch})")
     table = read_scores(path)
     if needs.logprobs:
-        table = join_logprob_scores(table, read_logprob_scores(inputs["lossdiff"].scores),
-                                    inputs["lossdiff"].scores)
+        ld = inputs["lossdiff"]
+        val = read_table(ld.validation)["id"] if ld.validation else None
+        table = join_logprob_scores(table, read_logprob_scores(ld.scores), ld.scores,
+                                    held_out=val)
     rho, mode = length_term(path)
     if memo is not None:
         memo[key] = (table, rho, mode)

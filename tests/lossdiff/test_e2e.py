@@ -89,14 +89,16 @@ def test_warmup_score_select_report(tmp_path, shared_data, ray_local):
     assert r.exit_code == 0, r.output
     assert "keep rate" in r.output and "pd_irm" in r.output
     sel = read_table(out / "selected.parquet")
-    want = lossdiff_irm_selection(read_logprob_scores(tmp_path / "scores"), 0.2, 0.8)
+    want = lossdiff_irm_selection(read_logprob_scores(tmp_path / "scores"))  # default band
     assert sel["id"].to_pylist() == want.selected_ids
     assert {"prompt", "chosen", "rejected", "lossdiff", "irm"} <= set(sel.column_names)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["strategy"] == "lossdiff_irm"
     assert manifest["counts"]["in"] == 60 and manifest["counts"]["selected"] == sel.num_rows
     assert manifest["info"]["keep_rate"] == pytest.approx(sel.num_rows / 60)
-    assert 0.2 < manifest["info"]["keep_rate"] <= 0.6  # two 60 % bands, intersected
+    assert 0.57 <= manifest["info"]["keep_rate"] < 0.65  # the default keep rate (the paper's)
+    low, high = manifest["info"]["band"]
+    assert high == pytest.approx(1 - low) and 0 < low < 0.5
     rep = json.loads((out / "report" / "report.json").read_text())
     assert rep["keep_rate"] == manifest["info"]["keep_rate"]
     cmp = rep["comparison"]["strategies"]

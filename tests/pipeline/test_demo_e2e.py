@@ -29,7 +29,14 @@ def test_demo_pipeline_runs_and_resumes(tmp_path, ray_local):
     assert 0.0 <= rows["pd"]["dpo_acc"] <= 1.0 and 0.0 <= rows["random"]["dpo_acc"] <= 1.0
     assert math.isnan(rows["high"]["dpo_acc"])
     text = (out / "summary.txt").read_text()
-    assert "CP" in text and "DPO held-out acc" in text
+    assert "CP" in text and "DPO consensus acc" in text and "own-label acc" in text
+    assert rows["pd"]["dpo_metric"] == "consensus"  # the synthetic pairs carry ratings
+    held = res.stages["dpo"]["metrics"]["pd"]["heldout"]
+    assert rows["pd"]["dpo_acc"] == held["consensus_accuracy"] and held["n_consensus"] > 0
+    assert held["mean_generated_length"] > 0
+    # the headline is printed once per strategy, and no other held-out number beside it
+    acc_lines = [ln for ln in lines if "accuracy" in ln and ln.startswith("[dpo")]
+    assert len(acc_lines) == 2 and all("consensus accuracy" in ln for ln in acc_lines), acc_lines
     assert res.report_html and (tmp_path / "run").exists()
     run = json.loads((out / "run.json").read_text())
     assert set(run["stages"]) == {"data", "rm", "score", "select", "dpo", "report"}

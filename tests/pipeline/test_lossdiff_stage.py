@@ -38,20 +38,28 @@ def test_lossdiff_stage_under_run(tmp_path, ray_local):
     st = res.stages
     n_train = st["data"]["train_rows"]
     ld = read_logprob_scores(st["lossdiff"]["scores"])
-    assert sorted(ld["id"].to_pylist()) == sorted(read_table(st["data"]["train"])["id"].to_pylist())
+    val = set(read_table(st["lossdiff"]["validation"])["id"].to_pylist())
+    train_ids = set(read_table(st["data"]["train"])["id"].to_pylist())
+    # the 12 validation pairs trained θ_val: never scored, so never selected
+    assert len(val) == 12 and val <= train_ids
+    assert sorted(ld["id"].to_pylist()) == sorted(train_ids - val)
     assert np.isfinite(ld["irm"].to_numpy()).all() and np.isfinite(ld["lossdiff"].to_numpy()).all()
 
-    # lossdiff_irm under `pdray run` = the stand-alone band selector on the same scores
+    # lossdiff_irm under `pdray run` = the stand-alone band selector on the same scores, with
+    # the default band (the one keeping 57 % of the scored pairs)
     sel = read_table(f"{st['select']['selections']['lossdiff_irm']}/selected.parquet")
-    assert sorted(sel["id"].to_pylist()) == lossdiff_irm_selection(ld, 0.2, 0.8).selected_ids
+    assert sorted(sel["id"].to_pylist()) == lossdiff_irm_selection(ld).selected_ids
+    assert not val & set(sel["id"].to_pylist())
+    assert 0.57 <= sel.num_rows / ld.num_rows < 0.65
     # pd_irm = PD top-λ ∩ IRM band, on PD values the pd strategy wrote
     pd_sel = read_table(f"{st['select']['selections']['pd']}/selected.parquet")
     hybrid = read_table(f"{st['select']['selections']['pd_irm']}/selected.parquet")
     assert pd_sel.num_rows == round(0.5 * n_train)
     band = np.asarray(ld["id"].to_pylist())[percentile_band(ld["irm"].to_numpy(), 0.2, 0.8)]
-    expected = set(pd_sel["id"].to_pylist()) & set(band.tolist())
-    assert 0 < hybrid.num_rows < pd_sel.num_rows
-    assert set(hybrid["id"].to_pylist()) == expected
+    # PD's top-λ among the scored pairs ∩ the IRM band: the validation pairs are out too
+    got = set(hybrid["id"].to_pylist())
+    assert got <= set(band.tolist()) and not val & got
+    assert 0 < hybrid.num_rows < round(0.5 * ld.num_rows)
     assert {r["strategy"] for r in res.summary} == {"pd", "lossdiff_irm", "pd_irm"}
 
     # a re-run reuses every stage; another band recomputes select only

@@ -135,3 +135,36 @@ def test_with_pairs_gives_full_canonical_rows(pku_pairs):
     assert r.table.num_rows == 300 and "pd" in r.table.column_names
     assert r.table.column_names[:5] == ["id", "aspect", "prompt", "chosen", "rejected"]
     assert r.manifest["counts"]["in"] == 1000 and r.manifest["counts"]["not_selected"] == 700
+
+
+def test_band_for_keep_rate_hand_computed():
+    from pdray.selection.band import band_for_keep_rate, band_intersection
+
+    # identical scores: the band [p, 1-p] keeps the rows within the middle, so a 60 % keep
+    # rate on 10 distinct values needs p at most 0.2 (rows 2..7 of 0..9 at p=2/9)
+    v = np.arange(10.0)
+    low, high = band_for_keep_rate([v, v], 0.6)
+    assert high == pytest.approx(1 - low)
+    assert band_intersection([v, v], low, high).sum() == 6
+    assert band_intersection([v, v], low + 1e-3, high - 1e-3).sum() < 6  # the narrowest
+    # opposite orders: the two bands overlap less, so the band must be wider
+    low2, _ = band_for_keep_rate([v, v[::-1].copy()], 0.6)
+    assert low2 <= low
+    assert band_for_keep_rate([v, v], 1.0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="keep_rate"):
+        band_for_keep_rate([v], 0.0)
+
+
+def test_lossdiff_irm_default_keeps_the_papers_rate():
+    rng = np.random.default_rng(0)
+    n = 200
+    ld = rng.normal(size=n)
+    s = pa.table({"id": [f"z{i:03d}" for i in range(n)], "lossdiff": ld,
+                  "irm": 0.5 * ld + rng.normal(size=n)})
+    r = select(s, "lossdiff_irm")
+    assert 0.57 <= len(r.selected_ids) / n < 0.60
+    assert r.manifest["info"]["keep_rate_target"] == 0.57
+    fixed = select(s, "lossdiff_irm", low=0.2, high=0.8)
+    assert fixed.manifest["info"]["band"] == [0.2, 0.8]
+    with pytest.raises(ConfigError, match="both low and high"):
+        select(s, "lossdiff_irm", low=0.2)
