@@ -15,9 +15,11 @@ import typer
 
 from pdray import __version__
 from pdray.errors import PdrayError, os_reason
+from pdray.pipeline.stages import STAGES as PIPELINE_STAGES
 
-# Order = order in `pdray --help`.
-STAGES = ("data", "rm", "score", "select", "report", "dpo", "lossdiff", "eval", "run", "tune", "demo")
+STAGES = (*PIPELINE_STAGES, "run", "tune", "demo")
+"""The command modules (``pdray/cli/<name>.py``): one per pipeline stage, in pipeline order,
+then the pipeline's own commands. Order = order in ``pdray --help``."""
 
 app = typer.Typer(
     name="pdray",

@@ -29,17 +29,12 @@ from pdray.io import write_json
 
 MARKER = "_stage.json"
 
-_LAST_PAYLOADS: dict[str, tuple[str, Any]] = {}   # key -> (stage, payload), for change messages
 
 
 def stage_key(stage: str, payload: Any) -> str:
     """sha256 of the stage name and a canonical JSON of its config and input content hashes."""
     blob = json.dumps({"stage": stage, "payload": payload}, sort_keys=True, default=str)
-    key = hashlib.sha256(blob.encode()).hexdigest()
-    if len(_LAST_PAYLOADS) > 256:
-        _LAST_PAYLOADS.clear()
-    _LAST_PAYLOADS[key] = (stage, json.loads(json.dumps(payload, default=str)))
-    return key
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------- change messages
@@ -98,11 +93,14 @@ class StageCache:
     def path(self, stage: str, key: str) -> Path:
         return self.root / f"{stage}-{key[:12]}"
 
-    def finished(self, stage: str, key: str) -> dict | None:
+    def finished(self, stage: str, key: str, inputs: Any = None) -> dict | None:
+        """The marker of ``stage`` under ``key``, or ``None`` (not finished: when ``inputs``, the
+        payload of ``key``, is given, one line says what changed since the last finished run)."""
         marker = self.path(stage, key) / MARKER
         if marker.exists():
             return json.loads(marker.read_text(encoding="utf-8"))
-        self._explain(stage, key)
+        if inputs is not None:
+            self._explain(stage, key, inputs)
         return None
 
     def previous(self, stage: str, key: str) -> dict | None:
@@ -122,23 +120,25 @@ class StageCache:
                 continue
         return best
 
-    def _explain(self, stage: str, key: str) -> None:
-        if self.echo is None or key in self._explained or key not in _LAST_PAYLOADS:
+    def _explain(self, stage: str, key: str, inputs: Any) -> None:
+        if self.echo is None or key in self._explained:
             return
         self._explained.add(key)
         prev = self.previous(stage, key)
         if prev is None:
             return
-        what = describe_change(prev["inputs"], _LAST_PAYLOADS[key][1])
+        what = describe_change(prev["inputs"], inputs)
         self.echo(f"[{stage}] inputs changed since the last finished run ({what}): recomputing")
 
-    def mark(self, stage: str, key: str, info: dict) -> dict:
+    def mark(self, stage: str, key: str, info: dict, inputs: Any = None) -> dict:
+        """Write the marker: ``info`` (the manifest) and ``inputs``, the payload of ``key`` (what
+        a later change message compares against)."""
         d = self.path(stage, key)
         d.mkdir(parents=True, exist_ok=True)
         record = {"stage": stage, "key": key, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   **info}
-        if key in _LAST_PAYLOADS and "inputs" not in record:
-            record["inputs"] = _LAST_PAYLOADS[key][1]
+        if inputs is not None and "inputs" not in record:
+            record["inputs"] = inputs
         write_json(record, d / MARKER)
         return record
 

@@ -8,8 +8,9 @@ Each stage's section is that stage's own typed config, declared in its package
 in the last stage fails in the first second, not after an hour of training. ``run`` and
 ``tune`` are the runner's own sections.
 
-Which stages run, and what each needs from the others, is checked here too (a strategy that
-needs the LossDiff scores without the ``lossdiff`` stage, DMPO without scores), and the
+Which stages run, and what each needs from the others, is checked here too: ``run.stages``
+against the stage graph (:data:`pdray.pipeline.stages.STAGES`, its only declaration), and a
+strategy that needs the LossDiff scores without the ``lossdiff`` stage; and the
 baselines that need extra reward models (``holistic``, ``no_debias``) switch them on in the
 ``rm`` section, where the written ``config.yaml`` shows it. Both come from what each selector
 declares (:data:`pdray.selection.selectors.NEEDS`), not from strategy names written here.
@@ -26,13 +27,11 @@ from pdray.config import StrictModel
 from pdray.data.config import DataStageConfig
 from pdray.eval.config import EvalConfig
 from pdray.lossdiff.config import LossDiffConfig
+from pdray.pipeline.stages import STAGES, check_stages, default_stages
 from pdray.rm.config import RMConfig
 from pdray.scoring.config import ScoreConfig
 from pdray.selection.config import COMPARED, SelectStageConfig
 from pdray.selection.selectors import NEEDS, SELECTORS
-
-STAGES = ("data", "rm", "score", "lossdiff", "select", "dpo", "eval", "report")
-"""Every pipeline stage, in the order the runner calls them."""
 
 
 class RunSection(StrictModel):
@@ -40,9 +39,11 @@ class RunSection(StrictModel):
                             "logs, summary, report)")
     ray_address: str | None = Field(None, description="None: local Ray; 'auto': join a cluster")
     num_cpus: int | None = Field(None, description="local Ray CPUs (default: all)")
-    stages: list[Literal[STAGES]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ["data", "rm", "score", "select", "dpo", "report"],
-        description="the stages to run, in any order (they run in pipeline order)")
+    stages: list[str] = Field(
+        default_factory=default_stages,
+        description="the stages to run, in any order (they run in pipeline order: "
+                    f"{', '.join(STAGES)}; "
+                    f"{', '.join(n for n, s in STAGES.items() if s.runs == 'always')} always)")
     dpo_strategies: list[str] | None = Field(None, description="strategies to align on "
                                              "(default: all selected strategies); 'dmpo' "
                                              "runs the DMPO loss on all of D with its PD")
@@ -90,7 +91,7 @@ class PipelineConfig(StrictModel):
     select: SelectStageConfig = SelectStageConfig()
     dpo: DPOConfig = Field(default_factory=DPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    run: RunSection = RunSection()
+    run: RunSection = Field(default_factory=RunSection)   # per config: the table, read now
     tune: TuneSection = TuneSection()
 
     @model_validator(mode="before")
@@ -119,21 +120,11 @@ class PipelineConfig(StrictModel):
         if unknown:   # read now, so a selector registered after import counts too
             raise ValueError(f"select.strategies: unknown strategy {unknown[0]!r} (known: "
                              f"{', '.join(sorted(SELECTORS))})")
+        check_stages(self.run.stages)   # read now too: a stage added to the table counts
         stages = set(self.run.stages)
-        if {"select", "report"} & stages and "score" not in stages:
-            raise ValueError("run.stages: select and report need the score stage")
-        if "report" in stages and "select" not in stages:
-            raise ValueError("run.stages: report needs the select stage")
-        if "score" in stages and "rm" not in stages:
-            raise ValueError("run.stages: score needs the rm stage")
         # read when the config is checked, so a selector registered after import counts too
         wants = sorted(s for s in set(self.select.strategies) if NEEDS[s].logprobs)
         if wants and "select" in stages and "lossdiff" not in stages:
             raise ValueError(f"select.strategies {wants} need the LossDiff scores: add lossdiff "
                              "to run.stages")
-        for s in ("dpo", "eval"):
-            if s in stages and "select" not in stages:
-                raise ValueError(f"run.stages: {s} needs the select stage")
-        if "eval" in stages and "dpo" not in stages:
-            raise ValueError("run.stages: eval needs the dpo stage")
         return self

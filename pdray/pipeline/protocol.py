@@ -25,10 +25,11 @@ every stage alike:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pdray.fingerprint import content_hash
 from pdray.manifest import StageManifest, load_manifest
@@ -44,12 +45,15 @@ class Stage:
     """One pipeline stage, wired.
 
     ``run`` is the stage package's ``stage.run`` and ``manifest`` the type it returns;
-    ``section`` names the config section passed to it as ``cfg`` (``None``: none); ``reads``
-    the upstream stages whose manifests are its ``inputs`` (one that did not run this time is
-    passed as ``None`` and keyed as such); ``args(cfg)`` the keyword arguments it takes from
-    other sections of the pipeline config (keyed by name, shown by name in change messages);
-    ``source_key(cfg)`` the content of an input outside the run folder (the data stage's
-    source file); ``cached(manifest)`` the text after ``[stage] cached``.
+    ``section`` names the config section passed to it as ``cfg`` (``None``: none). The graph:
+    ``reads`` the upstream stages it cannot run without, ``also_reads`` those it uses when they
+    ran (passed as ``None`` and keyed as such when they did not); both are its ``inputs``.
+    ``runs``: ``"always"`` (whatever ``run.stages`` says: everything reads it), ``"default"``
+    (in ``run.stages`` unless the config names other stages) or ``"opt-in"`` (only when named).
+    ``args(cfg)`` the keyword arguments it takes from other sections of the pipeline config
+    (keyed by name, shown by name in change messages); ``source_key(cfg)`` the content of an
+    input outside the run folder (the data stage's source file); ``cached(manifest)`` the text
+    after ``[stage] cached``.
     """
 
     name: str
@@ -57,17 +61,25 @@ class Stage:
     manifest: type[StageManifest]
     section: str | None = None
     reads: tuple[str, ...] = ()
+    also_reads: tuple[str, ...] = ()
+    runs: Literal["always", "default", "opt-in"] = "default"
     args: Callable[[Any], dict] | None = None
     source_key: Callable[[Any], dict] | None = None
     cached: Callable[[StageManifest], str] = field(default=lambda m: "")
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Every upstream stage whose manifest ``run`` receives."""
+        return self.reads + self.also_reads
 
     def section_of(self, cfg):
         """The stage's own config section of the pipeline config ``cfg`` (or ``None``)."""
         return getattr(cfg, self.section) if self.section else None
 
 
-def stage_key_of(stage: Stage, cfg, inputs: dict[str, StageManifest | None]) -> str:
-    """The stage's cache key: its config section, its args, its source and its inputs' content."""
+def key_payload(stage: Stage, cfg, inputs: dict[str, StageManifest | None]) -> dict:
+    """What the stage's key hashes, as JSON values: its config section, its args, its source
+    and its inputs' content (kept in its marker, for the next run's change message)."""
     section = stage.section_of(cfg)
     payload = {
         "cfg": section.model_dump(mode="json") if section is not None else None,
@@ -76,17 +88,23 @@ def stage_key_of(stage: Stage, cfg, inputs: dict[str, StageManifest | None]) -> 
         "inputs": {name: (content_hash(d.dir) if d else None)
                    for name, d in sorted(inputs.items())},
     }
-    return stage_key(stage.name, payload)
+    return json.loads(json.dumps(payload, default=str))
 
 
-def finished_manifest(stage: Stage, cache: StageCache, key: str, echo: Echo
-                      ) -> StageManifest | None:
+def stage_key_of(stage: Stage, cfg, inputs: dict[str, StageManifest | None]) -> str:
+    """The stage's cache key: :func:`stage_key` of its :func:`key_payload`."""
+    return stage_key(stage.name, key_payload(stage, cfg, inputs))
+
+
+def finished_manifest(stage: Stage, cache: StageCache, key: str, echo: Echo,
+                      payload: dict | None = None) -> StageManifest | None:
     """The stage's typed manifest when its directory for ``key`` is finished; ``None`` when it
-    is not, or when its marker does not match the stage's manifest type (the marker is removed
-    and the stage rebuilt, with one line saying why)."""
+    is not (one line says what changed when ``payload``, what ``key`` hashes, is given), or
+    when its marker does not match the stage's manifest type (the marker is removed and the
+    stage rebuilt, with one line saying why)."""
     marker = cache.path(stage.name, key) / MARKER
     try:
-        record = cache.finished(stage.name, key)
+        record = cache.finished(stage.name, key, payload)
     except (OSError, ValueError) as e:   # a truncated or garbled marker: not finished
         manifest, why = None, f"is unreadable ({type(e).__name__})"
     else:
@@ -107,22 +125,23 @@ def run_stage(stage: Stage, cfg, done: dict[str, StageManifest], cache: StageCac
     Returns the stage's manifest; records its wall time in ``seconds[stage.name]`` and reports
     its parameters and metrics to ``tracker``.
     """
-    inputs = {name: done.get(name) for name in stage.reads}
-    key = stage_key_of(stage, cfg, inputs)
+    inputs = {name: done.get(name) for name in stage.inputs}
+    payload = key_payload(stage, cfg, inputs)
+    key = stage_key(stage.name, payload)
     t0 = time.perf_counter()
-    manifest = finished_manifest(stage, cache, key, echo)
+    manifest = finished_manifest(stage, cache, key, echo, payload)
     if manifest is not None:
         echo(f"[{stage.name}] cached{stage.cached(manifest)}")
     else:
         with cache.lock(stage.name, key) as out:
-            manifest = finished_manifest(stage, cache, key, echo)
+            manifest = finished_manifest(stage, cache, key, echo, payload)
             if manifest is None:
                 manifest = stage.run(stage.section_of(cfg), inputs, out, echo,
                                      **(stage.args(cfg) if stage.args else {}))
                 if not isinstance(manifest, stage.manifest):
                     raise TypeError(f"[{stage.name}] run returned {type(manifest).__name__}, "
                                     f"not {stage.manifest.__name__}")
-                cache.mark(stage.name, key, manifest.to_json())
+                cache.mark(stage.name, key, manifest.to_json(), inputs=payload)
                 echo(f"[{stage.name}] finished in {time.perf_counter() - t0:.1f}s: {out}")
     if seconds is not None:
         seconds[stage.name] = round(time.perf_counter() - t0, 2)

@@ -21,10 +21,9 @@ from pdray.errors import ConfigError
 from pdray.io import write_json, write_text
 from pdray.manifest import StageManifest
 from pdray.pipeline.cache import StageCache
-from pdray.pipeline.config import STAGES as ORDER
 from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.protocol import run_stage
-from pdray.pipeline.stages import STAGES
+from pdray.pipeline.stages import STAGES, run_order
 from pdray.pipeline.summary import format_summary, summarize
 from pdray.pipeline.tracking import make_tracker
 from pdray.raysetup import init_ray, job_output_dir, verbose_default
@@ -82,8 +81,8 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     ``cfg`` is validated as a whole when it is built (every section, and what each stage
     needs from the others), so a bad key fails before Ray starts.
     """
-    if upto is not None and upto not in ORDER:
-        raise ConfigError(f"--upto {upto!r} is not a stage (stages: {', '.join(ORDER)})")
+    if upto is not None and upto not in STAGES:
+        raise ConfigError(f"--upto {upto!r} is not a stage (stages: {', '.join(STAGES)})")
     out = Path(job_output_dir(cfg.run.output_dir))   # absolute; refused if relative in a Ray Job
     out.mkdir(parents=True, exist_ok=True)
     write_text(dump_config(cfg), out / "config.yaml")
@@ -110,16 +109,12 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
 
 
 def _run_stages(cfg, cache, tracker, echo, upto, out) -> PipelineResult:
-    """The stages of ``run.stages`` in pipeline order (data always: everything reads it)."""
-    want = set(cfg.run.stages) | {"data"}
+    """The stages of ``run.stages`` in pipeline order (and those that always run)."""
     res = PipelineResult(out)
     done: dict = {}
-    for name in ORDER:
-        if name in want:
-            done[name] = run_stage(STAGES[name], cfg, done, cache, echo, tracker=tracker,
-                                   seconds=res.seconds)
-        if name == upto:
-            break
+    for name in run_order(cfg.run.stages, upto):
+        done[name] = run_stage(STAGES[name], cfg, done, cache, echo, tracker=tracker,
+                               seconds=res.seconds)
     return _finish(res, done, cfg, tracker, echo)
 
 

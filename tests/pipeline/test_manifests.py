@@ -1,11 +1,12 @@
 """Typed stage manifests: round trips, and a marker that does not match is rebuilt, not read."""
 
+import dataclasses
 import json
 from types import SimpleNamespace
 from typing import get_type_hints
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pdray.align.stage import DPOManifest
 from pdray.data.stage import DataManifest
@@ -16,6 +17,10 @@ from pdray.pipeline.protocol import Stage, run_stage, stage_key_of
 from pdray.pipeline.stages import STAGES
 from pdray.scoring.stage import ScoreManifest
 from pdray.selection.stage import SelectManifest
+
+
+class ScoreSection(BaseModel):
+    limit: int = 0
 
 
 def _select(d="/o/select"):
@@ -112,3 +117,50 @@ def test_a_value_passed_from_another_section_is_in_the_key():
     b = PipelineConfig(run={"dpo_strategies": ["pd"]})
     assert stage_key_of(STAGES["dpo"], a, {}) != stage_key_of(STAGES["dpo"], b, {})
     assert stage_key_of(STAGES["select"], a, {}) == stage_key_of(STAGES["select"], b, {})
+
+
+def test_the_stage_table_is_the_graph(monkeypatch):
+    """``run.stages`` (its default, the names it accepts, what each stage needs) and the order
+    the stages run in come from the table alone: adding a stage there is all it takes."""
+    from pdray.config import load_config
+    from pdray.errors import ConfigError
+    from pdray.pipeline import stages as S
+
+    for i, (name, stage) in enumerate(STAGES.items()):   # a stage reads earlier stages only
+        assert set(stage.inputs) <= set(list(STAGES)[:i]), name
+    assert PipelineConfig().run.stages == ["data", "rm", "score", "select", "dpo", "report"]
+    assert S.run_order(["report", "rm", "score", "select"]) == [
+        "data", "rm", "score", "select", "report"]
+    assert S.run_order(["rm", "score", "select", "dpo"], upto="select") == [
+        "data", "rm", "score", "select"]
+    with pytest.raises(ConfigError, match=r"run\.stages: eval needs the dpo stage"):
+        load_config(PipelineConfig, None, ["run.stages=[data,rm,score,select,eval]"])
+    with pytest.raises(ConfigError, match=r"run\.stages: unknown stage 'audit' \(stages: data, "):
+        load_config(PipelineConfig, None, ["run.stages=[data,rm,score,select,audit]"])
+
+    audit = Stage("audit", lambda cfg, inputs, out, echo: None, StageManifest,
+                  reads=("select",), also_reads=("dpo",), runs="opt-in")
+    monkeypatch.setitem(STAGES, "audit", audit)
+    cfg = load_config(PipelineConfig, None, ["run.stages=[audit,data,rm,score,select]"])
+    assert S.run_order(cfg.run.stages) == ["data", "rm", "score", "select", "audit"]
+    assert "audit" not in PipelineConfig().run.stages   # opt-in
+    with pytest.raises(ConfigError, match=r"run\.stages: audit needs the select stage"):
+        load_config(PipelineConfig, None, ["run.stages=[data,audit]"])
+    monkeypatch.setitem(STAGES, "audit", dataclasses.replace(audit, runs="default"))
+    assert PipelineConfig().run.stages[-1] == "audit"
+
+
+def test_a_changed_key_says_what_changed_from_the_marker(tmp_path):
+    """The change message compares the new key's payload with the one kept in the last
+    finished marker (``inputs``), both handed over by ``run_stage``: no state between calls."""
+    build = _Counter()
+    stage = Stage("score", build, ScoreManifest, section="s")
+    cache, lines = StageCache(tmp_path, echo=None), []
+    run_stage(stage, SimpleNamespace(s=ScoreSection(limit=1)), {}, cache, lines.append)
+    rec = json.loads(next(tmp_path.glob(f"score-*/{MARKER}")).read_text())
+    assert rec["inputs"] == {"cfg": {"limit": 1}, "inputs": {}}
+    cache = StageCache(tmp_path, echo=lines.append)   # a later run, another process
+    run_stage(stage, SimpleNamespace(s=ScoreSection(limit=2)), {}, cache, lines.append)
+    assert build.calls == 2
+    assert "[score] inputs changed since the last finished run (cfg.limit 1 -> 2): recomputing" \
+        in lines, lines
