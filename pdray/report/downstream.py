@@ -106,7 +106,8 @@ def dpo_html(table: dict) -> str:
              "by its implicit reward (the share of held-out pairs it ranks the way the label "
              "does)" + (f"; the <b>{html.escape(base)}</b> row is the baseline the others are "
                         f"compared with" if base else "") + ". — : not recorded by this run.</p>")
-    return (f"<h2>Downstream: DPO</h2>{intro}<table><tr><th>strategy</th>{th}{delta_th}</tr>"
+    return (f"<h2>Downstream: DPO</h2>{intro}<table><tr><th class=\"text\">strategy</th>"
+            f"{th}{delta_th}</tr>"
             + "".join(body) + "</table>")
 
 

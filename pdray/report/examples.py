@@ -86,12 +86,14 @@ def examples_html(ex: dict, name: str, sel: SelectionResult, n_scored: int) -> s
     kept = len(sel.selected_ids)
     head = "".join(f"<th>Δr̃ {html.escape(k)}</th>" for k in aspects)
     has_text = any("prompt" in r for side in ex.values() for rows in side.values() for r in rows)
-    text_head = "<th>prompt</th><th>chosen</th><th>rejected</th>" if has_text else ""
+    text_head = ('<th class="text">prompt</th><th class="text">chosen</th>'
+                 '<th class="text">rejected</th>' if has_text else "")
     parts = [(f"<h2>Examples: why pairs were kept or dropped</h2><p>From the "
              f"<b>{html.escape(name)}</b> selection, which kept {kept} of {n_scored} scored "
-             f"pairs. Δr̃<sub>k</sub> is aspect k's reward gap r(chosen) − r(rejected) divided "
-             f"by its scale q<sub>k</sub> and clipped to [−1, 1]: positive means aspect k also "
-             f"prefers the chosen response. PD is minus the sum of Δr̃ over the aspects other "
+             f"pairs. Δr̃<sub>k</sub> is aspect k's reward gap r(chosen) − r(rejected) (after "
+             f"the selection's length correction) divided by its scale q<sub>k</sub> and "
+             f"clipped to [−1, 1]: positive means aspect k also prefers the chosen response. "
+             f"PD is minus the sum of Δr̃ over the aspects other "
              f"than the pair's own label, so a pair every other aspect agrees with has a "
              f"negative PD (consensus) and a pair they all contradict a positive one "
              f"(conflict). Texts are cut to 200 characters.</p>")]
@@ -105,8 +107,9 @@ def examples_html(ex: dict, name: str, sel: SelectionResult, n_scored: int) -> s
                 continue
             body = "".join(_tr(r, aspects, has_text) for r in rows)
             parts.append(f"<h3>{side_word.capitalize()} pairs: the {len(rows)} {kind_words}"
-                         f"</h3><table class=\"examples\"><tr><th>PD</th><th>label aspect</th>"
-                         f"{head}{text_head}<th>id</th></tr>{body}</table>")
+                         f"</h3><table class=\"examples\"><tr><th>PD</th>"
+                         f"<th class=\"text\">label aspect</th>{head}{text_head}<th>id</th></tr>"
+                         f"{body}</table>")
     return "".join(parts)
 
 
@@ -122,5 +125,6 @@ def _tr(r: dict, aspects: list[str], has_text: bool) -> str:
     gaps = "".join(f"<td>{r['gaps'][k]:+.3f}</td>" for k in aspects)
     text = "".join(f'<td class="text">{html.escape(r.get(c, ""))}</td>'
                    for c in ("prompt", "chosen", "rejected")) if has_text else ""
-    return (f"<tr><td><b>{r['pd']:+.3f}</b></td><td>{html.escape(str(r['aspect']))}</td>"
+    return (f"<tr><td><b>{r['pd']:+.3f}</b></td>"
+            f"<td class=\"text\">{html.escape(str(r['aspect']))}</td>"
             f"{gaps}{text}<td class=\"id\">{html.escape(str(r['id']))}</td></tr>")

@@ -138,7 +138,7 @@ def _figure(f: plots.Figure, n: int) -> str:
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}
 table{border-collapse:collapse;margin:0.5em 0}
 td,th{border:1px solid #ccc;padding:4px 10px;text-align:right;vertical-align:top}
-td.text{text-align:left}td.id{font-family:monospace;font-size:0.8em}
+td.text,th.text{text-align:left}td.id{font-family:monospace;font-size:0.8em}
 table.examples td.text{max-width:260px;font-size:0.85em}
 tr.baseline{background:#f3f3f3}
 figure{margin:1.5em 0}img{width:100%;max-width:880px}
@@ -148,7 +148,7 @@ figcaption{max-width:880px;font-size:0.92em;color:#333}"""
 def _html(metrics: dict, figs: list[plots.Figure], links: dict, examples: str,
           downstream: str) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{_fmt(m.get('kept'))}</td>"
+        f"<tr><td class=\"text\">{html.escape(n)}</td><td>{_fmt(m.get('kept'))}</td>"
         f"<td>{_fmt(m.get('cp', math.nan))}</td><td>{_fmt(m.get('conflict', math.nan))}</td>"
         f"<td>{_fmt(m.get('ties', math.nan))}</td><td>{_fmt(m.get('mean_dlen'))}</td></tr>"
         for n, m in [("all of D", metrics["all"])] + list(metrics["strategies"].items()))
