@@ -1,4 +1,4 @@
-"""PD selection (paper Eq. 10, 13–15, 18), every baseline, and the distributed path."""
+"""PD selection (paper Eq. 10, 13–15, 18) and every baseline."""
 
 from pdray.selection.api import SelectionResult, attach_pairs, select, write_selection
 from pdray.selection.config import SelectConfig
@@ -16,14 +16,6 @@ __all__ = [
     "pd_from_gaps",
     "register_selector",
     "select",
-    "select_distributed",
     "write_selection",
 ]
 
-
-def select_distributed(*args, **kwargs):
-    """PD top-λ over a ``ray.data.Dataset`` (exact q_k while they fit, KLL sketches beyond);
-    see :func:`pdray.selection.distributed.select_distributed`. Imports Ray only when called."""
-    from pdray.selection.distributed import select_distributed as _sd
-
-    return _sd(*args, **kwargs)
