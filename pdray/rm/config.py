@@ -119,11 +119,6 @@ class RMConfig(WithTrainerArgs):
     max_failures: int = Field(2, ge=0, description="worker failures Ray Train recovers from")
     fail_once_at_step: int | None = Field(None, description="testing: crash once at this step")
 
-    @property
-    def scoring_rho(self) -> float:
-        """The ρ of Eq. 18 applied to this set's gaps at selection time (0 unless ``penalty``)."""
-        return self.rho if self.length_debias == "penalty" else 0.0
-
     @classmethod
     def paper(cls, **kw) -> RMConfig:
         """App. B.3: 1 epoch, lr 2e-5, batch 32, warmup 0.05, cosine, AdamW, max length 4096."""
