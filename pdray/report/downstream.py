@@ -9,26 +9,30 @@ import math
 BASELINES = ("overall", "all", "random")
 """The baseline row of the DPO table when none is named: the first of these present."""
 
-# (key, column title, where: "heldout" or "run" (metrics[s] itself)); older manifests carry
-# accuracy / conflicting / non_conflicting / mean_sample_tokens, newer ones the consensus_* keys
+# (column, keys: the first present gives the value, title, where: "heldout" or "run"
+# (metrics[s] itself), legacy). Newer manifests carry the consensus_* keys and
+# own_label_accuracy (= accuracy); older ones accuracy, conflicting / non_conflicting (own-label
+# accuracy on the conflict / agreeing pairs: shown only when no run has a consensus accuracy)
+# and mean_sample_tokens.
 DPO_COLUMNS = (
-    ("consensus_accuracy", "consensus acc", "heldout"),
-    ("consensus_ci", "95% CI", "heldout"),
-    ("accuracy", "held-out acc", "heldout"),
-    ("n", "n", "heldout"),
-    ("n_consensus", "n with a consensus label", "heldout"),
-    ("consensus_pairs_accuracy", "acc on consensus pairs", "heldout"),
-    ("conflict_pairs_accuracy", "acc on conflict pairs", "heldout"),
-    ("non_conflicting", "acc on non-conflicting", "heldout"),
-    ("conflicting", "acc on conflicting", "heldout"),
-    ("own_label_accuracy", "own-label acc", "heldout"),
-    ("mean_generated_length", "mean generated length", "heldout"),
-    ("mean_sample_tokens", "mean sample tokens", "heldout"),
-    ("steps", "steps", "run"),
-    ("train_loss", "train loss", "run"),
+    ("consensus_accuracy", ("consensus_accuracy",), "consensus acc", "heldout", False),
+    ("consensus_ci", ("consensus_ci",), "95% CI", "heldout", False),
+    ("n_consensus", ("n_consensus",), "pairs with a consensus label", "heldout", False),
+    ("consensus_pairs_accuracy", ("consensus_pairs_accuracy",),
+     "consensus acc on agreeing pairs", "heldout", False),
+    ("conflict_pairs_accuracy", ("conflict_pairs_accuracy",), "consensus acc on conflict pairs",
+     "heldout", False),
+    ("own_label_accuracy", ("own_label_accuracy", "accuracy"), "own-label acc", "heldout", False),
+    ("n", ("n",), "held-out pairs", "heldout", False),
+    ("non_conflicting", ("non_conflicting",), "own-label acc on agreeing pairs", "heldout", True),
+    ("conflicting", ("conflicting",), "own-label acc on conflict pairs", "heldout", True),
+    ("mean_generated_length", ("mean_generated_length", "mean_sample_tokens"),
+     "mean generated length (tokens)", "heldout", False),
+    ("steps", ("steps",), "steps", "run", False),
+    ("train_loss", ("train_loss",), "train loss", "run", False),
 )
-HEADLINE = ("consensus_accuracy", "own_label_accuracy", "accuracy")
-"""The accuracy compared with the baseline's (the first present)."""
+HEADLINE = ("consensus_accuracy", "own_label_accuracy")
+"""The accuracy compared with the baseline's (the first column present)."""
 
 
 def pick_baseline(strategies, baseline: str | None = None) -> str | None:
@@ -40,25 +44,27 @@ def pick_baseline(strategies, baseline: str | None = None) -> str | None:
     return next((b for b in BASELINES if b in names), None)
 
 
-def _value(m: dict, key: str, where: str):
+def _value(m: dict, keys: tuple, where: str):
     src = (m.get("heldout") or {}) if where == "heldout" else m
-    return src.get(key)
+    return next((src[k] for k in keys if src.get(k) is not None), None)
 
 
 def dpo_table(metrics: dict, baseline: str | None = None) -> dict:
-    """``{"columns": [(key, title)], "rows": [{"strategy", "baseline", "values", "delta"}],
-    "baseline": name | None, "headline": key | None}`` (pure): one row per strategy of the dpo
-    manifest's ``metrics``, the baseline first; only the columns some strategy has; ``delta``:
-    the headline accuracy minus the baseline's (``None`` where either is missing)."""
+    """``{"columns": [(column, title)], "rows": [{"strategy", "baseline", "values", "delta"}],
+    "baseline": name | None, "headline": column | None}`` (pure): one row per strategy of the
+    dpo manifest's ``metrics``, the baseline first; only the columns some strategy has (see
+    :data:`DPO_COLUMNS`); ``delta``: the headline accuracy minus the baseline's (``None`` where
+    either is missing)."""
     base = pick_baseline(metrics, baseline)
-    cols = [(k, t) for k, t, w in DPO_COLUMNS
-            if any(_value(m or {}, k, w) is not None for m in metrics.values())]
-    where = {k: w for k, _, w in DPO_COLUMNS}
-    present = {k for k, _ in cols}
-    headline = next((k for k in HEADLINE if k in present), None)
+    spec = {c: (keys, w) for c, keys, _, w, _ in DPO_COLUMNS}
+    has = {c for c, (keys, w) in spec.items()
+           if any(_value(m or {}, keys, w) is not None for m in metrics.values())}
+    cols = [(c, t) for c, _, t, _, legacy in DPO_COLUMNS
+            if c in has and not (legacy and "consensus_accuracy" in has)]
+    headline = next((c for c in HEADLINE if c in has), None)
 
     def head(s):
-        v = _value(metrics.get(s) or {}, headline, "heldout") if headline else None
+        v = _value(metrics.get(s) or {}, *spec[headline]) if headline else None
         return v if isinstance(v, (int, float)) and not math.isnan(v) else None
 
     order = ([base] if base else []) + [s for s in metrics if s != base]
@@ -67,7 +73,7 @@ def dpo_table(metrics: dict, baseline: str | None = None) -> dict:
         m = metrics.get(s) or {}
         h, b = head(s), head(base) if base else None
         rows.append({"strategy": s, "baseline": s == base,
-                     "values": {k: _value(m, k, where[k]) for k, _ in cols},
+                     "values": {c: _value(m, *spec[c]) for c, _ in cols},
                      "delta": h - b if h is not None and b is not None and s != base else None})
     return {"columns": cols, "rows": rows, "baseline": base, "headline": headline}
 

@@ -155,18 +155,41 @@ def test_dpo_table_from_a_manifest():
     assert [r["strategy"] for r in t["rows"]] == ["random", "pd", "high"]
     assert [r["baseline"] for r in t["rows"]] == [True, False, False]
     assert t["rows"][1]["delta"] == pytest.approx(0.06) and t["rows"][2]["delta"] is None
+    # high's legacy "conflicting" is not shown beside consensus accuracies; its "accuracy" is
+    # the own-label accuracy
     assert [k for k, _ in t["columns"]] == [
-        "consensus_accuracy", "consensus_ci", "accuracy", "n", "conflict_pairs_accuracy",
-        "conflicting", "mean_generated_length", "steps", "train_loss"]
+        "consensus_accuracy", "consensus_ci", "conflict_pairs_accuracy", "own_label_accuracy",
+        "n", "mean_generated_length", "steps", "train_loss"]
     page = dpo_html(t)
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page)
     assert len(rows) == 4
-    assert rows[1].startswith("<td class=\"text\">random <b>(baseline)</b></td><td>0.652</td>"
-                              "<td>0.590–0.710</td><td>—</td><td>200</td>")
-    assert rows[2].endswith("<td>88.500</td><td>40</td><td>0.610</td><td>+0.060</td>")
-    assert rows[3] == ("<td class=\"text\">high</td><td>—</td><td>—</td><td>0.500</td>"
-                       "<td>150</td><td>—</td><td>0.450</td><td>—</td><td>—</td><td>—</td>"
-                       "<td>—</td>")
+    assert rows[1] == ("<td class=\"text\">random <b>(baseline)</b></td><td>0.652</td>"
+                       "<td>0.590–0.710</td><td>—</td><td>—</td><td>200</td><td>—</td>"
+                       "<td>40</td><td>0.660</td><td>—</td>")
+    assert rows[2] == ("<td class=\"text\">pd</td><td>0.712</td><td>0.650–0.770</td>"
+                       "<td>0.400</td><td>—</td><td>200</td><td>88.500</td><td>40</td>"
+                       "<td>0.610</td><td>+0.060</td>")
+    assert rows[3] == ("<td class=\"text\">high</td><td>—</td><td>—</td><td>—</td>"
+                       "<td>0.500</td><td>150</td><td>—</td><td>—</td><td>—</td><td>—</td>")
+
+
+def test_dpo_table_of_an_older_manifest_and_of_the_current_keys():
+    old = {"random": {"heldout": {"accuracy": 0.6, "n": 50, "conflicting": 0.3,
+                                  "non_conflicting": 0.7, "mean_sample_tokens": 31.0}},
+           "pd": {"heldout": {"accuracy": 0.64, "n": 50, "conflicting": 0.2,
+                              "non_conflicting": 0.8, "mean_sample_tokens": 40.0}}}
+    t = dpo_table(old)
+    assert t["headline"] == "own_label_accuracy"
+    assert [k for k, _ in t["columns"]] == ["own_label_accuracy", "n", "non_conflicting",
+                                           "conflicting", "mean_generated_length"]
+    assert t["rows"][1]["values"] == {"own_label_accuracy": 0.64, "n": 50, "non_conflicting": 0.8,
+                                      "conflicting": 0.2, "mean_generated_length": 40.0}
+    assert t["rows"][1]["delta"] == pytest.approx(0.04)
+    # what align.evaluate writes today: accuracy and own_label_accuracy are one number, one column
+    new = {"random": {"heldout": {"accuracy": 0.6, "own_label_accuracy": 0.6, "n": 50,
+                                  "consensus_accuracy": 0.55, "n_consensus": 40}}}
+    assert [k for k, _ in dpo_table(new)["columns"]] == [
+        "consensus_accuracy", "n_consensus", "own_label_accuracy", "n"]
 
 
 def test_dpo_baseline_choice():
