@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def verbose_default() -> bool:
@@ -28,9 +32,6 @@ def quiet_libraries() -> None:
     and the Ray workers it starts, transformers' logging and bars if already imported, and on a
     machine without NVIDIA devices DeepSpeed's accelerator named (it otherwise warns "Setting
     accelerator to CPU" in every process that imports it)."""
-    import sys
-    from pathlib import Path
-
     if verbose_default():
         return
     for k, v in QUIET_ENV.items():
@@ -56,8 +57,6 @@ def in_ray_job() -> bool:
 def job_output_dir(path: str, key: str = "run.output_dir") -> str:
     """``path`` made absolute; in a Ray Job a relative one is refused in one line (it would
     land in Ray's temporary copy of the working dir, deleted with the session)."""
-    from pathlib import Path
-
     from pdray.errors import ConfigError
 
     if "://" in str(path):
@@ -96,12 +95,80 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=not quiet)
+        if quiet:
+            quiet_raylet_notices()
         return
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
              object_store_memory=object_store_memory, log_to_driver=not quiet,
              configure_logging=True, logging_level="WARNING")
+    if quiet:
+        quiet_raylet_notices()
     global _STARTED_LOCALLY
     _STARTED_LOCALLY = True
+
+
+# Messages of Ray's error channel (printed by the driver even with log_to_driver off) that say
+# nothing a pdray user acts on: pdray reports the outcome itself in one line (a stage's error,
+# "scoring actor restarts used up … see OUTPUT/logs"). "Worker processes started": on a machine
+# with few CPUs the reward-model units and their Ray Train actors (num_cpus=0 controllers) pass
+# 4× the CPU count of processes, which the raylet flags at every multiple. A task retried, a
+# worker that died (its traceback: the worker's own log): Ray Data retries and restarts, and
+# pdray's runner caps the restarts.
+RAY_NOTICES = ("PYTHON worker processes have been started on node",
+               "retries remaining, so the task will be retried",
+               "A worker died or was killed while executing a task")
+NOTICES_LOG = "pdray-ray-notices.log"
+
+
+def quiet_raylet_notices() -> None:
+    """Write :data:`RAY_NOTICES` to ``SESSION/logs/pdray-ray-notices.log`` instead of the
+    driver's terminal; every other message of Ray's error channel (a task killed for memory, …)
+    still prints. Ray prints that channel with ``ray._private.worker.print_to_stdstream``: the
+    one hook (a test checks that it is still there)."""
+    import ray._private.worker as ray_worker
+
+    show = ray_worker.print_to_stdstream
+    if getattr(show, "pdray_quiet", False):
+        return
+    node = getattr(ray_worker.global_worker, "node", None)
+    log = Path(node.get_logs_dir_path()) / NOTICES_LOG if node is not None else None
+
+    def print_to_stdstream(data, ignore_prefix):
+        lines = data.get("lines") or []
+        if lines and all(any(n in line for n in RAY_NOTICES) for line in lines):
+            if log is not None:
+                with contextlib.suppress(OSError), log.open("a", encoding="utf-8") as f:
+                    f.write("".join(f"({data.get('pid')}) {line}\n" for line in lines))
+            return
+        show(data, ignore_prefix)
+
+    print_to_stdstream.pdray_quiet = True
+    ray_worker.print_to_stdstream = print_to_stdstream
+
+
+@contextlib.contextmanager
+def stderr_to(path) -> Iterator[None]:
+    """This process's stderr (file descriptor 2: C++ log lines of Ray's core worker, and Python's
+    ``sys.stderr``) appended to ``path`` for the ``with`` block, then restored. ``None``: left
+    alone. For the window in which the driver starts Ray Data actor pools: Ray's core worker
+    then logs one error line per actor about Ray Data's own constructor arguments ("constructor
+    arguments in the object store"), which the driver's Ray log (SESSION/logs/
+    python-core-driver-*.log) holds as well."""
+    if path is None:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 2)
+        os.close(fd)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 _STARTED_LOCALLY = False

@@ -3,6 +3,13 @@ help generated from a stage's config (the verbs themselves: :mod:`pdray.cli.verb
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -101,3 +108,66 @@ def settings_epilog(config: str, options: dict[str, str] | None = None, *,
             super().format_help(ctx, formatter)
 
     return WithSettings
+
+
+UNIT_LINE = re.compile(r"\[[\w.-]+:[^\]\s]+\] ")
+"""A line of one unit of a stage (``[rm:honesty] …``, ``[dpo:dpo-1a2b] …``), beside the stage's
+own ``[rm] …`` lines."""
+
+
+class _Lines(io.TextIOBase):
+    """A text stream that hands every whole line written to it to ``emit``."""
+
+    def __init__(self, emit):
+        self.emit, self.part, self.lock = emit, "", threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            lines = (self.part + text).split("\n")
+            self.part = lines.pop()
+        for line in lines:
+            self.emit(line)
+        return len(text)
+
+    def close_part(self) -> None:
+        if self.part:
+            self.emit(self.part)
+            self.part = ""
+
+
+@contextlib.contextmanager
+def pipeline_echo(output_dir: str | Path | None) -> Iterator:
+    """The ``echo`` of ``pdray run`` and ``pdray demo``, and their ``sys.stdout`` while it is
+    open (what a stage prints without its ``echo`` takes the same way): every line goes to
+    ``OUTPUT/pdray.log`` (a local output folder); the terminal gets the stage lines and leaves
+    out the per-unit detail (:data:`UNIT_LINE`, unless a warning) — all of it with
+    ``PDRAY_VERBOSE=1``."""
+    from pdray.raysetup import verbose_default
+
+    verbose = verbose_default()
+    terminal = sys.stdout
+    log = None
+    if output_dir is not None and "://" not in str(output_dir):
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        log = (Path(output_dir) / "pdray.log").open("a", encoding="utf-8")
+
+    def echo(line="") -> None:
+        line = str(line)
+        if log is not None:
+            log.write(line + "\n")
+            log.flush()
+        if verbose or not UNIT_LINE.match(line) or "warning" in line.lower():
+            terminal.write(line + "\n")
+            terminal.flush()
+
+    printed = _Lines(echo)
+    try:
+        with contextlib.redirect_stdout(printed):
+            yield echo
+    finally:
+        printed.close_part()
+        if log is not None:
+            log.close()

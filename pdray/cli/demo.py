@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import OVERRIDES_ARG, PIPELINE_CONFIG, settings_epilog
+from pdray.cli.common import OVERRIDES_ARG, PIPELINE_CONFIG, pipeline_echo, settings_epilog
 from pdray.errors import PdrayError
 
 
@@ -36,23 +36,26 @@ def register(app: typer.Typer) -> None:
             extra.append(f"run.output_dir={output}")
         cfg = load_config(PipelineConfig, None, extra + list(overrides or []),
                           base=load_preset(preset))
-        res = run_pipeline(cfg, echo=typer.echo)
-        rm = res.manifests.get("rm")
-        for line in rm_quality_lines(rm.dir if rm else None):
-            typer.echo(line)
-        if res.report_html:
-            typer.echo(f"report: {res.report_html}")
+        with pipeline_echo(cfg.run.output_dir) as echo:
+            res = run_pipeline(cfg, echo=echo)
+            rm = res.manifests.get("rm")
+            for line in rm_quality_lines(rm.dir if rm else None):
+                echo(line)
+            if res.report_html:
+                echo(f"report: {res.report_html}")
 
 
 def rm_quality_lines(rm_dir: str | None) -> list[str]:
     """The reward models' held-out accuracy (95 % CI, length-only beside it) and warnings, to
-    print beside the demo's table: PD is only as good as these models."""
+    print beside the pipeline's table (the per-model lines of the rm stage are detail, in
+    OUTPUT/pdray.log; a cached rm stage prints no warning of its own): PD is only as good as
+    these models."""
     import json
 
     if not rm_dir or not (Path(rm_dir) / "metrics.json").is_file():
         return []
     m = json.loads((Path(rm_dir) / "metrics.json").read_text(encoding="utf-8"))
-    lines = ["", "reward models (held-out pairs):"]
+    lines = ["reward models (held-out pairs):"]
     for k, v in (m.get("own") or {}).items():
         lo, hi = [float("nan") if x is None else x
                   for x in (v.get("accuracy_ci95") or (None, None))]

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from pdray.cli.common import OVERRIDES_ARG, PIPELINE_CONFIG, settings_epilog
+from pdray.cli.common import OVERRIDES_ARG, PIPELINE_CONFIG, pipeline_echo, settings_epilog
+from pdray.cli.demo import rm_quality_lines
 from pdray.config import load_config
 
 
@@ -24,4 +25,8 @@ def register(app: typer.Typer) -> None:
 
         extra = [f"run.ray_address={ray_address}"] if ray_address else []
         cfg = load_config(PipelineConfig, config, list(overrides or []) + extra)
-        run_pipeline(cfg, echo=typer.echo, upto=upto)
+        with pipeline_echo(cfg.run.output_dir) as echo:
+            res = run_pipeline(cfg, echo=echo, upto=upto)
+            rm = res.manifests.get("rm")
+            for line in rm_quality_lines(rm.dir if rm else None):
+                echo(line)

@@ -14,7 +14,7 @@ def _score(cfg, inputs: dict, output: Path, echo) -> None:
     from pdray.scoring import score_pairs
 
     score_pairs(inputs["pairs"], inputs["rm"], str(output), cfg, echo=echo,
-                verbose=inputs["verbose"])
+                verbose=inputs["verbose"] or None)   # None: PDRAY_VERBOSE decides
 
 
 def register(app: typer.Typer) -> None:

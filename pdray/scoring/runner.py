@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pdray.errors import PdrayError
-from pdray.raysetup import quiet_ray_data
+from pdray.raysetup import quiet_ray_data, stderr_to
 from pdray.scoring.shards import PROGRESS_S, Staged, commit
 
 
@@ -223,9 +223,12 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
     ticker.start()
     seen = set()
     try:
-        for r in ds.iter_rows():
-            seen.add(r["name"])
-            stats.add(r)
+        # quiet: the driver's stderr while the pool runs (Ray's core-worker lines about Ray
+        # Data's actors, Ray Data's own error logs) goes to the logs folder
+        with stderr_to(Path(log_dir) / "driver.err" if log_dir else None):
+            for r in ds.iter_rows():
+                seen.add(r["name"])
+                stats.add(r)
     except Exception as e:
         if RESTARTS_USED not in str(e):
             raise
@@ -240,8 +243,7 @@ def run_shards(staged: Staged, pending: list[str], out: Path, *, scorer_path: st
     missing = sorted(set(pending) - seen)
     if missing:
         raise PdrayError(f"[{tag}] shards not scored after the run: {missing[:5]}")
-    echo(format_progress(tag, stats.scored + stats.failed, total, stats.seconds))
-    return stats
+    return stats   # the caller's summary line (rows scored and failed, rate) ends the run
 
 
 def actor_cpus(cpus_per_actor: float | None, num_actors: int) -> float:

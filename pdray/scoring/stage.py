@@ -24,11 +24,10 @@ def run(cfg: ScoreConfig, inputs: dict, out: Path, echo) -> ScoreManifest:
     from pdray.scoring import score_pairs  # ray, torch: only when the stage runs
 
     data, rm = inputs["data"], inputs["rm"]
-    echo("[score] cross pseudo-rewarding every pair under every aspect model")
-    scores = score_pairs(data.train, rm.dir, str(out / "scores"), cfg).output_dir
+    scores = score_pairs(data.train, rm.dir, str(out / "scores"), cfg, echo=echo).output_dir
     no_debias = None
     if rm.no_debias_dir:
         echo("[score] scoring with the no-mitigation reward models (ablation A2)")
         no_debias = str(score_pairs(data.train, rm.no_debias_dir, str(out / "scores_no_debias"),
-                                    cfg).output_dir)
+                                    cfg, echo=echo).output_dir)
     return ScoreManifest(dir=str(out), scores=str(scores), scores_no_debias=no_debias)

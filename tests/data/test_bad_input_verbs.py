@@ -222,3 +222,31 @@ def test_whole_reward_model_set_passes_the_file_checks(rm_set):
     s.check_files(rm_set)   # no error: the cases above each break one thing of this set
     assert {k: v for k, v in s.folders(rm_set).items()} == {
         str(rm_set / a): [a] for a in ASPECTS}
+
+
+# --- 4. scoring actors that keep dying --------------------------------------------------------
+
+@pytest.mark.timeout(400)
+def test_restarts_used_up_is_one_line_without_ray_tracebacks(tmp_path, rm_set):
+    """The scoring actor dies at its second shard and no restart is allowed: one error line,
+    Ray's retry and worker-death messages (with the actor's traceback) in the logs only."""
+    import os
+    import subprocess
+    import sys
+
+    p = jsonl(tmp_path / "p.jsonl", [pair(i) for i in range(20)])
+    out = tmp_path / "s"
+    # its own quiet local Ray (not one a test of this process started: RAY_ADDRESS)
+    env = {k: v for k, v in os.environ.items() if k not in ("PDRAY_VERBOSE", "RAY_ADDRESS")}
+    r = subprocess.run([sys.executable, "-c", "from pdray.cli import main; main()", "score", p,
+                        "--rm", str(rm_set), "-o", str(out), "shard_rows=5",
+                        "fail_once_at_batch=2", "max_restarts=0"],
+                       capture_output=True, text=True, env=env, timeout=380)
+    text = r.stdout + r.stderr
+    assert r.returncode == 2, text
+    assert "Traceback" not in text and "(raylet)" not in text, text
+    errors = [ln for ln in text.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: [score] scoring actor restarts used up (max_restarts=0): see "
+                      f"{out}/logs; committed shards are kept, a re-run resumes"], text
+    assert all(ln.startswith(("[score] ", "error: ")) for ln in text.splitlines()), text
+    assert "restarts used up" in (out / "logs" / "driver.err").read_text()
