@@ -39,7 +39,8 @@ def accuracy_report(margin: np.ndarray, pairs: pa.Table) -> dict:
     mean = (lambda m: float(correct[m].mean()) if m.any() else float("nan"))
     acc = float(correct.mean()) if len(correct) else float("nan")
     out = {"accuracy": acc, "own_label_accuracy": acc,
-           "n": len(correct), "mean_margin": float(margin.mean()) if len(margin) else 0.0}
+           "n": len(correct), "mean_margin": float(margin.mean()) if len(margin) else 0.0,
+           "mean_abs_margin": float(np.abs(margin).mean()) if len(margin) else 0.0}
     if "aspect" in pairs.column_names:
         asp = np.asarray(pairs["aspect"].to_pylist(), dtype=object)
         out["by_aspect"] = {a: mean(asp == a) for a in sorted(set(asp))}

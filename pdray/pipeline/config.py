@@ -82,6 +82,20 @@ class TuneSection(StrictModel):
         return v
 
 
+def _dpo_strategies_are_selected(data: dict) -> dict:
+    """A strategy named in ``run.dpo_strategies`` (Table 1's rows) is selected too: it joins
+    ``select.strategies`` when missing (``dmpo`` is a loss on all of D, not a selection)."""
+    run, select = data.get("run") or {}, data.get("select") or {}
+    run = run.model_dump() if isinstance(run, StrictModel) else run
+    select = select.model_dump() if isinstance(select, StrictModel) else dict(select)
+    dpo = (run.get("dpo_strategies") if isinstance(run, dict) else None) or []
+    chosen = list(select.get("strategies", COMPARED))
+    extra = [s for s in dpo if s != "dmpo" and s not in chosen]
+    if not extra:
+        return data
+    return {**data, "select": {**select, "strategies": chosen + extra}}
+
+
 class PipelineConfig(StrictModel):
     name: str = Field("pdray", description="the run's name (tracking, Tune)")
     data: DataStageConfig = DataStageConfig()
@@ -101,6 +115,7 @@ class PipelineConfig(StrictModel):
         A2): asking for the strategy turns on their ``rm`` switch (:class:`Needs.rm_switch`)."""
         if not isinstance(data, dict):
             return data
+        data = _dpo_strategies_are_selected(data)
         select = data.get("select") or {}
         strategies = select.get("strategies", COMPARED) if isinstance(select, dict) else []
         rm = data.get("rm")

@@ -63,12 +63,13 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           args=lambda cfg: {"dmpo": wants_dmpo(cfg)},
           cached=lambda m: f": {', '.join(m.strategies)}"),
     Stage("dpo", dpo_stage.run, dpo_stage.DPOManifest, section="dpo", reads=("data", "select"),
+          also_reads=("lossdiff",),
           args=lambda cfg: {"strategies": dpo_strategies(cfg)},
           cached=lambda m: f": {', '.join(m.models)}"),
     Stage("eval", eval_stage.run, eval_stage.EvalManifest, section="eval", reads=("dpo",),
           runs="opt-in"),
     Stage("report", report_stage.run, report_stage.ReportManifest, section="select",
-          reads=("data", "score", "select"), also_reads=("dpo",), cached=lambda m: ""),
+          reads=("data", "score", "select"), also_reads=("dpo", "eval"), cached=lambda m: ""),
 )}
 """The pipeline's stages by name, in the order they run."""
 
