@@ -23,14 +23,14 @@ CHECK_DIR = ".pdray-storage-check"
 
 
 def _write_token(folder: str, token: str) -> str:
-    folder = os.path.expandvars(folder)   # as the node's shell would name it
+    """Write ``token`` under ``folder`` (the driver's absolute path, as the run's tasks get it)."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     (Path(folder) / token).write_text(token, encoding="utf-8")
     return socket.gethostname()
 
 
 def _remove(folder: str) -> None:
-    shutil.rmtree(os.path.expandvars(folder), ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _seen(folder: Path, token: str) -> bool:
