@@ -94,7 +94,7 @@ def test_job_configs_validate_against_the_pipeline(path):
     doc = _load(path)
     assert {"data", "rm", "score", "select", "dpo", "run"} <= set(doc)
     cfg = load_config(PipelineConfig, path,
-                      ["run.stages=[data,rm,score,select,dpo,eval,report]"])
+                      ["run.stages=[data,rm,score,lossdiff,select,dpo,eval,report]"])
     assert isinstance(cfg.rm, RMConfig) and isinstance(cfg.score, ScoreConfig)
     assert isinstance(cfg.dpo, DPOConfig)
     for key, value in doc["rm"].items():  # every key of the file reached the typed section
