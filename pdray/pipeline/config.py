@@ -53,6 +53,16 @@ class RunSection(StrictModel):
                                      "<output_dir>/mlruns file store)")
     experiment: str = Field("pdray", description="tracking experiment name")
 
+    @field_validator("output_dir")
+    @classmethod
+    def _local_or_shared_folder(cls, v: str) -> str:
+        if "://" in v:
+            raise ValueError(f"run.output_dir {v!r}: an object-store URI is not supported yet; "
+                             "use a folder every node mounts (e.g. /mnt/shared/..., "
+                             "docs/cluster.md); s3:// / gs:// work for data.source and "
+                             "storage_path")
+        return v
+
 
 class TuneSection(StrictModel):
     objective: Literal["selection", "dpo"] = Field(

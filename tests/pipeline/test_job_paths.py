@@ -24,3 +24,16 @@ def test_relative_output_dir_is_refused_in_a_ray_job_before_ray_starts(tmp_path,
     assert "Ray Job" in msg and "absolute path that every node sees" in msg
     assert not (tmp_path / "runs").exists()
     assert job_output_dir(str(tmp_path / "abs")) == str(tmp_path / "abs")   # absolute: kept
+
+
+def test_object_store_output_dir_is_refused_in_one_line():
+    """run.output_dir takes no URI yet (a Ray Job would have written a local 's3:' folder)."""
+    import pytest
+
+    from pdray.config import load_config
+    from pdray.errors import ConfigError
+    from pdray.pipeline import PipelineConfig
+
+    with pytest.raises(ConfigError, match=r"run.output_dir 's3://bucket/run': an object-store "
+                                          r"URI is not supported yet"):
+        load_config(PipelineConfig, None, ["run.output_dir=s3://bucket/run"])
