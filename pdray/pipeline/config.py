@@ -93,12 +93,15 @@ class TuneSection(StrictModel):
 
 
 def _dpo_strategies_are_selected(data: dict) -> dict:
-    """A strategy named in ``run.dpo_strategies`` (Table 1's rows) is selected too: it joins
-    ``select.strategies`` when missing (``dmpo`` is a loss on all of D, not a selection)."""
+    """A strategy named in ``run.dpo_strategies`` (Table 1's rows) is selected too, when the run
+    aligns: it joins ``select.strategies`` when missing (``dmpo`` is a loss on all of D, not a
+    selection)."""
     run, select = data.get("run") or {}, data.get("select") or {}
     run = run.model_dump() if isinstance(run, StrictModel) else run
     select = select.model_dump() if isinstance(select, StrictModel) else dict(select)
-    dpo = (run.get("dpo_strategies") if isinstance(run, dict) else None) or []
+    if not isinstance(run, dict) or "dpo" not in run.get("stages", ["dpo"]):
+        return data                          # no DPO in this run: nothing to align on
+    dpo = run.get("dpo_strategies") or []
     chosen = list(select.get("strategies", COMPARED))
     extra = [s for s in dpo if s != "dmpo" and s not in chosen]
     if not extra:
