@@ -142,8 +142,7 @@ def main(argv=None) -> int:
     for seed in range(a.seeds):
         new = run_seed(seed, a.strategies, a.overrides, a.out, lambda m: print(m, flush=True))
         with open(log, "a", encoding="utf-8") as f:
-            for r in new:
-                f.write(json.dumps(r) + "\n")
+            f.writelines(json.dumps(r) + "\n" for r in new)
         rows += new
         print(table(rows, a.strategies, seed + 1, time.time() - t0, a.overrides), flush=True)
     emit(table(rows, a.strategies, a.seeds, time.time() - t0, a.overrides), a.record)

@@ -16,7 +16,7 @@ from pdray.pipeline.presets import preset
 
 TABLE1 = ["pd", "random", "high", "all", "oracle", "overall", "dmpo", "holistic", "no_debias",
           "lossdiff_irm"]
-SMALL = ["data.n_pairs=160", "data.test_fraction=0.2", "rm.epochs=1", "run.tracking=none",
+SMALL = ["data.n_pairs=160", "data.test_fraction=0.2", "rm.epochs=1", "rm.sample_ratio=0.6", "run.tracking=none",
          "dpo.max_steps=1", "dpo.batch_size=4", "dpo.eval_fraction=0",
          "dpo.eval_sample_prompts=1", "dpo.eval_max_new_tokens=4",
          "lossdiff.val_size=16", "lossdiff.max_length=128", "lossdiff.shard_rows=64",
