@@ -25,7 +25,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pdray.errors import DataError, StorageError, os_reason
-from pdray.schema import conform, pairs_from_rows
+from pdray.schema import pairs_from_rows
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
@@ -322,16 +322,6 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:300]
 
 
-def read_pairs(path: str | os.PathLike, *, validate: bool = True, min_aspects: int = 1) -> pa.Table:
-    """Read a canonical pair table (Parquet or JSONL) and check it against the contract
-    (row by row for JSON: :func:`pdray.data.loaders.load_pairs`)."""
-    if validate:
-        from pdray.data.loaders import load_pairs  # the loaders read through this module
-
-        return load_pairs(str(path), min_aspects=min_aspects).table
-    return conform(read_table(path), str(path))
-
-
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[tuple[pafs.FileSystem, str]]:
     """``(filesystem, temporary path)`` to write ``path`` under (its folder is created). When
@@ -406,9 +396,3 @@ def write_json(obj, path: str | os.PathLike) -> str:
     """Write a strict JSON document (NaN → null) atomically (manifests, metrics)."""
     return write_text(json.dumps(finite(obj), indent=2, sort_keys=False, default=str,
                                  allow_nan=False) + "\n", path)
-
-
-def read_json(path: str | os.PathLike):
-    fs, inner = resolve(path)
-    with fs.open_input_stream(inner, compression=None) as f:
-        return json.loads(f.read().decode("utf-8"))

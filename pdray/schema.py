@@ -62,9 +62,6 @@ class RowProblem:
     field: str
     reason: str
 
-    def to_error(self, file: str | None) -> DataError:
-        return DataError(self.reason, file=file, row=self.row, field=self.field)
-
 
 def empty_pairs() -> pa.Table:
     return PAIR_SCHEMA.empty_table()

@@ -144,7 +144,7 @@ stage_verb(
 def inspect_cmd(pairs: str = typer.Argument(..., help="Canonical pairs (.parquet/.jsonl).")):
     """Rows, aspects, per-aspect counts, lengths, conflict rate and disagreement matrix."""
     from pdray.data import describe
-    from pdray.io import read_pairs
+    from pdray.data.loaders import read_pairs
 
     try:
         info = describe(read_pairs(pairs))

@@ -22,7 +22,7 @@ CONFIG = "pdray.lossdiff.config:LossDiffConfig"
 
 
 def _warmup(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.io import read_pairs
+    from pdray.data.loaders import read_pairs
     from pdray.lossdiff import warmup
 
     table = read_pairs(inputs["pairs"])
@@ -48,7 +48,7 @@ stage_verb(
 
 
 def _score(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.io import read_pairs
+    from pdray.data.loaders import read_pairs
     from pdray.lossdiff import score_logprobs
 
     score_logprobs(read_pairs(inputs["pairs"]), inputs["policy"], inputs["reference"],
@@ -70,7 +70,8 @@ stage_verb(
 
 
 def _select(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.io import read_pairs, read_table
+    from pdray.data.loaders import read_pairs
+    from pdray.io import read_table
     from pdray.lossdiff import lossdiff_irm_selection, read_logprob_scores
     from pdray.lossdiff.hybrid import compare, format_comparison
     from pdray.lossdiff.report import write_report

@@ -17,7 +17,7 @@ from pdray.selection.config import COMPARED
 
 
 def _report(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.io import read_pairs
+    from pdray.data.loaders import read_pairs
     from pdray.report import build_report
     from pdray.selection import select
     from pdray.selection.scores import read_scores, rm_metrics_for

@@ -40,7 +40,8 @@ stage_verb(
 
 
 def _eval(cfg, inputs: dict, output: Path | None, echo) -> None:
-    from pdray.io import read_pairs, write_json
+    from pdray.data.loaders import read_pairs
+    from pdray.io import write_json
     from pdray.rm.metrics import evaluate_set  # transformers
 
     table = read_pairs(inputs["pairs"], min_aspects=1)

@@ -29,7 +29,7 @@ def _given(inputs: dict) -> dict:
 
 
 def _select(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.io import read_pairs
+    from pdray.data.loaders import read_pairs
     from pdray.selection import select, write_selection
     from pdray.selection.scores import read_scores
 

@@ -27,6 +27,7 @@ from pdray.io import detect_format, read_table
 from pdray.schema import (
     RowChecker,
     check_aspect_count,
+    conform,
     pairs_from_rows,
     split_valid,
     validate_pairs,
@@ -76,6 +77,15 @@ def load_pairs(path: str, *, quarantine: bool = False, known_aspects: list[str] 
             check_aspect_count(good, path, min_aspects)
     return LoadResult(good, [], issues.quarantined,
                       issues.counts(n_in, good.num_rows, pairs_out=good.num_rows)).check_accounting()
+
+
+def read_pairs(path, *, validate: bool = True, min_aspects: int = 1) -> pa.Table:
+    """Read a canonical pair table (Parquet or JSONL) and check it against the contract (row
+    by row: :func:`load_pairs`); ``validate=False`` only gives the columns their canonical
+    types."""
+    if validate:
+        return load_pairs(str(path), min_aspects=min_aspects).table
+    return conform(read_table(path), str(path))
 
 
 def _to_table(objs: list[dict], rows: list[int], issues: RowIssues) -> pa.Table:

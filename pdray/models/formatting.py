@@ -67,15 +67,6 @@ class Truncation:
     response_cut: int = 0        # rows whose response still had to lose tokens from its end
     examples: list[int] = field(default_factory=list)   # first few row indices with a cut response
 
-    def merge(self, other: Truncation) -> Truncation:
-        return Truncation(self.rows + other.rows, self.prompt_cut + other.prompt_cut,
-                          self.response_cut + other.response_cut,
-                          (self.examples + other.examples)[:5])
-
-    def as_dict(self) -> dict:
-        return {"rows": self.rows, "prompt_cut": self.prompt_cut,
-                "response_cut": self.response_cut}
-
 
 def _left_cut(tokenizer, text: str, n_tokens: int) -> str:
     """``text`` without its first ``n_tokens`` tokens (exact character offsets when the tokenizer

@@ -23,9 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pdray.data.loaders import read_pairs
 from pdray.errors import PdrayError
 from pdray.fingerprint import table_hash
-from pdray.io import read_pairs, write_json
+from pdray.io import write_json
 from pdray.models.backbones import check_backbone_layers, fix_pad_token, resolve_backbone
 from pdray.ray_train import fit_on_ray, storage_path
 from pdray.raysetup import init_ray

@@ -4,7 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pdray.cli import app
-from pdray.io import read_json, read_pairs, read_table
+from pdray.data.loaders import read_pairs
+from pdray.io import read_table
 
 from .helpers import uf_raw_row, write_jsonl
 
@@ -49,7 +50,7 @@ def test_build_raw_conflict_with_report_and_quarantine(tmp_path):
     assert "quarantined 1 bad rows" in r.output and "disagreement" in r.output
     bad = read_table(q).to_pylist()
     assert (bad[0]["row"], bad[0]["field"]) == (7, "completions[1].annotations.truthfulness.Rating")
-    report = read_json(rep)
+    report = json.loads(rep.read_text())
     assert report["build"]["achieved_conflict"] == pytest.approx(achieved, abs=1e-3)
     assert report["build"]["pairs"] + len(report["dropped_prompts"]) == 300
     assert report["load_counts"]["dropped"] == 1

@@ -2,7 +2,8 @@ import pyarrow as pa
 import pytest
 
 from pdray.data import load_source, synthetic_pairs
-from pdray.io import read_pairs, write_pairs
+from pdray.data.loaders import read_pairs
+from pdray.io import write_pairs
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".jsonl.gz"])

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from pdray.data import conflict_flags, generate_synthetic, synthetic_pairs, write_synthetic
+from pdray.data.loaders import read_pairs
 from pdray.data.synthetic import DEFAULT_ASPECTS, MARKERS
-from pdray.io import read_pairs
 from pdray.schema import ratings_dict, validate_pairs
 
 

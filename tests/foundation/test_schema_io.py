@@ -4,9 +4,10 @@ import json
 import pyarrow as pa
 import pytest
 
+from pdray.data.loaders import read_pairs
 from pdray.errors import DataError
 from pdray.fingerprint import file_hash, table_hash
-from pdray.io import iter_lines, read_pairs, read_table, write_pairs
+from pdray.io import iter_lines, read_table, write_pairs
 from pdray.schema import PAIR_SCHEMA, pairs_from_rows, ratings_dict, split_valid, validate_pairs
 
 ROWS = [

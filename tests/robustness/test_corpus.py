@@ -68,10 +68,11 @@ def _run(case: Case, args: list[str]) -> tuple[int, str]:
         with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
             main(args)
         return e.value.code, err.getvalue()
-    from pdray import io as pio
+    from pdray.data.loaders import read_pairs
+    from pdray.io import read_table
 
     try:
-        t = getattr(pio, case.verb)(args[0])
+        t = {"read_table": read_table, "read_pairs": read_pairs}[case.verb](args[0])
     except PdrayError as e:
         return 2, f"error: {e}\n"
     return 0, f"columns={','.join(t.column_names)} rows={t.num_rows}\n"

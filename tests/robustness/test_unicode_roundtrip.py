@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pdray.cli import app
-from pdray.io import read_pairs, write_pairs
+from pdray.data.loaders import read_pairs
+from pdray.io import write_pairs
 from pdray.schema import pairs_from_rows
 
 runner = CliRunner()
