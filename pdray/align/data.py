@@ -22,6 +22,7 @@ import math
 import pyarrow as pa
 
 from pdray.errors import DataError
+from pdray.schema import check_unique_ids
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 
@@ -34,6 +35,8 @@ def check_rows(table: pa.Table, *, need_pd: bool = False, file: str | None = Non
                     "SCORES --strategy pd --budget 1.0 --data PAIRS)") if c == "pd" else ""
             raise DataError(f"required column for {'DMPO' if c == 'pd' else 'DPO'} is missing"
                             + hint, file=file, field=c)
+    if "id" in table.column_names:
+        check_unique_ids(table["id"], file)   # a repeated pair would be trained on twice
     for c in TEXT_FIELDS:
         for i, v in enumerate(table[c].to_pylist()):
             if not isinstance(v, str) or not v.strip():

@@ -51,7 +51,7 @@ def run(cfg: DPOConfig, inputs: dict, out: Path, echo, *,
             raise PdrayError(f"dpo strategy {strategy!r} was not selected "
                              f"(select.strategies: {sel.strategies})")
         echo(f"[dpo] {run_cfg.loss} on '{strategy}' ({pairs_path})")
-        res = train_dpo(pairs_path, run_cfg, str(out / strategy))
+        res = train_dpo(pairs_path, run_cfg, str(out / strategy), echo=echo)
         models[strategy] = str(res.model_dir)
         m = dict(res.metrics or {})
         if test.num_rows:

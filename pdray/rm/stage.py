@@ -29,7 +29,7 @@ def run(cfg: RMConfig, inputs: dict, out: Path, echo) -> RMManifest:
     data = inputs["data"]
     echo(f"[rm] training {cfg.mode} reward models ({cfg.backbone}) for "
          f"{len(data.aspects)} aspects in parallel")
-    rm_set = train_reward_models(data.train, cfg, str(out))
+    rm_set = train_reward_models(data.train, cfg, str(out), echo=echo)
     no_debias = out / "no_debias"
     return RMManifest(dir=str(out), aspects=rm_set.aspects, rho=rm_set.rho,
                       length_debias=rm_set.length_debias,

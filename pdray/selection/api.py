@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from pdray import __version__
 from pdray.errors import ConfigError, DataError
 from pdray.fingerprint import table_hash
+from pdray.schema import check_unique_ids
 from pdray.io import read_table, write_json, write_table
 from pdray.selection.config import default
 from pdray.selection.length import remove_length
@@ -135,14 +136,7 @@ def check_ids(scores: pa.Table, source: str | None = None, pairs: pa.Table | Non
     every scored id present in the pairs; errors name the file and the first offending row."""
     ids = scores["id"]
     if not distinct_ids(ids):
-        n_unique = len(pc.unique(ids))
-        if n_unique != scores.num_rows:       # else: two different ids with one hash
-            vc = pc.value_counts(ids)
-            dup = vc.filter(pc.greater(vc.field("counts"), 1))[0]["values"].as_py()
-            rows = pc.indices_nonzero(pc.equal(ids, dup)).to_pylist()
-            n_dup = scores.num_rows - n_unique
-            raise DataError(f"duplicate id {dup!r} (also at row {rows[0]}; {n_dup} duplicate rows "
-                            f"in all)", file=source, row=rows[1], field="id")
+        check_unique_ids(ids, source)        # exact: two different ids may share a hash
     if pairs is not None:
         missing = pc.invert(pc.is_in(ids, value_set=pairs["id"]))
         n = pc.sum(missing).as_py() or 0

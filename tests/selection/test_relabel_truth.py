@@ -66,7 +66,7 @@ def test_duplicate_scored_ids_are_an_error_naming_file_and_row():
     s = _scores()
     dup = pa.concat_tables([s, s.slice(1, 1)])
     with pytest.raises(DataError, match=r"s.parquet: row 3, field 'id': duplicate id 'p1' "
-                                        r"\(also at row 1; 1 duplicate rows"):
+                                        r"\(first at row 1\)"):
         select(dup, "pd", source="s.parquet")
 
 
@@ -78,7 +78,7 @@ def test_duplicate_check_is_exact_when_hashes_collide(monkeypatch):
     monkeypatch.setattr(api, "distinct_ids", lambda ids: False)   # as if every hash collided
     assert select(_scores(), "all").selected_ids == ["p1", "p2", "p3"]   # distinct: no error
     s = _scores()
-    with pytest.raises(DataError, match=r"row 3, field 'id': duplicate id 'p1' \(also at row 1"):
+    with pytest.raises(DataError, match=r"row 3, field 'id': duplicate id 'p1' \(first at row 1"):
         select(pa.concat_tables([s, s.slice(1, 1)]), "pd")
 
 
