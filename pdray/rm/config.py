@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
+from pdray.length_modes import LengthDebias
 from pdray.trainer_args import (
     WithTrainerArgs,
     check_trainer_args,
@@ -40,7 +41,7 @@ class RMConfig(WithTrainerArgs):
     mode: Literal["separate", "all_in_one", "multi_head"] = Field(
         "separate", description="separate: one model per aspect; all_in_one: one model, a system "
         "prompt per aspect (the paper); multi_head: one backbone, a head per aspect")
-    length_debias: Literal["learned", "penalty", "poe", "none"] = Field(
+    length_debias: LengthDebias = Field(
         "learned", description="learned: −log σ(Δr + ρ̂_k·Δlen) with ρ̂_k trained per aspect, "
         "scored as Δr alone; penalty: Eq. 17/18 with the fixed ρ; poe: −log σ(Δr + ρ·Δlen) "
         "with the fixed ρ, scored as Δr; none: plain Bradley–Terry (Eq. 11)")

@@ -24,9 +24,9 @@ from torch import nn
 from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
+from pdray.length_modes import LENGTH_MODES
 from pdray.models.reward import head_parameter_names, reward_output
 
-LENGTH_MODES = ("learned", "penalty", "poe", "none")
 LENGTH_COEF = "pdray_length_coef"
 
 

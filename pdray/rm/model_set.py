@@ -26,9 +26,9 @@ from typing import Literal, get_args
 
 from pdray.errors import PdrayError
 from pdray.io import _one_line, write_json  # one line of an exception's text
+from pdray.length_modes import LENGTH_MODES, LengthDebias
 
 Mode = Literal["separate", "all_in_one", "multi_head"]
-LengthDebias = Literal["learned", "penalty", "poe", "none"]
 MANIFEST = "rm_set.json"
 HOLISTIC = "holistic"
 
@@ -104,9 +104,9 @@ class RewardModelSet:
         for a in self.aspects:
             if not isinstance(self.paths.get(a), str) or not self.paths[a]:
                 return f"'paths' has no folder for aspect {a!r}"
-        if self.length_debias not in get_args(LengthDebias):
+        if self.length_debias not in LENGTH_MODES:
             return (f"length_debias {self.length_debias!r} is not one of "
-                    f"{', '.join(get_args(LengthDebias))}")
+                    f"{', '.join(LENGTH_MODES)}")
         return None
 
     def folders(self, root: str | Path) -> dict[str, list[str]]:

@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 from pdray import __version__
 from pdray.errors import ConfigError, DataError
 from pdray.fingerprint import table_hash
-from pdray.schema import check_unique_ids
 from pdray.io import read_table, write_json, write_table
+from pdray.length_modes import LENGTH_MODES
+from pdray.schema import check_unique_ids
 from pdray.selection.config import default
 from pdray.selection.length import remove_length
-from pdray.selection.scores import LENGTH_MODES
 from pdray.selection.selectors import DESCRIPTIONS, SELECTORS, Context
 
 log = logging.getLogger(__name__)

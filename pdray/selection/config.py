@@ -9,11 +9,12 @@ needs a default reads it from here (:func:`default`), never writes the number ag
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from pdray.config import StrictModel
+from pdray.length_modes import LengthDebias
 from pdray.selection.scores import length_term
 
 COMPARED = ("pd", "random", "high", "mid")   # strategies compared when none are named
@@ -49,7 +50,7 @@ class SelectConfig(SelectParams):
     rho: float | None = Field(None, ge=0, description="ρ of the length term, per token "
                               "(Eq. 18); default: the one the scores were made with (their "
                               "manifest), so every entry point selects the same pairs")
-    length_debias: Literal["learned", "penalty", "poe", "none"] | None = Field(
+    length_debias: LengthDebias | None = Field(
         None, description="length mode of the reward models; default: the scores manifest's")
     aspect_weights: dict[str, float] | None = Field(None, description="w_k of PD (default 1)")
     options: dict[str, Any] = Field(default_factory=dict, description="strategy options")

@@ -8,9 +8,9 @@ import pyarrow.compute as pc
 
 from pdray.errors import DataError
 from pdray.io import read_table
+from pdray.length_modes import LENGTH_MODES
 
 GAP_PREFIX = "gap_"
-LENGTH_MODES = ("learned", "penalty", "poe", "none")
 REQUIRED = ("id", "aspect", "chosen_len", "rejected_len")
 
 
