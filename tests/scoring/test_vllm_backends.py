@@ -143,6 +143,9 @@ def test_unservable_models_end_pdray_score_in_one_line(tmp_path, monkeypatch):
     import contextlib
     import io
 
+    import numpy as np
+    from safetensors.numpy import save_file
+
     import pdray.raysetup
     from pdray.cli import main
 
@@ -157,6 +160,9 @@ def test_unservable_models_end_pdray_score_in_one_line(tmp_path, monkeypatch):
         (rms / "a").mkdir(parents=True)
         (rms / "a" / "config.json").write_text(json.dumps({"architectures": [arch],
                                                            "pdray_pooling": pooling}))
+        # a whole folder (weights, tokenizer): the folder checks pass, vLLM's refusal is what ends it
+        save_file({"w": np.zeros(1, np.float32)}, str(rms / "a" / "model.safetensors"))
+        (rms / "a" / "tokenizer.json").write_text("{}")
         RewardModelSet("separate", ["a"], {"a": "a"}).save(rms)
         for backend in ("vllm", "ray_llm"):
             err = io.StringIO()
