@@ -195,11 +195,13 @@ def select_lossdiff_irm(ctx: Context, low: float | None = None, high: float | No
     (:func:`pdray.selection.band.band_for_keep_rate`, the paper's 50–64 %)."""
     if (low is None) != (high is None):
         raise ConfigError("lossdiff_irm: give both low and high, or neither (keep_rate decides)")
+    target = None                              # a band given: no keep-rate target
     if low is None:
+        target = float(keep_rate)
         low, high = B.band_for_keep_rate([_finite_column(ctx, c) for c in ("lossdiff", "irm")],
-                                         keep_rate)
+                                         target)
     choice = select_band(ctx, columns=["lossdiff", "irm"], low=low, high=high)
-    choice.info["keep_rate_target"] = None if keep_rate is None else float(keep_rate)
+    choice.info["keep_rate_target"] = target
     return choice
 
 

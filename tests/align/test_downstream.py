@@ -64,6 +64,7 @@ def test_accuracy_report_carries_both_labels_and_the_headline():
     # flags: +1, 0 (tie), +1, 0 (tie); the own label prefers the chosen everywhere
     rep = accuracy_report(np.array([0.4, -0.1, -0.3, 0.2]), t)
     assert rep["own_label_accuracy"] == rep["accuracy"] == 0.5
+    assert rep["mean_abs_margin"] == pytest.approx(0.25)     # (0.4 + 0.1 + 0.3 + 0.2) / 4
     assert rep["consensus_accuracy"] == 0.5 and rep["n_consensus"] == 2
     assert rep["n_consensus_ties"] == 2 and math.isnan(rep["conflict_pairs_accuracy"])
     name, v, ci = headline(rep)

@@ -166,5 +166,6 @@ def test_lossdiff_irm_default_keeps_the_papers_rate():
     assert r.manifest["info"]["keep_rate_target"] == 0.57
     fixed = select(s, "lossdiff_irm", low=0.2, high=0.8)
     assert fixed.manifest["info"]["band"] == [0.2, 0.8]
+    assert fixed.manifest["info"]["keep_rate_target"] is None
     with pytest.raises(ConfigError, match="both low and high"):
         select(s, "lossdiff_irm", low=0.2)
