@@ -75,17 +75,10 @@ def continued(cfg: DPOConfig, strategy: str, warm) -> DPOConfig:
 
 
 def heldout(res, test, cfg: DPOConfig) -> dict:
-    """The policy's held-out metrics on ``test`` (:func:`pdray.align.evaluate.accuracy_report`
-    plus ``mean_generated_length``)."""
-    from pdray.align import implicit_reward_accuracy, sample_lengths
+    """The policy's held-out metrics on ``test``: the one evaluation of a trained policy,
+    :func:`pdray.align.train.evaluate_policy` (accuracy against the consensus and the own label,
+    ``mean_generated_length``)."""
+    from pdray.align.train import evaluate_policy
 
     ref = res.manifest.get("ref_model_dir") or res.manifest.get("ref_model")
-    ev = implicit_reward_accuracy(res.model_dir, ref, test, beta=cfg.beta,
-                                  max_length=cfg.max_length,
-                                  trust_remote_code=cfg.trust_remote_code)
-    prompts = test["prompt"].to_pylist()[: cfg.eval_sample_prompts]
-    if prompts:
-        ev["mean_generated_length"] = sample_lengths(
-            res.model_dir, prompts, max_new_tokens=cfg.eval_max_new_tokens,
-            trust_remote_code=cfg.trust_remote_code)
-    return ev
+    return evaluate_policy(res.model_dir, ref, test, cfg)

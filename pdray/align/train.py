@@ -67,9 +67,9 @@ def evaluate_policy(model_dir, ref_dir, eval_table: pa.Table, cfg: DPOConfig) ->
                                   max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code)
     prompts = eval_table["prompt"].to_pylist()[: cfg.eval_sample_prompts]
     if prompts:
-        ev["mean_sample_tokens"] = sample_lengths(model_dir, prompts,
-                                                  max_new_tokens=cfg.eval_max_new_tokens,
-                                                  trust_remote_code=cfg.trust_remote_code)
+        ev["mean_generated_length"] = sample_lengths(
+            model_dir, prompts, max_new_tokens=cfg.eval_max_new_tokens,
+            trust_remote_code=cfg.trust_remote_code)
     ev["seconds"] = round(time.time() - t0, 1)
     return ev
 

@@ -31,7 +31,7 @@ def _dpo(cfg, inputs: dict, output: Path, echo) -> None:
                         for k in ("conflicting", "non_conflicting") if k in ev)
         echo(f"held-out ({cfg.eval_fraction:.0%}) implicit-reward accuracy "
              f"{ev['accuracy']:.3f} (n={ev['n']}){split}; mean sample length "
-             f"{ev.get('mean_sample_tokens', float('nan')):.1f} tokens")
+             f"{ev.get('mean_generated_length', float('nan')):.1f} tokens")
     echo(f"model: {res.model_dir}\nmanifest: {Path(output) / 'manifest.json'}")
     eval_pairs = inputs["eval_pairs"]
     if eval_pairs:

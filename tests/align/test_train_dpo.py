@@ -79,7 +79,7 @@ def test_cli_dmpo_lora_precomputed_ref_with_builtin_eval(ray_local, tmp_path):
     assert man["config"]["loss"] == "dmpo" and man["metrics"]["steps"] == 2
     assert man["config"]["trainer"] == {"max_grad_norm": 0.5}    # the worker built TRL args with it
     ev = man["evaluation"]
-    assert ev["n"] == 10 and 0 <= ev["accuracy"] <= 1 and 0 < ev["mean_sample_tokens"] <= 16
+    assert ev["n"] == 10 and 0 <= ev["accuracy"] <= 1 and 0 < ev["mean_generated_length"] <= 16
     assert ev["n_conflicting"] + ev["n_non_conflicting"] <= 10
     model = AutoModelForCausalLM.from_pretrained(man["model_dir"])  # LoRA merged: plain HF
     assert not any("lora" in k for k in model.state_dict())
