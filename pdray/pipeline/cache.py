@@ -12,6 +12,10 @@ place (same path) therefore gives a new key and the stage is recomputed, with a 
 naming what changed (the inputs of each finished stage are kept in its marker).
 
 The content-hash rule lives in :mod:`pdray.fingerprint`.
+
+With an object-store ``run.output_dir`` the cache root is the local mirror's ``stages/``
+(:class:`pdray.object_store.Mirror`): while a stage's lock is held its committed files go to the
+store every few seconds, and when it is marked its folder is uploaded with ``_stage.json`` last.
 """
 
 from __future__ import annotations
@@ -84,10 +88,11 @@ def describe_change(old: Any, new: Any, limit: int = 4) -> str:
 
 
 class StageCache:
-    def __init__(self, root: str | Path, echo=None):
+    def __init__(self, root: str | Path, echo=None, mirror=None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.echo = echo
+        self.mirror = mirror   # pdray.object_store.Mirror of an object-store output, or None
         self._explained: set[str] = set()
 
     def path(self, stage: str, key: str) -> Path:
@@ -140,6 +145,10 @@ class StageCache:
         if inputs is not None and "inputs" not in record:
             record["inputs"] = inputs
         write_json(record, d / MARKER)
+        if self.mirror is not None:   # the folder, then its marker last: finished in the store
+            self.mirror.push(d)
+            if self.echo is not None:
+                self.echo(f"[{stage}] uploaded: {self.mirror.uri_of(d)}")
         return record
 
     @contextlib.contextmanager
@@ -149,6 +158,8 @@ class StageCache:
         with open(self.root / f".{stage}-{key[:12]}.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield d
+                with self.mirror.syncing(d) if self.mirror is not None else \
+                        contextlib.nullcontext():
+                    yield d
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)

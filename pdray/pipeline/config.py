@@ -36,7 +36,8 @@ from pdray.selection.selectors import NEEDS, SELECTORS
 
 class RunSection(StrictModel):
     output_dir: str = Field("pdray_runs/default", description="the run's folder (stages, "
-                            "logs, summary, report)")
+                            "logs, summary, report): a path, or an object-store URI (s3://, "
+                            "gs://; credentials from the environment)")
     ray_address: str | None = Field(None, description="None: local Ray; 'auto': join a cluster")
     num_cpus: int | None = Field(None, description="local Ray CPUs (default: all)")
     stages: list[str] = Field(
@@ -53,15 +54,27 @@ class RunSection(StrictModel):
                                      "<output_dir>/mlruns file store)")
     experiment: str = Field("pdray", description="tracking experiment name")
 
+    local_dir: str | None = Field(None, description="with an object-store run.output_dir "
+                                  "(s3://, gs://): the local mirror the run works in (default "
+                                  "~/.cache/pdray/mirror/<sha256 of the URI>; docs/cluster.md)")
+
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _no_credentials(cls, v: Any) -> Any:
+        """A URI with a key in it is refused as a :class:`ConfigError` raised here, not a
+        ``ValueError``: a validation error would print the value, and so the key."""
+        from pdray.object_store import check_credentials
+
+        if isinstance(v, str):
+            check_credentials(v)
+        return v
+
     @field_validator("output_dir")
     @classmethod
     def _local_or_shared_folder(cls, v: str) -> str:
-        if "://" in v:
-            raise ValueError(f"run.output_dir {v!r}: an object-store URI is not supported yet; "
-                             "use a folder every node mounts (e.g. /mnt/shared/..., "
-                             "docs/cluster.md); s3:// / gs:// work for data.source and "
-                             "storage_path")
-        return v
+        from pdray.object_store import check_uri, is_uri
+
+        return check_uri(v) if is_uri(v) else v
 
 
 class TuneSection(StrictModel):
