@@ -26,14 +26,23 @@ def test_relative_output_dir_is_refused_in_a_ray_job_before_ray_starts(tmp_path,
     assert job_output_dir(str(tmp_path / "abs")) == str(tmp_path / "abs")   # absolute: kept
 
 
-def test_object_store_output_dir_is_refused_in_one_line():
-    """run.output_dir takes no URI yet (a Ray Job would have written a local 's3:' folder)."""
-    import pytest
+def test_object_store_output_dir_is_accepted_and_a_key_in_it_refused_masked(monkeypatch):
+    """run.output_dir takes an s3:// / gs:// URI (a local mirror; tests/pipeline/
+    test_object_store.py runs it), also in a Ray Job; one with credentials in it is refused in
+    one line that shows them masked; other schemes are refused."""
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
 
     from pdray.config import load_config
-    from pdray.errors import ConfigError
-    from pdray.pipeline import PipelineConfig
 
-    with pytest.raises(ConfigError, match=r"run.output_dir 's3://bucket/run': an object-store "
-                                          r"URI is not supported yet"):
-        load_config(PipelineConfig, None, ["run.output_dir=s3://bucket/run"])
+    monkeypatch.setenv(RAY_JOB_CONFIG_JSON_ENV_VAR, "{}")
+    for uri in ("s3://bucket/run", "gs://bucket/a/b"):
+        assert load_config(PipelineConfig, None, [f"run.output_dir={uri}"]).run.output_dir == uri
+        assert job_output_dir(uri) == uri
+    with pytest.raises(ConfigError) as e:
+        load_config(PipelineConfig, None, ["run.output_dir=s3://AKIAX:hunter2@bucket/run"])
+    assert str(e.value) == ("config: run.output_dir='s3://***@bucket/run': the URI carries "
+                            "credentials; give them in the environment (AWS_ACCESS_KEY_ID / "
+                            "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL), never in the config")
+    with pytest.raises(ConfigError, match=r"run.output_dir='ftp://host/run': .*only s3:// and "
+                                          r"gs:// object stores are supported"):
+        load_config(PipelineConfig, None, ["run.output_dir=ftp://host/run"])
