@@ -190,7 +190,8 @@ class Mirror:
 
     def pull(self, rel: str = "stages") -> int:
         """Copy the store's files under ``rel`` that the mirror lacks (or holds at another
-        size) into the mirror; return how many were copied."""
+        size) into the mirror; return how many were copied. Markers written in another mirror
+        folder (another ``run.local_dir``) get their paths moved to this one."""
         n = 0
         try:
             for r, size in sorted(self._listing(rel).items()):
@@ -198,13 +199,43 @@ class Mirror:
                 if p.is_file() and p.stat().st_size == size:
                     st = p.stat()
                     self._synced[r] = (st.st_size, st.st_mtime_ns)
-                    continue
-                self._download(r)
-                n += 1
+                else:
+                    self._download(r)
+                    n += 1
+                if p.name == MARKER:
+                    self._relocate(p)
         except OSError as e:
             raise StorageError(f"cannot read the run from the object store: {_reason(e)}",
                                path=self.uri_of(self.local / rel)) from None
         return n
+
+    def _relocate(self, marker: Path) -> None:
+        """A marker's absolute paths (its manifest's ``dir``, files) rewritten from the mirror
+        it was written in to this one, when they differ."""
+        import json
+
+        try:
+            rec = json.loads(marker.read_text(encoding="utf-8"))
+        except ValueError:
+            return   # a garbled marker: the stage cache says so and rebuilds it
+        here, rel = str(marker.parent), self._rel(marker.parent)
+        old = rec.get("dir") if isinstance(rec, dict) else None
+        if not isinstance(old, str) or old == here or not old.endswith("/" + rel):
+            return
+        root, new = old[: -len(rel) - 1], str(self.local)
+
+        def move(v):
+            if isinstance(v, str) and (v == root or v.startswith(root + "/")):
+                return new + v[len(root):]
+            if isinstance(v, dict):
+                return {k: move(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [move(x) for x in v]
+            return v
+
+        from pdray.io import write_json
+
+        write_json({k: (v if k == "inputs" else move(v)) for k, v in rec.items()}, marker)
 
     def _local_files(self, folder: Path) -> list[str]:
         if not folder.is_dir():

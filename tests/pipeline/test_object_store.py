@@ -227,3 +227,62 @@ def test_bad_stores_fail_in_one_line_naming_the_uri(s3, monkeypatch, tmp_path):
         assert "\n" not in str(e.value)
     cfg = load_config(PipelineConfig, None, [f"run.output_dir=s3://{BUCKET}/run"])
     assert cfg.run.output_dir == f"s3://{BUCKET}/run"
+
+
+def test_mirror_uploads_marker_last_prunes_syncs_and_relocates(s3, monkeypatch, tmp_path):
+    """The mirror's protocol on its own (no Ray): a stage folder goes up with ``_stage.json``
+    last, without staging files, locks or ``_ray``; what the stage removed is removed from the
+    store; a running stage's files are synced without its marker; a pull into another mirror
+    folder moves the marker's paths there."""
+    import pdray.object_store as store
+    from pdray.io import write_json
+
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
+              "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED"):
+        monkeypatch.setenv(k, s3["env"][k])
+    fs, uri = s3["fs"], f"s3://{BUCKET}/unit"
+    a = tmp_path / "a"
+    d = a / "stages" / "score-0123456789ab"
+    (d / "scores" / "shards").mkdir(parents=True)
+    (d / "_ray").mkdir()
+    (d / "scores" / "plan.json").write_text("{}")
+    (d / "scores" / "shards" / "part-00000-x.parquet").write_bytes(b"shard")
+    (d / "scores" / ".staging-part-00001-y.parquet").write_bytes(b"half")
+    (d / "_ray" / "checkpoint").write_bytes(b"ckpt")
+    (a / "stages" / ".score-0123456789ab.lock").write_text("")
+    m = store.Mirror(uri, a)
+    order = []
+    upload = m._upload
+    monkeypatch.setattr(m, "_upload", lambda r: (order.append(r), upload(r)))
+    with m.syncing(d):   # a running stage: its files go up, its marker does not
+        monkeypatch.setattr(store, "SYNC_S", 0.1)
+        write_json({"stage": "score", "key": "0123456789ab", "dir": str(d),
+                    "scores": str(d / "scores")}, d / store.MARKER)
+        deadline = time.time() + 10
+        while f"{BUCKET}/unit/stages/score-0123456789ab/scores/plan.json" not in _objects(fs):
+            assert time.time() < deadline, "the running stage was not synced"
+            time.sleep(0.1)
+    objs = _objects(fs)
+    assert not any(k.endswith(store.MARKER) for k in objs)
+    assert order.index("stages/score-0123456789ab/scores/plan.json") < order.index(
+        "stages/score-0123456789ab/scores/shards/part-00000-x.parquet")
+    order.clear()
+    (d / "scores" / "plan.json").unlink()   # the stage removed it: so does the finished push
+    (d / "scores" / "shards" / "part-00000-x.parquet").write_bytes(b"shard, rescored")
+    m.push(d)
+    assert order == ["stages/score-0123456789ab/scores/shards/part-00000-x.parquet",
+                     "stages/score-0123456789ab/_stage.json"], order
+    objs = sorted(k.removeprefix(f"{BUCKET}/unit/stages/score-0123456789ab/")
+                  for k in _objects(fs))
+    assert objs == ["_stage.json", "scores/shards/part-00000-x.parquet"], objs
+    # another mirror folder: the marker's paths follow it
+    b = tmp_path / "b"
+    assert store.Mirror(uri, b).pull("stages") == 2
+    rec = json.loads((b / "stages" / "score-0123456789ab" / store.MARKER).read_text())
+    assert rec["dir"] == str(b / "stages" / "score-0123456789ab")
+    assert rec["scores"] == str(b / "stages" / "score-0123456789ab" / "scores")
+    assert (b / "stages" / "score-0123456789ab" / "scores" / "shards" /
+            "part-00000-x.parquet").read_bytes() == b"shard, rescored"
+    store.Mirror(uri, b).pull("stages")   # again: the marker still names this mirror
+    assert json.loads((b / "stages" / "score-0123456789ab" / store.MARKER).read_text()) == rec
+    assert store.default_mirror(uri) == store.default_mirror(uri + "/")
