@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from pdray.length_modes import LengthTerm
+
 
 def layer_features(backbone: str, pairs: pa.Table, max_length: int, response_share: float,
                    cache: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +93,8 @@ def study_run(run: Path, feats: dict, layers: list[int]) -> dict:
     fit, dev = split_dev(unit.table, rc.dev_fraction, rc.seed)
     where = feats["where"]   # (prompt, response) → (side, row): a seed's aspect can swap the sides
     scores = read_scores(info["score"]["scores"])
-    rho, mode = length_term(info["score"]["scores"])
+    term = length_term(info["score"]["scores"])
+    rho, mode = term.rho, term.mode
     agree = dict(zip(pairs["id"].to_pylist(), _agree(pairs)))
     rand = float(np.mean([agree[i] > 0 for i in scores["id"].to_pylist()]))
     res = {"random": rand, "true_pd": base["true_pd"]["cp"], "run_pd": base["pd"]["cp"]}
@@ -121,7 +124,7 @@ def study_run(run: Path, feats: dict, layers: list[int]) -> dict:
         t = scores
         for a, g in cols.items():
             t = t.set_column(t.column_names.index(f"gap_{a}"), f"gap_{a}", pa.array(g))
-        sel = select(t, "pd", budget=0.3, gamma=cfg.select.gamma, rho=rho, length_debias=mode,
+        sel = select(t, "pd", length=LengthTerm.of(mode, rho), budget=0.3, gamma=cfg.select.gamma,
                      seed=cfg.select.seed, pairs=pairs)
         cp = float(np.mean([agree[i] > 0 for i in sel.selected_ids]))
         res[layer] = {"cp": cp, "gap": (cp - rand) / (res["true_pd"] - rand),

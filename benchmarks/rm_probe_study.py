@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from pdray.data.stats import conflict_flags
 from pdray.io import read_table
+from pdray.length_modes import LengthTerm
 from pdray.selection import select
 from pdray.selection.scores import read_scores
 
@@ -127,7 +128,7 @@ def _select(pairs, scores) -> dict:
     idx = {i: j for j, i in enumerate(pairs["id"].to_pylist())}
     rnd, res = agree.mean(), {}
     for fit in (True, False):
-        s = select(scores, "pd", budget=0.3, gamma=0.95, rho=0.0, length_debias="none",
+        s = select(scores, "pd", length=LengthTerm.of("none", 0.0), budget=0.3, gamma=0.95,
                    fit_length=fit, pairs=pairs)
         j = [idx[i] for i in s.selected_ids]
         res["refit" if fit else "no_refit"] = ((agree[j].mean() - rnd) / (1 - rnd),

@@ -22,6 +22,8 @@ import pandas as pd
 import psutil
 import pyarrow as pa
 
+from pdray.length_modes import LengthTerm
+
 ASPECTS = ["helpfulness", "honesty", "instruction_following", "truthfulness"]
 
 
@@ -74,7 +76,7 @@ def pdray_core(scores: pa.Table, budget: float, gamma: float, rho: float) -> lis
     from pdray.selection import compute_pd
     from pdray.selection import math as M
     from pdray.selection import ranking as R
-    pd_ = compute_pd(scores, gamma=gamma, rho=rho).pd
+    pd_ = compute_pd(scores, length=LengthTerm.of("penalty", rho), gamma=gamma).pd
     keep = R.top_lowest(pd_, scores["id"], M.budget_count(scores.num_rows, budget))
     return scores["id"].take(pa.array(keep)).to_pylist()
 
@@ -132,7 +134,7 @@ def main(n: int, repeat: int = 1) -> tuple[str, bool]:
     del pdf
     t_core, m_core, c_core, ids_core = timed(repeat, pdray_core, scores, budget, gamma, rho)
     t_pdray, m_pdray, c_pdray, res = timed(repeat, select, scores, "pd", budget=budget,
-                                         gamma=gamma, rho=rho)
+                                         gamma=gamma, length=LengthTerm.of("penalty", rho))
     t_ids, m_ids, c_ids, _ = timed(repeat, check_ids, scores)
     ids = res.selected_ids
     same = {"polars": ids_polars == ids_pandas, "pdray core": ids_core == ids_pandas,

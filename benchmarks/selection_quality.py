@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pdray.length_modes import LengthTerm
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "preference"
 DATASETS = {
@@ -93,14 +95,15 @@ def measure(info: dict, cfg) -> dict:
 
     pairs = read_table(info["data"]["train"])
     scores = read_scores(info["score"]["scores"])
-    rho, mode = length_term(info["score"]["scores"])
+    term = length_term(info["score"]["scores"])
+    rho, mode = term.rho, term.mode
     agree = dict(zip(pairs["id"].to_pylist(), conflict_flags(pairs).tolist()))
     chars = dict(zip(pairs["id"].to_pylist(),
                      (np.array([len(c) for c in pairs["chosen"].to_pylist()])
                       - np.array([len(r) for r in pairs["rejected"].to_pylist()])).tolist()))
     ids_all = scores["id"].to_pylist()
-    cp = lambda ids: float(np.mean([agree[i] > 0 for i in ids]))  # noqa: E731  ties: not consensus
-    dch = lambda ids: float(np.mean([chars[i] for i in ids]))  # noqa: E731
+    cp = lambda ids: float(np.mean([agree[i] > 0 for i in ids]))
+    dch = lambda ids: float(np.mean([chars[i] for i in ids]))
     dlen = (np.asarray(scores["chosen_len"], float) - np.asarray(scores["rejected_len"], float))
     length_scores = scores.select(["id", "aspect", "chosen_len", "rejected_len"])
     for c in [c for c in scores.column_names if c.startswith("gap_")]:
@@ -110,15 +113,16 @@ def measure(info: dict, cfg) -> dict:
     for lam in BUDGETS:
         row = {}
         for s in STRATEGIES:
-            sel = select(scores, s, budget=lam, gamma=cfg.select.gamma, rho=rho,
-                         length_debias=mode, seed=cfg.select.seed, pairs=pairs)
+            sel = select(scores, s, length=LengthTerm.of(mode, rho), budget=lam,
+                         gamma=cfg.select.gamma, seed=cfg.select.seed, pairs=pairs)
             row[s] = {"cp": cp(sel.selected_ids), "dlen_chars": dch(sel.selected_ids)}
-        alt = select(scores, "pd", budget=lam, gamma=cfg.select.gamma, rho=rho, length_debias=mode,
-                     fit_length=mode != "learned", seed=cfg.select.seed, pairs=pairs)
+        alt = select(scores, "pd", length=LengthTerm.of(mode, rho), budget=lam,
+                     gamma=cfg.select.gamma, fit_length=mode != "learned", seed=cfg.select.seed,
+                     pairs=pairs)
         row["pd_alt"] = {"cp": cp(alt.selected_ids), "dlen_chars": dch(alt.selected_ids),
                          "fit_length": mode != "learned"}
-        sel = select(length_scores, "pd", budget=lam, gamma=cfg.select.gamma, rho=0.0,
-                     length_debias="none", seed=cfg.select.seed)
+        sel = select(length_scores, "pd", length=LengthTerm.of("none", 0.0), budget=lam,
+                     gamma=cfg.select.gamma, seed=cfg.select.seed)
         row["len_pd"] = {"cp": cp(sel.selected_ids), "dlen_chars": dch(sel.selected_ids)}
         r, t = out["random_cp"], row["true_pd"]["cp"]
         row["gap_closed"] = (row["pd"]["cp"] - r) / (t - r) if t > r else math.nan
@@ -195,7 +199,7 @@ def main(argv=None) -> int:
     ap.add_argument("overrides", nargs="*", help="key.sub=value overrides of the preset")
     a = ap.parse_args(argv)
     results = []
-    quiet = lambda *x, **k: None  # noqa: E731
+    quiet = lambda *x, **k: None
     for seed in range(a.first_seed, a.first_seed + a.seeds):
         out = Path(a.out) / f"{a.dataset}-{a.label}-s{seed}"
         t0 = time.perf_counter()

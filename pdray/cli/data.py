@@ -118,7 +118,7 @@ stage_verb(
     data_app, "build", config="pdray.data.config:DataBuildConfig", run=_build,
     output_key="output", output_kind=None,   # checked with quarantine and report, in _build
     output_help="Output .parquet/.jsonl (the config's output).",
-    overrides_last=True, one_line_errors=True, settings=_build_settings,
+    one_line_errors=True, settings=_build_settings,
     inputs=[Input("source", "Input file, folder or hub id (or the config's source; a first "
                   "KEY=VALUE is an override).", default=None),
             Input("aspect", "Constant aspect (binarized, generic, hh_rlhf).", option="--aspect",

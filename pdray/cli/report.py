@@ -1,7 +1,9 @@
 """``pdray report SCORES [--strategies pd,random,high,mid] --data PAIRS --output DIR``.
 
-Settings: the selection's own config (:class:`pdray.selection.config.SelectConfig`): ``--config``
-YAML < ``key.sub=value`` overrides after SCORES < the options given on the command line.
+Runs the select stage (every strategy, into ``OUTPUT/selections/``) and then the report stage,
+the same two stages as ``pdray run``. Settings: the selection's own config
+(:class:`pdray.selection.config.SelectConfig`): ``--config`` YAML < the options given on the
+command line < ``key.sub=value`` overrides after SCORES, as for every verb.
 """
 
 from __future__ import annotations
@@ -11,26 +13,20 @@ from pathlib import Path
 
 import typer
 
-from pdray.cli.select import MANIFEST_DEFAULT
+from pdray.cli.select import MANIFEST_DEFAULT, stage_inputs
 from pdray.cli.verbs import Input, Shortcut, stage_verb
 from pdray.selection.config import COMPARED
 
 
 def _report(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.data.loaders import read_pairs
-    from pdray.report import build_report
-    from pdray.selection import select
-    from pdray.selection.scores import read_scores, rm_metrics_for
+    from pdray.report import stage as report
+    from pdray.selection import stage as select
 
-    scores, data = inputs["scores"], inputs["data"]
-    # the settings `pdray select` uses, less the per-strategy options (several strategies here)
-    kw = {k: v for k, v in cfg.select_kwargs(scores).items() if k not in cfg.options}
-    table = read_scores(scores)
-    pairs = read_pairs(data) if data else None
-    sels = {s: select(table, s, pairs=pairs, source=scores, pairs_source=data, **kw)
-            for s in (x.strip() for x in inputs["strategies"].split(",")) if s}
-    page = build_report(table, sels, output, pairs=pairs, gamma=cfg.gamma, rho=kw["rho"],
-                        length_debias=kw["length_debias"], rm_metrics=rm_metrics_for(scores))
+    names = [s for s in (x.strip() for x in inputs["strategies"].split(",")) if s]
+    given = stage_inputs(cfg, inputs)
+    stage_cfg = cfg.stage_config(names)
+    ran = select.run(stage_cfg, given, output / "selections", lambda *_: None)
+    page = report.run(stage_cfg, {**given, "select": ran}, output, lambda *_: None).html
     m = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
     for line in m.get("verdict", []):
         echo(line)

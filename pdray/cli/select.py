@@ -28,18 +28,24 @@ def _given(inputs: dict) -> dict:
     return given
 
 
-def _select(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.data.loaders import read_pairs
-    from pdray.selection import select, write_selection
-    from pdray.selection.scores import read_scores
+def stage_inputs(cfg, inputs: dict) -> dict:
+    """The select stage's input manifests from a verb's paths: the scores folder or table
+    (with the length term the scores record, or ``rho``/``length_debias`` when set) and, with
+    ``--data``, the pairs (checked against the pairs contract here, in one line)."""
+    from pdray.data.stage import DataManifest
+    from pdray.scoring.stage import ScoreManifest
 
     scores, data = inputs["scores"], inputs["data"]
-    table = read_scores(scores)
-    pairs = read_pairs(data) if data else None
-    kw = cfg.select_kwargs(scores)
-    res = select(table, cfg.strategy, pairs=pairs, source=str(scores), pairs_source=data, **kw)
-    res.manifest["inputs"] = {"scores": str(scores), "pairs": data}
-    write_selection(res, output)
+    return {"data": DataManifest.from_pairs(data) if data else None,
+            "score": ScoreManifest.from_path(scores, cfg.length(scores)), "lossdiff": None}
+
+
+def _select(cfg, inputs: dict, output: Path, echo) -> None:
+    from pdray.selection import SelectionResult, stage
+
+    given = stage_inputs(cfg, inputs)
+    ran = stage.run(cfg.stage_config(), given, output, lambda *_: None, flat=True)
+    res = SelectionResult.load(output)
     c = res.manifest["counts"]
     echo(f"{cfg.strategy}: selected {c['selected']} of {c['in']} pairs "
          f"({c['not_selected']} not selected, {c['dropped']} dropped) -> {output}")
@@ -48,17 +54,17 @@ def _select(cfg, inputs: dict, output: Path, echo) -> None:
     if res.manifest["info"].get("keep_rate") is not None:
         echo(f"keep rate: {res.manifest['info']['keep_rate']:.3f}")
     if cfg.report:
-        from pdray.report import build_report
+        from pdray.report import stage as report
 
-        page = build_report(table, {cfg.strategy: res}, Path(output) / "report", pairs=pairs,
-                            gamma=cfg.gamma, rho=kw["rho"], length_debias=kw["length_debias"])
+        page = report.run(cfg.stage_config(), {**given, "select": ran},
+                          Path(output) / "report", lambda *_: None).html
         echo(f"report: {page}")
 
 
 def register(app: typer.Typer) -> None:
     stage_verb(
         app, "select", config="pdray.selection.config:SelectConfig", run=_select,
-        settings=_given, overrides_last=True, one_line_errors=True,
+        settings=_given, one_line_errors=True,
         inputs=[Input("scores", "Scores table (.parquet) or a directory of Parquet shards."),
                 Input("data", "Canonical pairs: write the full selected pairs (ready for DPO).",
                       option="--data", default=None),

@@ -82,7 +82,7 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
                config: str | None = None, inputs: Sequence[Input] = (),
                shortcuts: Sequence[Shortcut | str] = (),
                base: Callable[[dict], dict | None] | None = None,
-               settings: Callable[[dict], dict] | None = None, overrides_last: bool = False,
+               settings: Callable[[dict], dict] | None = None,
                needs_ray: bool = False, verbose: bool = False,
                output_kind: str | None = "folder", output_help: str | None = None,
                output_required: bool = True, output_key: str | None = None,
@@ -93,9 +93,9 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
     settings, so no ``--config`` and no overrides). ``run(cfg, inputs, output, echo)`` does the
     work; ``inputs`` maps every :class:`Input` (and ``verbose``) to its value. ``base(inputs)``:
     a preset the YAML and the overrides start from; ``settings(inputs)``: settings built from
-    the inputs, merged with the shortcuts' (e.g. ``--option k=v`` into ``options``). The
-    settings are ``base`` < ``--config`` < overrides < shortcuts, or with ``overrides_last``
-    ``base`` < ``--config`` < shortcuts < overrides. ``output_kind``: ``"folder"`` or
+    the inputs, merged with the shortcuts' (e.g. ``--option k=v`` into ``options``). Every
+    verb resolves its settings in one order: ``base`` < ``--config`` < options (shortcuts) <
+    ``key=value`` overrides. ``output_kind``: ``"folder"`` or
     ``"table"``, checked by :func:`pdray.io.check_output` before any work (``None``: not
     checked; ``output_required=False``: ``-o`` may be left out, and ``run`` gets ``None``;
     ``output_key``: ``-o`` is optional and sets that config key, like a shortcut).
@@ -131,7 +131,7 @@ def stage_verb(app: typer.Typer, name: str, *, run: Callable, help: str,
                     given = {**given, **settings(kw)}
                 cfg = load_config(import_config(config), path, overrides,
                                   base=base(kw) if base else None, given=given,
-                                  overrides_last=overrides_last)
+                                  overrides_last=True)
             if output_kind is not None and output is not None:
                 check_output(output, table=output_kind == "table",
                              folder=output_kind == "folder")   # before Ray starts

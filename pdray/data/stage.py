@@ -40,6 +40,19 @@ class DataManifest(StageManifest):
     quarantine: str | None = None
     achieved_conflict: float | None = None
 
+    @classmethod
+    def from_pairs(cls, path: str | Path) -> DataManifest:
+        """The manifest of a canonical pairs file given by path (all of it the training split):
+        what a verb hands a stage. The file is checked against the pairs contract here, so a
+        bad row is one line naming the file, row and field before any work."""
+        from pdray.data.loaders import read_pairs
+
+        table = read_pairs(path)
+        aspects = sorted(set(pc.unique(table["aspect"]).to_pylist()))
+        p = str(path)
+        return cls(dir=str(Path(p).parent), pairs=p, train=p, test="", rows=table.num_rows,
+                   train_rows=table.num_rows, test_rows=0, aspects=aspects, source=p)
+
 
 def split_holdout(table: pa.Table, fraction: float, seed: int) -> tuple[pa.Table, pa.Table]:
     """Deterministic train/test split by a seeded hash of ``id`` (stable under row order)."""

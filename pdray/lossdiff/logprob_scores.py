@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pdray.errors import DataError, PdrayError
+from pdray.errors import PdrayError
 from pdray.fingerprint import folder_fingerprint
-from pdray.io import read_table, write_json
+from pdray.io import write_json
+from pdray.length_modes import NO_LENGTH
 from pdray.lossdiff.config import LossDiffConfig
 from pdray.lossdiff.math import LOGP_COLUMNS
 from pdray.lossdiff.warmup import WarmupResult, split_validation, warmup
@@ -31,6 +32,7 @@ from pdray.scoring import shards as S
 from pdray.scoring.runner import actor_cpus, run_shards
 from pdray.selection import SelectionResult, select
 from pdray.selection.config import LOSSDIFF_KEEP
+from pdray.selection.scores import read_logprob_scores
 
 SCORE_COLUMNS = ("id", "aspect", *LOGP_COLUMNS, "lossdiff", "irm")
 
@@ -44,17 +46,6 @@ __all__ = [
     "split_validation",
     "warmup",
 ]
-
-
-def read_logprob_scores(path: str | Path) -> pa.Table:
-    """The scores table from an output directory (``shards/``) or a Parquet file."""
-    p = Path(str(path))
-    t = read_table(p / "shards") if (p / "shards").is_dir() else read_table(path)
-    for c in ("id", "lossdiff", "irm"):
-        if c not in t.column_names:
-            raise DataError(f"not a log-prob scores table (have: {', '.join(t.column_names)})",
-                            file=str(path), field=c)
-    return t
 
 
 def score_logprobs(pairs: pa.Table | str, policy_dir: str, ref_dir: str, aux_dir: str,
@@ -135,7 +126,8 @@ def lossdiff_irm_selection(scores: pa.Table, low: float | None = None,
     ``low``/``high`` the band that keeps ``keep_rate``), with its mask and band bounds for the
     report. Ids come back sorted; ``keep_rate`` = |kept| / |scores|. With ``pairs`` the result
     carries the full selected pairs (ready for DPO)."""
-    res = select(scores, "lossdiff_irm", low=low, high=high, keep_rate=keep_rate, pairs=pairs)
+    res = select(scores, "lossdiff_irm", length=NO_LENGTH, low=low, high=high,
+                 keep_rate=keep_rate, pairs=pairs)
     idx = pc.index_in(res.table["id"], value_set=scores["id"])
     table = res.table
     for c in ("lossdiff", "irm"):

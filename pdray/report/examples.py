@@ -10,8 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pdray.selection import compute_pd
-from pdray.selection.api import SelectionResult, gaps_for_pd
+from pdray.selection.api import SelectionResult
 from pdray.selection.pd import PDResult
 
 SIDES = (("selected", "kept"), ("dropped", "dropped"))
@@ -29,18 +28,6 @@ def shorten(text: str | None, width: int = 200) -> str:
 def main_selection(selections: dict) -> str | None:
     """The selection the examples come from: ``pd`` when present, else the first one."""
     return "pd" if "pd" in selections else next(iter(selections), None)
-
-
-def selection_pd(scores: pa.Table, sel: SelectionResult, *, gamma: float, rho: float,
-                 length_debias: str) -> PDResult:
-    """The PD ``sel`` ranked by: the settings its manifest records (γ, ρ, length mode, the ρ̂_k
-    fit, aspect weights), the report's where the manifest has none, through the same
-    :func:`gaps_for_pd` as :func:`pdray.selection.select`."""
-    p = sel.manifest.get("params") or {}
-    mode = p.get("length_debias", length_debias)
-    fitted = gaps_for_pd(scores, mode, p.get("fit_length"))[0]
-    return compute_pd(fitted, gamma=p.get("gamma", gamma), rho=p.get("rho", rho),
-                      length_debias=mode, aspect_weights=p.get("aspect_weights"))
 
 
 def pick_examples(scores: pa.Table, pdr: PDResult, selected_ids: list[str],

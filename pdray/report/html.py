@@ -11,25 +11,31 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.io import write_json, write_text
+from pdray.length_modes import LengthTerm
 from pdray.report import plots
 from pdray.report.datacounts import data_counts, data_html
 from pdray.report.downstream import dpo_html, dpo_table, eval_html
-from pdray.report.examples import examples_html, main_selection, pick_examples, selection_pd
+from pdray.report.examples import examples_html, main_selection, pick_examples
 from pdray.report.metrics import budget_table, selection_metrics, verdict
-from pdray.selection import compute_pd, select
-from pdray.selection.api import gaps_for_pd
+from pdray.selection import select
 from pdray.selection.config import default
+from pdray.selection.pd import PDResult
 from pdray.selection.scores import columns
 
 
 def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
-                 pairs: pa.Table | None = None, gamma: float = default("gamma"), rho: float = 0.0,
-                 length_debias: str = "penalty", budgets: tuple = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
+                 ranked: PDResult, length: LengthTerm, gamma: float,
+                 pairs: pa.Table | None = None, budgets: tuple = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
                  links: dict[str, str] | None = None, rm_metrics: dict | None = None,
                  data_manifest: dict | None = None, dpo_metrics: dict | None = None,
                  dpo_baseline: str | None = None, eval_results: dict | None = None,
                  n_examples: int = 5) -> Path:
     """Write ``index.html``, PNG plots and ``metrics.json`` to ``output_dir``; return the HTML path.
+
+    ``ranked`` is the PD the selection used, per row of ``scores`` (the select stage's
+    ``pd.parquet``, q_k and length term: :func:`pdray.selection.pd.recorded_pd`); ``length``
+    and ``gamma`` its settings, which the budget curves select with. The report computes no
+    PD of its own.
 
     The page opens with the verdict (:func:`pdray.report.metrics.verdict`): whether pd's
     consensus is above random's, and the reward-model quality gates (``rm_metrics``: the rm
@@ -42,18 +48,19 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
     (``eval_results``: the eval manifest's ``results``)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # the PD that selected: with learned reward models, after the same ρ̂_k fit as select()
-    pdr = compute_pd(gaps_for_pd(scores, length_debias)[0], gamma=gamma, rho=rho,
-                     length_debias=length_debias)
+    pdr = ranked
     has_truth = pairs is not None and "chosen_ratings" in pairs.column_names
     true_ids = None
     if has_truth:
         lam = next(iter(selections.values())).manifest.get("params", {}).get(
             "budget", default("budget")) if selections else default("budget")
-        true_ids = select(scores, "true_pd", budget=lam, gamma=gamma, pairs=pairs).selected_ids
+        true_ids = select(scores, "true_pd", length=length, budget=lam, gamma=gamma,
+                          pairs=pairs).selected_ids
     metrics = selection_metrics(scores, selections, pairs if has_truth else None, true_ids)
     metrics["q"] = pdr.q
     metrics["pd_mean"] = float(np.mean(pdr.pd))
+    counts, edges = np.histogram(pdr.pd, bins=plots.PD_BINS)
+    metrics["pd_histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
     _, _, dl = columns(scores)
     metrics["pd_dlen_corr"] = (float(np.corrcoef(pdr.pd, dl)[0, 1])
                                if len(dl) > 2 and np.std(dl) > 0 and np.std(pdr.pd) > 0
@@ -69,8 +76,7 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
     threshold = None
     if main is not None:
         sel = selections[main]
-        spd = selection_pd(scores, sel, gamma=gamma, rho=rho, length_debias=length_debias)
-        ex = pick_examples(scores, spd, sel.selected_ids, pairs, n=n_examples)
+        ex = pick_examples(scores, pdr, sel.selected_ids, pairs, n=n_examples)
         metrics["examples"] = {"selection": main, **ex}
         ex_html = examples_html(ex, main, sel, scores.num_rows)
         if main == "pd" and ex["selected"]["conflicting"]:   # the largest PD kept
@@ -81,7 +87,7 @@ def build_report(scores: pa.Table, selections: dict, output_dir: str | Path, *,
         figs.append(plots.dlen_box(scores, selections, out / "dlen.png"))
     strategies = ["pd", "random", "high", "mid"] + (["true_pd"] if has_truth else [])
     table = budget_table(scores, strategies, list(budgets), pairs=pairs if has_truth else None,
-                         gamma=gamma, rho=rho, length_debias=length_debias)
+                         gamma=gamma, length=length)
     metrics["budget_curve"] = {"budgets": list(budgets), **table}
     measure = "cp" if has_truth else "mean_pd"
     figs.append(plots.budget_curve(list(budgets), table[measure], out / "budget_curve.png",

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 
 from pdray.data.stats import conflict_flags as holistic_agreement
+from pdray.length_modes import LengthTerm
 from pdray.selection import compute_pd, select
-from pdray.selection.api import gaps_for_pd
 from pdray.selection.config import default
 
 
@@ -81,13 +81,13 @@ def selection_metrics(scores: pa.Table, selections: dict, pairs: pa.Table | None
 
 
 def budget_table(scores: pa.Table, strategies: list[str], budgets: list[float], *,
-                 pairs: pa.Table | None = None, gamma: float = default("gamma"), rho: float = 0.0,
-                 length_debias: str = "penalty", seed: int = 0) -> dict[str, dict]:
+                 gamma: float, length: LengthTerm, pairs: pa.Table | None = None,
+                 seed: int = default("seed")) -> dict[str, dict]:
     """Per strategy and budget λ: mean PD and mean Δlen of the selection, and its CP when
-    ``pairs`` carries ground truth. ``{"mean_pd": {s: [...]}, "mean_dlen": {...}, "cp": {...}}``."""
-    fitted = gaps_for_pd(scores, length_debias)[0]    # the PD that select() ranks by
+    ``pairs`` carries ground truth. ``{"mean_pd": {s: [...]}, "mean_dlen": {...}, "cp": {...}}``.
+    ``length`` is the selection's term (with its ρ̂_k), so every point ranks by its PD."""
     pd = dict(zip(scores["id"].to_pylist(),
-                  compute_pd(fitted, gamma=gamma, rho=rho, length_debias=length_debias).pd.tolist()))
+                  compute_pd(scores, gamma=gamma, length=length).pd.tolist()))
     dlen = dict(zip(scores["id"].to_pylist(),
                     (np.asarray(scores["chosen_len"], dtype=float)
                      - np.asarray(scores["rejected_len"], dtype=float)).tolist()))
@@ -101,8 +101,8 @@ def budget_table(scores: pa.Table, strategies: list[str], budgets: list[float], 
         for series in out.values():
             series[s] = []
         for lam in budgets:
-            r = select(scores, s, budget=lam, gamma=gamma, rho=rho, length_debias=length_debias,
-                       seed=seed, pairs=pairs if s == "true_pd" else None)
+            r = select(scores, s, length=length, budget=lam, gamma=gamma, seed=seed,
+                       pairs=pairs if s == "true_pd" else None)
             ids = r.selected_ids
             out["mean_pd"][s].append(float(np.mean([pd[i] for i in ids])) if ids else math.nan)
             out["mean_dlen"][s].append(float(np.mean([dlen[i] for i in ids])) if ids else math.nan)
@@ -112,11 +112,11 @@ def budget_table(scores: pa.Table, strategies: list[str], budgets: list[float], 
 
 
 def budget_curve(scores: pa.Table, pairs: pa.Table, strategies: list[str], budgets: list[float],
-                 *, gamma: float, rho: float, seed: int = 0,
-                 length_debias: str = "penalty") -> dict[str, list[float]]:
+                 *, gamma: float, length: LengthTerm, seed: int = default("seed")
+                 ) -> dict[str, list[float]]:
     """CP of each strategy as the budget λ grows (needs ground truth)."""
-    return budget_table(scores, strategies, budgets, pairs=pairs, gamma=gamma, rho=rho,
-                        length_debias=length_debias, seed=seed)["cp"]
+    return budget_table(scores, strategies, budgets, pairs=pairs, gamma=gamma, length=length,
+                        seed=seed)["cp"]
 
 
 def verdict(metrics: dict) -> list[str]:

@@ -23,6 +23,10 @@ class Figure:
     caption: str
 
 
+PD_BINS = 50
+"""Bins of the PD histogram (the figure and ``metrics.json``'s ``pd_histogram``)."""
+
+
 def _plt():
     import matplotlib
 
@@ -48,7 +52,7 @@ def pd_hist(pd: np.ndarray, path: Path, threshold: float | None = None) -> Figur
     """The PD of every scored pair; ``threshold``: the largest PD the ``pd`` selection kept."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.hist(pd, bins=50, color="#4C72B0", alpha=0.85)
+    ax.hist(pd, bins=PD_BINS, color="#4C72B0", alpha=0.85)
     mean = float(np.mean(pd)) if len(pd) else float("nan")
     ax.axvline(mean, color="k", ls="--", label=f"mean {mean:.3f}")
     if threshold is not None:

@@ -26,7 +26,7 @@ from typing import Literal, get_args
 
 from pdray.errors import PdrayError
 from pdray.io import _one_line, write_json  # one line of an exception's text
-from pdray.length_modes import LENGTH_MODES, LengthDebias
+from pdray.length_modes import LENGTH_MODES, LengthDebias, LengthTerm
 
 Mode = Literal["separate", "all_in_one", "multi_head"]
 MANIFEST = "rm_set.json"
@@ -48,6 +48,11 @@ class RewardModelSet:
     holistic_path: str | None = None
     extra: dict = field(default_factory=dict)
 
+    @property
+    def length(self) -> LengthTerm:
+        """The length term of Eq. 18 these models were trained with (the scores carry it)."""
+        return LengthTerm.of(self.length_debias, self.rho)
+
     def model_dir(self, root: str | Path, aspect: str) -> Path:
         if aspect == HOLISTIC and self.holistic_path:
             return Path(root) / self.holistic_path
@@ -67,7 +72,7 @@ class RewardModelSet:
         return path
 
     @classmethod
-    def load(cls, root: str | Path) -> "RewardModelSet":
+    def load(cls, root: str | Path) -> RewardModelSet:
         path = Path(root) / MANIFEST
         if not path.exists() and path.with_name(MANIFEST + ".stale").exists():
             raise PdrayError(f"{path}: this reward-model set is being retrained (or its "

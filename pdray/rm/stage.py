@@ -17,8 +17,6 @@ from pdray.rm.config import RMConfig
 
 class RMManifest(StageManifest):
     aspects: list[str]
-    rho: float
-    length_debias: str
     no_debias_dir: str | None = None
 
 
@@ -31,7 +29,6 @@ def run(cfg: RMConfig, inputs: dict, out: Path, echo) -> RMManifest:
          f"{len(data.aspects)} aspects in parallel")
     rm_set = train_reward_models(data.train, cfg, str(out), echo=echo)
     no_debias = out / "no_debias"
-    return RMManifest(dir=str(out), aspects=rm_set.aspects, rho=rm_set.rho,
-                      length_debias=rm_set.length_debias,
+    return RMManifest(dir=str(out), aspects=rm_set.aspects,
                       no_debias_dir=str(no_debias) if (no_debias / "rm_set.json").exists()
                       else None)

@@ -162,7 +162,7 @@ def _finish(out, staged, rm_dir, rm_set, cfg, stats, echo, inputs) -> dict:
         "shards": names, "aspects": rm_set.aspects, "gap_columns": gap_cols,
         "rm_dir": rm_dir, "rm_set": json.loads((Path(rm_dir) / "rm_set.json").read_text()).get("mode"),
         # the length term of Eq. 18 travels with the gaps: every entry point selects with it
-        "length": {"length_debias": rm_set.length_debias, "rho": rm_set.rho},
+        "length": rm_set.length.model_dump(mode="json"),
         "same_input": same,
         "pairs_hash": inputs["pairs"], "pairs_file": src, "rm_fingerprint": inputs["rm"],
         "shard_rows": cfg.shard_rows,

@@ -18,13 +18,14 @@ from pdray import __version__
 from pdray.errors import ConfigError, DataError
 from pdray.fingerprint import table_hash
 from pdray.io import read_table, write_json, write_table
-from pdray.length_modes import LENGTH_MODES
+from pdray.length_modes import LengthTerm
 from pdray.schema import check_unique_ids
 from pdray.selection.config import default
 from pdray.selection.length import remove_length
 from pdray.selection.selectors import DESCRIPTIONS, SELECTORS, Context
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -43,6 +44,11 @@ class SelectionResult:
     def score_column(self) -> str:
         return self.manifest.get("score_column", "score")
 
+    @property
+    def length(self) -> LengthTerm:
+        """The length term the selection used (with the ρ̂_k it fitted)."""
+        return LengthTerm.model_validate(self.manifest["length"])
+
     @classmethod
     def load(cls, directory: str | Path) -> SelectionResult:
         d = Path(directory)
@@ -51,14 +57,17 @@ class SelectionResult:
         return cls(manifest["strategy"], table, manifest)
 
 
-def select(scores: pa.Table, strategy: str = default("strategy"), *,
+def select(scores: pa.Table, strategy: str = default("strategy"), *, length: LengthTerm,
            budget: float = default("budget"), gamma: float = default("gamma"),
-           rho: float = 0.0, length_debias: str = "penalty", seed: int = default("seed"),
-           pairs: pa.Table | None = None, aspect_weights: dict | None = None,
-           source: str | None = None, pairs_source: str | None = None,
-           fit_length: bool | None = None, **options) -> SelectionResult:
+           seed: int = default("seed"), pairs: pa.Table | None = None,
+           aspect_weights: dict | None = None, source: str | None = None,
+           pairs_source: str | None = None, fit_length: bool | None = default("fit_length"),
+           **options) -> SelectionResult:
     """Select with ``strategy`` (see :data:`pdray.selection.SELECTORS`); the defaults are
-    :class:`pdray.selection.config.SelectConfig`'s.
+    :class:`pdray.selection.config.SelectConfig`'s. ``length`` is the length term of the
+    reward models that made the scores (``ScoreManifest.length``); with ``fit_length`` (``None``:
+    on for ``learned`` reward models) the selection fits ρ̂_k on the scores and the manifest's
+    ``length`` records them, so whoever reads the selection recomputes the same PD.
 
     Rows in = rows selected + rows not selected, always (relabelling baselines also count the
     pairs they drop for ties). With ``pairs`` the result carries the full selected pairs in the
@@ -73,14 +82,11 @@ def select(scores: pa.Table, strategy: str = default("strategy"), *,
     if unknown:
         raise ConfigError(f"strategy {strategy!r} takes no option(s) {sorted(unknown)} "
                           f"(options: {sorted(allowed) or 'none'})")
-    if length_debias not in LENGTH_MODES:
-        raise ConfigError(f"length_debias must be one of {', '.join(LENGTH_MODES)}, "
-                          f"got {length_debias!r}")
     check_ids(scores, source, pairs, pairs_source)
     t0 = time.perf_counter()
-    table, slopes = gaps_for_pd(scores, length_debias, fit_length)
-    fit_length = slopes is not None
-    ctx = Context(table, pairs, budget, gamma, rho, length_debias, seed, aspect_weights,
+    table, used = fitted_term(scores, length, fit_length)
+    # the selectors see the gaps with the fit already removed, and Eq. 18's own term on top
+    ctx = Context(table, pairs, budget, gamma, length.with_fit(None), seed, aspect_weights,
                   source)
     choice = fn(ctx, **options)
     keep = np.asarray(choice.keep, dtype=np.int64)
@@ -97,10 +103,9 @@ def select(scores: pa.Table, strategy: str = default("strategy"), *,
     manifest = {
         "strategy": strategy, "description": DESCRIPTIONS.get(strategy, ""),
         "score_column": choice.score_name,
-        "params": {"budget": budget, "gamma": gamma, "rho": rho, "length_debias": length_debias,
-                   "fit_length": bool(fit_length), "seed": seed,
+        "params": {"budget": budget, "gamma": gamma, "seed": seed,
                    "aspect_weights": aspect_weights, **options},
-        "fitted_rho": slopes,
+        "length": used.model_dump(mode="json"),
         "counts": {"in": n_in, "selected": n_sel, "not_selected": n_in - n_sel - dropped,
                    "dropped": dropped},
         "q": choice.q, "info": choice.info,
@@ -116,18 +121,20 @@ def select(scores: pa.Table, strategy: str = default("strategy"), *,
     return SelectionResult(strategy, out, manifest)
 
 
-def gaps_for_pd(scores: pa.Table, length_debias: str, fit_length: bool | None = None
-                ) -> tuple[pa.Table, dict[str, float] | None]:
-    """The scores whose gaps PD is computed on, and the fitted ρ̂_k (``None`` when not fitted):
-    with ``fit_length`` (default: on for ``learned`` reward models) Eq. 18 with ρ̂_k fitted on the
-    scored rows (:func:`pdray.selection.length.remove_length`), else the scores as they are.
-    :func:`select` and the report both go through here, so the report shows the PD that
-    selected."""
+def fitted_term(scores: pa.Table, length: LengthTerm, fit_length: bool | None
+                ) -> tuple[pa.Table, LengthTerm]:
+    """The scores the selectors rank and the length term the selection used: with
+    ``fit_length`` (``None``: on for ``learned`` reward models, unless ``length`` already
+    carries ρ̂_k) Eq. 18 with ρ̂_k fitted on the scored rows
+    (:func:`pdray.selection.length.remove_length`), else ``length``'s own ρ̂_k or none."""
+    if length.fits:
+        return remove_length(scores, length.fitted)[0], length
     if fit_length is None:
-        fit_length = length_debias == "learned"
+        fit_length = length.mode == "learned"
     if not fit_length:
-        return scores, None
-    return remove_length(scores)
+        return scores, length
+    table, slopes = remove_length(scores)
+    return table, length.with_fit(slopes)
 
 
 def check_ids(scores: pa.Table, source: str | None = None, pairs: pa.Table | None = None,

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from pdray.config import StrictModel
-from pdray.length_modes import LengthDebias
+from pdray.length_modes import LengthDebias, LengthTerm
 from pdray.selection.scores import length_term
 
 COMPARED = ("pd", "random", "high", "mid")   # strategies compared when none are named
@@ -40,6 +40,7 @@ class SelectParams(StrictModel):
                                     "scored rows (pdray.selection.length); default: on for "
                                     "length_debias=learned reward models")
     seed: int = Field(0, description="seed of the random strategy")
+    aspect_weights: dict[str, float] | None = Field(None, description="w_k of PD (default 1)")
 
 
 class SelectConfig(SelectParams):
@@ -52,16 +53,23 @@ class SelectConfig(SelectParams):
                               "manifest), so every entry point selects the same pairs")
     length_debias: LengthDebias | None = Field(
         None, description="length mode of the reward models; default: the scores manifest's")
-    aspect_weights: dict[str, float] | None = Field(None, description="w_k of PD (default 1)")
     options: dict[str, Any] = Field(default_factory=dict, description="strategy options")
     report: bool = Field(False, description="also write an HTML report (OUTPUT/report)")
 
-    def select_kwargs(self, scores_path=None) -> dict:
-        """Keyword arguments for :func:`pdray.selection.select`; ρ and the length mode come from
-        the scores at ``scores_path`` unless set here (:func:`pdray.selection.scores.length_term`)."""
-        rho, mode = length_term(scores_path, self.rho, self.length_debias)
-        return {"budget": self.budget, "gamma": self.gamma, "rho": rho, "length_debias": mode,
-                "fit_length": self.fit_length, "seed": self.seed, "aspect_weights": self.aspect_weights, **self.options}
+    def length(self, scores_path) -> LengthTerm:
+        """The length term to select with: the one the scores at ``scores_path`` record, with
+        ``rho`` / ``length_debias`` replacing it when set here
+        (:func:`pdray.selection.scores.length_term`)."""
+        return length_term(scores_path, self.rho, self.length_debias)
+
+    def stage_config(self, strategies: list[str] | None = None) -> SelectStageConfig:
+        """The select stage's settings for this run: ``strategies`` (default: ``strategy``),
+        this run's ``options`` for ``strategy``."""
+        names = list(strategies) if strategies else [self.strategy]
+        return SelectStageConfig(budget=self.budget, gamma=self.gamma,
+                                 fit_length=self.fit_length, seed=self.seed,
+                                 aspect_weights=self.aspect_weights, strategies=names,
+                                 options={self.strategy: self.options} if self.options else {})
 
 
 class SelectStageConfig(SelectParams):

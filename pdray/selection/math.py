@@ -17,7 +17,7 @@ from pdray.selection import parallel as P
 
 
 def length_adjusted_gap(gap: np.ndarray, dlen: np.ndarray, rho: float,
-                        length_debias: str = "penalty") -> np.ndarray:
+                        length_debias: str) -> np.ndarray:
     """Eq. 18: Δr̂_k(z) = r̂_k(x, y_w) − r̂_k(x, y_l) − ρ·Δlen(z), Δlen = len(y_w) − len(y_l).
 
     In the product-of-experts modes (``poe``, ``learned``) the reward model was trained with the
@@ -107,7 +107,7 @@ def budget_count(n: int, budget: float) -> int:
 
 def pd_columns(gaps: list, own: np.ndarray, codes: list[int], gamma: float, *,
                labels: list, chosen_len: np.ndarray | None = None,
-               rejected_len: np.ndarray | None = None, rho: float = 0.0,
+               rejected_len: np.ndarray | None = None, rho: float,
                weights: list[float] | None = None,
                threads: int | None = None) -> tuple[np.ndarray, list[float]]:
     """Eq. 18 → 13 → 14 → 15 fused: (PD per row, q_k per aspect), bit-identical to

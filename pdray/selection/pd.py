@@ -10,9 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pdray.errors import DataError, PdrayError
+from pdray.length_modes import LengthTerm
 from pdray.schema import ratings_dict
 from pdray.selection import math as M
 from pdray.selection import parallel as P
+from pdray.selection.length import remove_length
 from pdray.selection.scores import gap, validate_scores
 
 
@@ -47,21 +49,23 @@ def pd_from_gaps(gaps: dict, own: np.ndarray, *, gamma: float,
     return PDResult(pd, q, norm, sorted(q))
 
 
-def compute_pd(scores: pa.Table, *, gamma: float, rho: float = 0.0,
-               length_debias: str = "penalty", aspect_weights: dict | None = None,
-               file: str | None = None) -> PDResult:
-    """PD of every row of a scores table.
+def compute_pd(scores: pa.Table, *, gamma: float, length: LengthTerm,
+               aspect_weights: dict | None = None, file: str | None = None) -> PDResult:
+    """PD of every row of a scores table under the length term ``length`` (Eq. 13–15, 18).
 
     Only aspects that own pairs take part (a ``gap_holistic`` column rides along unused).
-    ``rho`` and ``length_debias`` give the length term of Eq. 18.
+    With ``length.fitted`` the gaps are first Δr̂_k − ρ̂_k·Δlen with the selection's fitted
+    slopes (:func:`pdray.selection.length.remove_length`); then Eq. 18 with ``length.mode`` and
+    ``length.rho``.
 
     The numbers are those of ``length_adjusted_gap`` → :func:`pd_from_gaps`, bit for bit,
     computed by the fused kernel :func:`pdray.selection.math.pd_columns` straight from the
     Arrow buffers. The contract check (:func:`validate_scores`) runs first and reuses the
     aspect codes, so a bad table fails with its contract error before any arithmetic.
     """
-    if length_debias not in ("penalty", "poe", "learned", "none"):
-        raise ValueError(f"unknown length_debias {length_debias!r}")
+    if length.fits:
+        scores = remove_length(scores, length.fitted)[0]
+    rho, length_debias = length.rho, length.mode
     names = None
     if "aspect" in scores.column_names and not scores["aspect"].null_count:
         own_codes, names = aspect_codes(scores)
@@ -80,14 +84,28 @@ def compute_pd(scores: pa.Table, *, gamma: float, rho: float = 0.0,
     pd, qs = M.pd_columns(cols, own_codes, [code[k] for k in aspects], gamma, labels=aspects,
                           chosen_len=cl, rejected_len=rl, rho=rho, weights=w)
     q = dict(zip(aspects, qs))
+    return PDResult(pd, q, _normalized(scores, q, rho, length_debias), list(aspects))
 
-    def normalized(k):
+
+def recorded_pd(scores: pa.Table, pd: np.ndarray, q: dict[str, float], length: LengthTerm
+                ) -> PDResult:
+    """The PD a selection recorded (its ``pd`` per row of ``scores``, its q_k and length term),
+    as a :class:`PDResult` whose Δr̃_k (Eq. 14) are computed from those values on first use:
+    what the report shows, with no PD of its own."""
+    if length.fits:
+        scores = remove_length(scores, length.fitted)[0]
+    return PDResult(np.asarray(pd, dtype=np.float64), dict(q),
+                    _normalized(scores, q, length.rho, length.mode), sorted(q))
+
+
+def _normalized(scores: pa.Table, q: dict[str, float], rho: float, mode: str) -> _Lazy:
+    """Δr̃_k = clip(Δr̂_k / q_k) per aspect, Δr̂_k of Eq. 18 (each computed on first use)."""
+    def one(k):
         dlen = (scores["chosen_len"].to_numpy(zero_copy_only=False).astype(np.float64)
                 - scores["rejected_len"].to_numpy(zero_copy_only=False).astype(np.float64))
-        return M.normalize_gap(M.length_adjusted_gap(gap(scores, k), dlen, rho, length_debias),
-                               q[k])
+        return M.normalize_gap(M.length_adjusted_gap(gap(scores, k), dlen, rho, mode), q[k])
 
-    return PDResult(pd, q, _Lazy(aspects, normalized), list(aspects))
+    return _Lazy(list(q), one)
 
 
 class _Lazy(Mapping):

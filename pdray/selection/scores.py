@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from pdray.errors import DataError
 from pdray.io import read_table
-from pdray.length_modes import LENGTH_MODES
+from pdray.length_modes import LENGTH_MODES, LengthTerm
 
 GAP_PREFIX = "gap_"
 REQUIRED = ("id", "aspect", "chosen_len", "rejected_len")
@@ -126,19 +126,20 @@ def scores_manifest(path) -> dict:
 
 
 def length_term(path, rho: float | None = None, length_debias: str | None = None
-                ) -> tuple[float, str]:
-    """(ρ, length mode) of Eq. 18 for the scores at ``path``: what the scores manifest records
-    (the reward-model set they were made with), unless given. A table without a manifest and no
-    explicit setting gets no length term (ρ = 0). One scores table → one selection, whichever
-    entry point (``pdray select``, ``report``, ``tune``, ``run``) reads it."""
+                ) -> LengthTerm:
+    """The length term of Eq. 18 for the scores at ``path``: what the scores manifest records
+    (the reward-model set they were made with, ``ScoreManifest.length``), unless ``rho`` /
+    ``length_debias`` are given. A table without a manifest and no explicit setting gets no
+    length term. One scores table → one selection, whichever verb reads it."""
     term = scores_manifest(path).get("length") or {}
-    mode = length_debias or term.get("length_debias") or "none"
-    if mode not in LENGTH_MODES:
-        raise DataError(f"unknown length mode {mode!r} (known: {', '.join(LENGTH_MODES)})",
-                        field="length_debias")
+    recorded = term.get("mode", term.get("length_debias"))  # (older manifests: length_debias)
+    if recorded is not None and recorded not in LENGTH_MODES:
+        raise DataError(f"unknown length mode {recorded!r} (known: {', '.join(LENGTH_MODES)})",
+                        file=str(path), field="length")
+    mode = length_debias or recorded or "none"
     if rho is None:  # the manifest's ρ belongs to the manifest's mode only
-        rho = float(term.get("rho", 0.0)) if mode == term.get("length_debias") else 0.0
-    return (float(rho) if mode == "penalty" else 0.0), mode
+        rho = float(term.get("rho", 0.0)) if mode == recorded else 0.0
+    return LengthTerm.of(mode, rho)
 
 
 def rm_metrics_for(path) -> dict | None:
@@ -159,6 +160,19 @@ def rm_metrics_for(path) -> dict | None:
 
 LOGPROB_COLUMNS = ("lossdiff", "irm")
 """The model-dependent columns (``pdray lossdiff score``) that lossdiff_irm and pd_irm read."""
+
+
+def read_logprob_scores(path) -> pa.Table:
+    """The scores table from an output directory (``shards/``) or a Parquet file."""
+    from pathlib import Path
+
+    p = Path(str(path))
+    t = read_table(p / "shards") if (p / "shards").is_dir() else read_table(path)
+    for c in ("id", "lossdiff", "irm"):
+        if c not in t.column_names:
+            raise DataError(f"not a log-prob scores table (have: {', '.join(t.column_names)})",
+                            file=str(path), field=c)
+    return t
 
 
 def join_logprob_scores(scores: pa.Table, logprobs: pa.Table, file: str | None = None,

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pdray.errors import ConfigError, DataError
+from pdray.length_modes import LengthTerm
 from pdray.schema import ratings_dict
 from pdray.selection import band as B
 from pdray.selection import math as M
@@ -33,8 +34,7 @@ class Context:
     pairs: pa.Table | None
     budget: float
     gamma: float
-    rho: float
-    length_debias: str
+    length: LengthTerm                   # Eq. 18's term on ``scores`` (any ρ̂_k fit already removed)
     seed: int
     aspect_weights: dict | None = None
     file: str | None = None              # where the scores came from (named in errors)
@@ -85,10 +85,9 @@ def register_selector(name: str, description: str = "", needs: Needs = Needs()):
     return deco
 
 
-def _pd(ctx: Context, rho: float | None = None) -> tuple[np.ndarray, dict]:
-    r = compute_pd(ctx.scores, gamma=ctx.gamma, rho=ctx.rho if rho is None else rho,
-                   length_debias=ctx.length_debias, aspect_weights=ctx.aspect_weights,
-                   file=ctx.file)
+def _pd(ctx: Context, length: LengthTerm | None = None) -> tuple[np.ndarray, dict]:
+    r = compute_pd(ctx.scores, gamma=ctx.gamma, length=length or ctx.length,
+                   aspect_weights=ctx.aspect_weights, file=ctx.file)
     return r.pd, r.q
 
 
@@ -102,7 +101,7 @@ def select_pd(ctx: Context) -> Choice:
 @register_selector("no_debias", "A2: PD from reward models trained without length mitigation",
                    Needs(rm_switch="train_no_debias", scores="scores_no_debias"))
 def select_no_debias(ctx: Context) -> Choice:
-    pd, q = _pd(ctx, rho=0.0)
+    pd, q = _pd(ctx, LengthTerm.of(ctx.length.mode, 0.0))
     ids = ctx.scores["id"]
     return Choice(R.top_lowest(pd, ids, ctx.k), "pd", pd, q)
 
@@ -141,8 +140,8 @@ def select_holistic(ctx: Context, column: str = "gap_holistic") -> Choice:
         raise DataError(f"holistic needs a {column} column (train the holistic RM: "
                         "rm.train_holistic=true)", file=ctx.file, field=column)
     ids, _, dlen = columns(ctx.scores)
-    g = M.length_adjusted_gap(ctx.scores[column].to_numpy().astype(float), dlen, ctx.rho,
-                              ctx.length_debias)
+    g = M.length_adjusted_gap(ctx.scores[column].to_numpy().astype(float), dlen,
+                              ctx.length.rho, ctx.length.mode)
     return Choice(R.top_lowest(-g, ids, ctx.k), "holistic_margin", g)
 
 

@@ -6,6 +6,7 @@ from transformers import AutoModelForCausalLM
 from pdray.align import DPOConfig, implicit_reward_accuracy, train_dpo
 from pdray.data import synthetic_pairs
 from pdray.io import read_table
+from pdray.length_modes import NO_LENGTH
 from pdray.selection import select, write_selection
 
 
@@ -35,7 +36,7 @@ def test_dmpo_on_selector_output(ray_local, tmp_path):
     scores = pa.table({"id": pairs["id"], "aspect": pairs["aspect"],
                        "chosen_len": pa.array(np.full(60, 10)), "rejected_len": pa.array(np.full(60, 9)),
                        "gap_helpfulness": rng.normal(size=60), "gap_honesty": rng.normal(size=60)})
-    sel = write_selection(select(scores, "pd", budget=0.5, pairs=pairs), tmp_path / "sel")
+    sel = write_selection(select(scores, "pd", length=NO_LENGTH, budget=0.5, pairs=pairs), tmp_path / "sel")
     path = str(sel / "selected.parquet")
     assert "pd" in read_table(path).column_names
     r = train_dpo(path, DPOConfig.tiny(loss="dmpo", max_steps=2, cpus_per_worker=1.5),

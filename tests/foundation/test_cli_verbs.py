@@ -1,6 +1,7 @@
 """The verb factory (pdray.cli.verbs.stage_verb, issue #14): one declaration gives the inputs,
 -o, --config, the key=value overrides, the shortcut options and the generated help; settings
-are layered base < --config < overrides < shortcuts; the output is checked before Ray starts
+are layered base < --config < shortcuts < key=value overrides, the same order for every verb
+(issue #24); the output is checked before Ray starts
 and before the stage runs."""
 
 import contextlib
@@ -81,16 +82,16 @@ def test_inputs_overrides_and_shortcuts_reach_the_config(tmp_path):
     assert (cfg.mode, cfg.num_actors, cfg.tags, cfg.inner.lr) == ("y", 4, ["x", "y"], 0.5)
     assert inputs == {"pairs": "p.jsonl", "rm": "RMS", "flag": True}
     assert output == tmp_path / "out" and f"ran -> {output}" in r.output
-    # a shortcut wins over the YAML and over the key=value overrides
+    # a shortcut wins over the YAML; a key=value override wins over both
     r = _invoke(app, "p", "--rm", "R", "-o", tmp_path / "o2", "num_actors=4",
                 "--num-actors", "5", "--mode", "z", "--config", tmp_path / "c.yaml")
     assert r.exit_code == 0, r.output
-    assert (calls[1][0].num_actors, calls[1][0].mode) == (5, "z")
+    assert (calls[1][0].num_actors, calls[1][0].mode) == (4, "z")
 
 
 def test_overrides_last_base_and_settings_layers(tmp_path):
     calls: list = []
-    app = _app(calls, shortcuts=[Shortcut("num_actors", int)], overrides_last=True,
+    app = _app(calls, shortcuts=[Shortcut("num_actors", int)],
                base=lambda inputs: {"mode": "p", "num_actors": 2},
                settings=lambda inputs: {"tags": ["on"]} if inputs["flag"] else {})
     r = _invoke(app, "p", "--rm", "R", "-o", tmp_path / "o", "--num-actors", "5", "num_actors=4")

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pdray.length_modes import NO_LENGTH
 from pdray.lossdiff import math as LM
 from pdray.lossdiff.hybrid import compare
 from pdray.lossdiff.logprob_scores import lossdiff_irm_selection
@@ -74,7 +75,7 @@ def test_band_mask_and_intersection_hand_made():
 def test_band_matches_selection_core():
     from pdray.selection import select
 
-    res = select(_scores(), "lossdiff_irm", low=0.2, high=0.8)
+    res = select(_scores(), "lossdiff_irm", length=NO_LENGTH, low=0.2, high=0.8)
     assert sorted(res.selected_ids) == ["c", "d"]
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from pdray.data import synthetic_pairs
 from pdray.io import read_table, write_table
+from pdray.length_modes import LengthTerm
 from pdray.pipeline import run_pipeline
 from pdray.selection import select
 from pdray.selection.scores import length_term, read_scores
@@ -27,7 +28,7 @@ def test_holistic_and_no_debias_select_on_their_own_models(ray_local, tmp_path):
     nd = read_scores(score.scores_no_debias)
     rho, mode = length_term(score.scores_no_debias)
     assert (rho, mode) == (0.0, "none")
-    want = select(nd, "no_debias", budget=cfg.select.budget, gamma=cfg.select.gamma, rho=rho,
-                  length_debias=mode, seed=cfg.select.seed).selected_ids
+    want = select(nd, "no_debias", length=LengthTerm.of(mode, rho), budget=cfg.select.budget,
+                  gamma=cfg.select.gamma, seed=cfg.select.seed).selected_ids
     got = read_table(f"{sel.selections['no_debias']}/selected.parquet")["id"].to_pylist()
     assert sorted(got) == sorted(want)

@@ -24,7 +24,7 @@ def test_select_and_run_give_the_same_ids(tmp_path, ray_local):
     res = run_pipeline(cfg, echo=lambda *_: None)
     scores_dir = res.stages["score"]["scores"]
     manifest = json.loads((Path(scores_dir) / "manifest.json").read_text())
-    assert manifest["length"] == {"length_debias": "penalty", "rho": 0.05}
+    assert manifest["length"] == {"mode": "penalty", "rho": 0.05, "fitted": None}
     run_ids = read_table(Path(res.stages["select"]["selections"]["pd"]) / "selected.parquet")
     cli = CliRunner().invoke(app, ["select", scores_dir, "--strategy", "pd", "--budget", "0.3",
                                    "--data", res.stages["data"]["train"], "-o",
@@ -33,9 +33,10 @@ def test_select_and_run_give_the_same_ids(tmp_path, ray_local):
     sel = read_table(tmp_path / "sel" / "selected.parquet")
     assert sel["id"].to_pylist() == run_ids["id"].to_pylist()
     m = json.loads((tmp_path / "sel" / "manifest.json").read_text())
-    assert m["params"]["rho"] == 0.05 and m["params"]["length_debias"] == "penalty"
+    assert m["length"] == {"mode": "penalty", "rho": 0.05, "fitted": None}
     # an explicit ρ still overrides the manifest, and then the selection differs
     cli0 = CliRunner().invoke(app, ["select", scores_dir, "--strategy", "pd", "--rho", "0",
                                     "--length-debias", "none", "-o", str(tmp_path / "sel0")])
     assert cli0.exit_code == 0, cli0.output
-    assert json.loads((tmp_path / "sel0" / "manifest.json").read_text())["params"]["rho"] == 0.0
+    assert json.loads((tmp_path / "sel0" / "manifest.json").read_text())["length"] == {
+        "mode": "none", "rho": 0.0, "fitted": None}

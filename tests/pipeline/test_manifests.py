@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from pdray.align.stage import DPOManifest
 from pdray.data.stage import DataManifest
+from pdray.length_modes import NO_LENGTH, LengthTerm
 from pdray.manifest import StageManifest, load_manifest
 from pdray.pipeline.cache import MARKER, StageCache
 from pdray.pipeline.config import PipelineConfig
@@ -26,7 +27,9 @@ class ScoreSection(BaseModel):
 def _select(d="/o/select"):
     return SelectManifest(dir=d, strategies=["pd", "random"],
                           selections={"pd": f"{d}/pd", "random": f"{d}/random"},
-                          counts={"pd": 3, "random": 3}, rho=0.25, length_debias="learned")
+                          counts={"pd": 3, "random": 3},
+                          length=LengthTerm(mode="learned", rho=0.0, fitted={"a": 0.25}),
+                          gamma=0.95, q={"a": 1.5}, pd=f"{d}/pd.parquet")
 
 
 def test_manifests_round_trip_through_the_marker(tmp_path):
@@ -57,7 +60,8 @@ class _Counter:
     def __call__(self, cfg, inputs, out, echo):
         self.calls += 1
         (out / "scores").mkdir(exist_ok=True)
-        return ScoreManifest(dir=str(out), scores=str(out / "scores"))
+        return ScoreManifest(dir=str(out), scores=str(out / "scores"),
+                             length={"scores": NO_LENGTH})
 
 
 def test_a_stale_or_garbled_marker_is_rebuilt_with_one_line(tmp_path):

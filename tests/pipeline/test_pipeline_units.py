@@ -8,6 +8,7 @@ from pdray.config import load_config
 from pdray.data.stage import split_holdout
 from pdray.data.stats import conflict_flags as holistic_agreement
 from pdray.errors import ConfigError
+from pdray.length_modes import NO_LENGTH, LengthTerm
 from pdray.pipeline.cache import StageCache, stage_key
 from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.presets import preset
@@ -111,7 +112,8 @@ def test_a_selector_declares_what_it_reads(monkeypatch, tmp_path):
     cfg = load_config(PipelineConfig, None, ["select.strategies=[pd,my_a2]"])
     assert cfg.rm.train_no_debias and not cfg.rm.train_holistic
     assert load_config(PipelineConfig, None, ["select.strategies=[holistic]"]).rm.train_holistic
-    score = ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "scores"))
+    score = ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "scores"),
+                          length={"scores": NO_LENGTH})
     with pytest.raises(PdrayError, match=r"my_a2 needs the scores_no_debias .*rm\.train_no_debias"):
         selection_scores("my_a2", {"score": score})
 
@@ -158,12 +160,13 @@ def test_each_score_set_is_read_once_across_strategies(monkeypatch, tmp_path):
 
     reads = []
     monkeypatch.setattr(St, "read_scores", lambda p: reads.append(p) or pa.table({"id": ["a"]}))
-    monkeypatch.setattr(St, "length_term", lambda p: (0.0, "learned"))
-    inputs = {"score": ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "s"))}
+    learned = LengthTerm.of("learned", 0.0)
+    inputs = {"score": ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "s"),
+                                     length={"scores": learned})}
     memo = {}
     for s in ("pd", "random", "mid", "high"):
-        table, rho, mode = St.selection_scores(s, inputs, memo)
-        assert table.num_rows == 1 and (rho, mode) == (0.0, "learned")
+        table, length = St.selection_scores(s, inputs, memo)
+        assert table.num_rows == 1 and length == learned
     assert reads == [str(tmp_path / "s")]
 
 

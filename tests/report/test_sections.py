@@ -11,12 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pdray.length_modes import NO_LENGTH
 from pdray.report import build_report
 from pdray.report.datacounts import data_counts
 from pdray.report.downstream import dpo_html, dpo_table, eval_html, pick_baseline
 from pdray.report.examples import shorten
 from pdray.selection import compute_pd, select
-from pdray.selection.api import gaps_for_pd
 from tests.selection.helpers import hand_scores, pku_scores
 
 FIGURE = re.compile(r"<figure><img src=\"([^\"]+)\"[^>]*><figcaption>(.*?)</figcaption></figure>",
@@ -29,11 +29,13 @@ def pku_report(pku_pairs, tmp_path_factory):
     same = np.zeros(scores.num_rows, dtype=bool)
     same[[3, 50, 700]] = True
     scores = scores.append_column("same_input", pa.array(same))
-    sels = {s: select(scores, s, budget=0.3, pairs=pku_pairs) for s in ("pd", "random", "high")}
+    sels = {s: select(scores, s, length=NO_LENGTH, budget=0.3, pairs=pku_pairs)
+            for s in ("pd", "random", "high")}
     out = tmp_path_factory.mktemp("rep")
     data = {"rows": 1200, "train_rows": 1000, "test_rows": 200, "dropped": 2, "quarantined": 7,
             "quarantine": "/data/bad.parquet", "source": "pku.jsonl", "aspects": ["x"]}
-    page = build_report(scores, sels, out, pairs=pku_pairs, data_manifest=data)
+    page = build_report(scores, sels, out, pairs=pku_pairs, data_manifest=data, gamma=0.95,
+                        length=NO_LENGTH, ranked=compute_pd(scores, length=NO_LENGTH, gamma=0.95))
     return scores, sels, page.read_text(), json.loads((out / "metrics.json").read_text()), out
 
 
@@ -59,7 +61,7 @@ def test_examples_are_the_pairs_the_selection_ranked(pku_report, pku_pairs):
     assert ex["selection"] == "pd"
     kept = set(sels["pd"].selected_ids)
     chosen_pd = dict(zip(sels["pd"].table["id"].to_pylist(), sels["pd"].table["pd"].to_pylist()))
-    pdr = compute_pd(gaps_for_pd(scores, "penalty")[0], gamma=0.95)
+    pdr = compute_pd(scores, length=NO_LENGTH, gamma=0.95)
     pd = dict(zip(scores["id"].to_pylist(), pdr.pd))
     for side in ("selected", "dropped"):
         cons, conf = ex[side]["consensual"], ex[side]["conflicting"]
@@ -98,8 +100,9 @@ def test_examples_by_hand_escape_the_text(tmp_path):
                       "prompt": ["<b>bold</b> & co", "p2", "p3", "p4"],
                       "chosen": ["y" * 300, "c2", "c3", "c4"],
                       "rejected": ["r1", "r2", "r3", "same"]})
-    page = build_report(s, {"pd": select(s, "pd", budget=0.5, gamma=1.0)}, tmp_path / "r",
-                        gamma=1.0, pairs=pairs, budgets=(0.5,))
+    page = build_report(s, {"pd": select(s, "pd", length=NO_LENGTH, budget=0.5, gamma=1.0)},
+                        tmp_path / "r", gamma=1.0, pairs=pairs, budgets=(0.5,), length=NO_LENGTH,
+                        ranked=compute_pd(s, length=NO_LENGTH, gamma=1.0))
     ex = json.loads((tmp_path / "r" / "metrics.json").read_text())["examples"]
     assert [(r["id"], r["pd"]) for r in ex["selected"]["consensual"]] == \
         [("z2", pytest.approx(-7 / 12)), ("z1", 0.0)]
@@ -208,8 +211,11 @@ def test_downstream_sections_in_the_page(tmp_path):
            "pd": {"heldout": {"accuracy": 0.65, "n": 20}}}
     ev = {"pd": {"AW": 1.1, "baseline": "random", "dir": "x",
                  "sets": {"hh": {"n": 10, "win": 5, "loss": 4, "tie": 1, "win_score": 1.1}}}}
-    page = build_report(s, {"pd": select(s, "pd", budget=0.5)}, tmp_path / "r", budgets=(0.5,),
-                        dpo_metrics=dpo, eval_results=ev).read_text()
+    one = {"pd": select(s, "pd", length=NO_LENGTH, budget=0.5)}
+    pd = {"ranked": compute_pd(s, length=NO_LENGTH, gamma=0.95), "length": NO_LENGTH,
+          "gamma": 0.95}
+    page = build_report(s, one, tmp_path / "r", budgets=(0.5,), dpo_metrics=dpo,
+                        eval_results=ev, **pd).read_text()
     assert "<h2>Downstream: DPO</h2>" in page and "random <b>(baseline)</b>" in page
     assert "<td>0.650</td><td>20</td><td>+0.100</td>" in page
     assert "<h2>Downstream: pairwise evaluation</h2>" in page
@@ -218,7 +224,7 @@ def test_downstream_sections_in_the_page(tmp_path):
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["dpo"]["baseline"] == "random" and m["eval"]["pd"]["AW"] == 1.1
     assert eval_html(None) == "" and "Downstream" not in build_report(
-        s, {"pd": select(s, "pd", budget=0.5)}, tmp_path / "r2", budgets=(0.5,)).read_text()
+        s, one, tmp_path / "r2", budgets=(0.5,), **pd).read_text()
 
 
 def test_stage_run_passes_data_dpo_and_eval(pku_pairs, tmp_path):
@@ -237,16 +243,20 @@ def test_stage_run_passes_data_dpo_and_eval(pku_pairs, tmp_path):
     scores = pku_scores(pku_pairs, noise=0.3)
     write_table(scores, tmp_path / "scores.parquet")
     write_pairs(pku_pairs, tmp_path / "train.parquet")
-    dirs = {s: str(write_selection(select(scores, s, budget=0.3, pairs=pku_pairs),
-                                   tmp_path / "sel" / s)) for s in ("random", "pd")}
+    dirs = {s: str(write_selection(select(scores, s, length=NO_LENGTH, budget=0.3,
+                                          pairs=pku_pairs), tmp_path / "sel" / s))
+            for s in ("random", "pd")}
+    pdr = compute_pd(scores, length=NO_LENGTH, gamma=0.95)
+    write_table(pa.table({"id": scores["id"], "pd": pdr.pd}), tmp_path / "pd.parquet")
     data = DataManifest(dir=str(tmp_path), pairs="", train=str(tmp_path / "train.parquet"),
                         test="", rows=1000, train_rows=1000, test_rows=0, aspects=[],
                         source="pku", quarantined=4, quarantine="/q.parquet")
     inputs = {
         "data": data,
-        "score": ScoreManifest(dir=str(tmp_path), scores=str(tmp_path / "scores.parquet")),
+        "score": ScoreManifest.from_path(tmp_path / "scores.parquet", NO_LENGTH),
         "select": SelectManifest(dir=str(tmp_path), strategies=list(dirs), selections=dirs,
-                                 counts={}, rho=0.0, length_debias="penalty"),
+                                 counts={}, length=NO_LENGTH, gamma=0.95, q=pdr.q,
+                                 pd=str(tmp_path / "pd.parquet")),
         "dpo": DPOManifest(dir=str(tmp_path), models={"pd": "m/pd", "random": "m/random"},
                            metrics={"pd": {"heldout": {"consensus_accuracy": 0.8, "n": 10}},
                                     "random": {"heldout": {"consensus_accuracy": 0.7, "n": 10}}}),

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pdray.length_modes import LengthTerm
 from pdray.selection import compute_pd, select
 
 
@@ -23,28 +24,28 @@ def _scores(n=4000, seed=0):
 def test_untrained_model_penalty_ranks_by_length_learned_does_not():
     s = _scores()
     dlen = np.asarray(s["chosen_len"], float) - np.asarray(s["rejected_len"], float)
-    pen = compute_pd(s, gamma=0.95, rho=0.001, length_debias="penalty").pd
-    lea = compute_pd(s, gamma=0.95, rho=0.001, length_debias="learned").pd
+    pen = compute_pd(s, length=LengthTerm.of("penalty", 0.001), gamma=0.95).pd
+    lea = compute_pd(s, length=LengthTerm.of("learned", 0.001), gamma=0.95).pd
     assert np.corrcoef(pen, dlen)[0, 1] > 0.8          # PD ≈ −Σ clip(−ρΔlen/q): a length rank
     assert abs(np.corrcoef(lea, dlen)[0, 1]) < 0.05    # no signal, no length either
     # the pd subset of the penalty mode keeps the pairs whose chosen response is shorter
-    ids = select(s, "pd", budget=0.3, rho=0.001, length_debias="penalty").selected_ids
+    ids = select(s, "pd", length=LengthTerm.of("penalty", 0.001), budget=0.3).selected_ids
     idx = np.asarray([int(i[1:]) for i in ids])
     assert dlen[idx].mean() < dlen.mean() - 50
-    ids = select(s, "pd", budget=0.3, rho=0.001, length_debias="learned").selected_ids
+    ids = select(s, "pd", length=LengthTerm.of("learned", 0.001), budget=0.3).selected_ids
     idx = np.asarray([int(i[1:]) for i in ids])
     assert abs(dlen[idx].mean() - dlen.mean()) < 15
 
 
 def test_learned_and_poe_ignore_rho_and_unknown_modes_fail():
     s = _scores(400)
-    a = compute_pd(s, gamma=0.9, rho=0.5, length_debias="learned").pd
-    b = compute_pd(s, gamma=0.9, rho=0.0, length_debias="none").pd
+    a = compute_pd(s, length=LengthTerm.of("learned", 0.5), gamma=0.9).pd
+    b = compute_pd(s, length=LengthTerm.of("none", 0.0), gamma=0.9).pd
     assert np.array_equal(a, b)
     from pdray.errors import ConfigError
 
     with pytest.raises((ConfigError, ValueError), match="length_debias"):
-        select(s, "pd", length_debias="bogus")
+        select(s, "pd", length=LengthTerm.of("bogus", 0.0))
 
 
 def test_fitted_rho_hand_computed_and_removes_the_length_component():
@@ -76,10 +77,10 @@ def test_learned_mode_selection_is_length_neutral_by_default():
     for c in ("gap_a", "gap_b"):
         s = s.set_column(s.schema.get_field_index(c), c,
                          pa.array(0.01 * dlen + rng.normal(0, 0.3, len(dlen))))
-    fit = select(s, "pd", budget=0.3, length_debias="learned")
-    raw = select(s, "pd", budget=0.3, length_debias="learned", fit_length=False)
+    fit = select(s, "pd", length=LengthTerm.of("learned", 0.0), budget=0.3)
+    raw = select(s, "pd", length=LengthTerm.of("learned", 0.0), budget=0.3, fit_length=False)
     idx = lambda r: np.asarray([int(i[1:]) for i in r.selected_ids])
     assert abs(dlen[idx(fit)].mean() - dlen.mean()) < 15
     assert dlen[idx(raw)].mean() > dlen.mean() + 100
-    assert fit.manifest["params"]["fit_length"] is True
-    assert fit.manifest["fitted_rho"]["a"] == pytest.approx(0.01, rel=0.1)
+    assert fit.length.fits and not raw.length.fits   # the term used travels with the selection
+    assert fit.manifest["length"]["fitted"]["a"] == pytest.approx(0.01, rel=0.1)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pdray.errors import PdrayError
+from pdray.length_modes import NO_LENGTH, LengthTerm
 from pdray.selection import band as B
 from pdray.selection import compute_pd
 from pdray.selection import math as M
@@ -19,17 +20,17 @@ from .helpers import hand_scores
 
 
 def test_eq13_to_15_gamma_one(scores):
-    r = compute_pd(scores, gamma=1.0)
+    r = compute_pd(scores, length=NO_LENGTH, gamma=1.0)
     assert r.q == pytest.approx({"A": 3.0, "B": 4.0, "C": 2.0})
     assert r.pd == pytest.approx([0.0, -7 / 12, 0.75, 0.0])
     # own-aspect gaps do not enter PD: changing them changes nothing
     s2 = scores.set_column(4, "gap_A", __import__("pyarrow").array([-100.0, 1.0, -3.0, 100.0]))
-    assert compute_pd(s2, gamma=1.0).pd == pytest.approx(r.pd)
+    assert compute_pd(s2, length=NO_LENGTH, gamma=1.0).pd == pytest.approx(r.pd)
 
 
 def test_eq14_clipping_gamma_half(scores):
     # γ = 0.5: q_A = median(1, 3) = 2, q_B = median(2, 1, 4) = 2, q_C = median(1, 0.5, 2) = 1
-    r = compute_pd(scores, gamma=0.5)
+    r = compute_pd(scores, length=NO_LENGTH, gamma=0.5)
     assert r.q == pytest.approx({"A": 2.0, "B": 2.0, "C": 1.0})
     assert r.normalized["B"][3] == -1.0 and r.normalized["C"][3] == 1.0   # −4/2, 2/1 clipped
     assert r.normalized["A"][2] == -1.0                                   # −3/2 clipped
@@ -39,12 +40,11 @@ def test_eq14_clipping_gamma_half(scores):
 def test_eq18_length_term():
     # z2 has Δlen = +10; ρ = 0.1 takes 1 off both of its cross gaps:
     # gap_A(z2) = 0, gap_C(z2) = −0.5 → q_A = 3, q_C = max(1, 0.5, 2) = 2
-    r = compute_pd(hand_scores(dlen2=10), gamma=1.0, rho=0.1)
+    r = compute_pd(hand_scores(dlen2=10), length=LengthTerm.of("penalty", 0.1), gamma=1.0)
     assert r.q == pytest.approx({"A": 3.0, "B": 4.0, "C": 2.0})
     assert r.pd[1] == pytest.approx(-(0 / 3 + -0.5 / 2))
     # product-of-experts and none leave the gaps alone
-    assert compute_pd(hand_scores(dlen2=10), gamma=1.0, rho=0.1,
-                      length_debias="poe").pd == pytest.approx([0.0, -7 / 12, 0.75, 0.0])
+    assert compute_pd(hand_scores(dlen2=10), length=LengthTerm.of("poe", 0.1), gamma=1.0).pd == pytest.approx([0.0, -7 / 12, 0.75, 0.0])
 
 
 def test_eq10_top_lowest_ties_by_id():
@@ -57,9 +57,9 @@ def test_eq10_top_lowest_ties_by_id():
 
 
 def test_weights_and_range(scores):
-    r = compute_pd(scores, gamma=1.0, aspect_weights={"B": 2.0})
+    r = compute_pd(scores, length=NO_LENGTH, gamma=1.0, aspect_weights={"B": 2.0})
     assert r.pd[0] == pytest.approx(-(2 * 0.5 - 0.5))
-    big = compute_pd(scores, gamma=0.05)
+    big = compute_pd(scores, length=NO_LENGTH, gamma=0.05)
     assert np.all(np.abs(big.pd) <= 2.0)  # κ − 1 = 2
 
 
@@ -68,7 +68,7 @@ def test_q_zero_fails_loudly(scores):
 
     s = scores.set_column(5, "gap_B", pa.array([0.0, 9.0, 0.0, 0.0]))
     with pytest.raises(PdrayError, match="aspect 'B': q_k = 0.0"):
-        compute_pd(s, gamma=0.95)
+        compute_pd(s, length=NO_LENGTH, gamma=0.95)
 
 
 def test_percentile_band():
@@ -82,15 +82,15 @@ def test_unknown_weight_and_single_aspect_fail(scores):
     from pdray.errors import DataError
 
     with pytest.raises(DataError, match=r"aspect_weights name unknown aspects \['Z'\]"):
-        compute_pd(scores, gamma=0.95, aspect_weights={"Z": 1.0})
+        compute_pd(scores, length=NO_LENGTH, gamma=0.95, aspect_weights={"Z": 1.0})
     one = scores.set_column(1, "aspect", pa.array(["A"] * 4))
     with pytest.raises(DataError, match="PD needs pairs of at least two aspects"):
-        compute_pd(one, gamma=0.95)
+        compute_pd(one, length=NO_LENGTH, gamma=0.95)
 
 
 def test_holistic_column_is_not_part_of_pd(scores):
     import pyarrow as pa
 
     with_h = scores.append_column("gap_holistic", pa.array([100.0, -100.0, 5.0, 0.0]))
-    r = compute_pd(with_h, gamma=1.0)
+    r = compute_pd(with_h, length=NO_LENGTH, gamma=1.0)
     assert set(r.q) == {"A", "B", "C"} and r.pd == pytest.approx([0.0, -7 / 12, 0.75, 0.0])

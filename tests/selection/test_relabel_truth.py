@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from pdray.errors import ConfigError, DataError
+from pdray.length_modes import NO_LENGTH, LengthTerm
 from pdray.schema import PAIR_SCHEMA
 from pdray.selection import select
 
@@ -35,7 +36,7 @@ def _scores() -> pa.Table:
 
 
 def test_oracle_swaps_and_drops_ties():
-    r = select(_scores(), "oracle", pairs=_pairs())
+    r = select(_scores(), "oracle", length=NO_LENGTH, pairs=_pairs())
     assert sorted(r.selected_ids) == ["p1", "p2"]
     t = {row["id"]: row for row in r.table.to_pylist()}
     assert (t["p1"]["chosen"], t["p1"]["rejected"], t["p1"]["relabelled"]) == ("l1", "w1", True)
@@ -46,7 +47,7 @@ def test_oracle_swaps_and_drops_ties():
 
 
 def test_overall_relabels_by_overall():
-    r = select(_scores(), "overall", pairs=_pairs())
+    r = select(_scores(), "overall", length=NO_LENGTH, pairs=_pairs())
     assert sorted(r.selected_ids) == ["p1", "p3"]
     t = {row["id"]: row for row in r.table.to_pylist()}
     assert t["p1"]["chosen"] == "l1" and t["p1"]["chosen_overall"] == 4.0
@@ -55,11 +56,11 @@ def test_overall_relabels_by_overall():
 
 def test_relabel_needs_pairs_with_every_id():
     with pytest.raises(ConfigError, match="needs the pairs"):
-        select(_scores(), "oracle")
+        select(_scores(), "oracle", length=NO_LENGTH)
     with pytest.raises(DataError, match=r"scores.parquet: row 0, field 'id': id 'p3' is not in "
                                         r"the pairs pairs.jsonl \(1 of 3 scored ids"):
-        select(_scores(), "oracle", pairs=_pairs().slice(0, 2), source="scores.parquet",
-               pairs_source="pairs.jsonl")
+        select(_scores(), "oracle", length=NO_LENGTH, pairs=_pairs().slice(0, 2),
+               source="scores.parquet", pairs_source="pairs.jsonl")
 
 
 def test_duplicate_scored_ids_are_an_error_naming_file_and_row():
@@ -67,7 +68,7 @@ def test_duplicate_scored_ids_are_an_error_naming_file_and_row():
     dup = pa.concat_tables([s, s.slice(1, 1)])
     with pytest.raises(DataError, match=r"s.parquet: row 3, field 'id': duplicate id 'p1' "
                                         r"\(first at row 1\)"):
-        select(dup, "pd", source="s.parquet")
+        select(dup, "pd", length=NO_LENGTH, source="s.parquet")
 
 
 def test_duplicate_check_is_exact_when_hashes_collide(monkeypatch):
@@ -76,28 +77,28 @@ def test_duplicate_check_is_exact_when_hashes_collide(monkeypatch):
     assert api.distinct_ids(pa.array(["p1", "p2", "p3"]))
     assert not api.distinct_ids(pa.chunked_array([["p1", "p2"], ["p1"]]))
     monkeypatch.setattr(api, "distinct_ids", lambda ids: False)   # as if every hash collided
-    assert select(_scores(), "all").selected_ids == ["p1", "p2", "p3"]   # distinct: no error
+    assert select(_scores(), "all", length=NO_LENGTH).selected_ids == ["p1", "p2", "p3"]   # distinct: no error
     s = _scores()
     with pytest.raises(DataError, match=r"row 3, field 'id': duplicate id 'p1' \(first at row 1"):
-        select(pa.concat_tables([s, s.slice(1, 1)]), "pd")
+        select(pa.concat_tables([s, s.slice(1, 1)]), "pd", length=NO_LENGTH)
 
 
 def test_true_pd_by_hand():
-    r = select(_scores(), "true_pd", budget=1 / 3, gamma=1.0, pairs=_pairs())
+    r = select(_scores(), "true_pd", length=NO_LENGTH, budget=1 / 3, gamma=1.0, pairs=_pairs())
     assert r.selected_ids == ["p2"]
     assert r.manifest["q"] == pytest.approx({"A": 2.0, "B": 3.0})
-    full = select(_scores(), "true_pd", budget=1.0, gamma=1.0, pairs=_pairs())
+    full = select(_scores(), "true_pd", length=NO_LENGTH, budget=1.0, gamma=1.0, pairs=_pairs())
     assert full.selected_ids == ["p2", "p3", "p1"]
     assert full.table["true_pd"].to_pylist() == pytest.approx([-1.0, 2 / 3, 1.0])
 
 
 def test_no_debias_ignores_rho_and_all_keeps_everything():
     s = hand_scores(dlen2=10)
-    nd = select(s, "no_debias", budget=0.5, gamma=1.0, rho=0.1)
-    plain = select(s, "pd", budget=0.5, gamma=1.0, rho=0.0)
-    penal = select(s, "pd", budget=0.5, gamma=1.0, rho=0.1)
+    nd = select(s, "no_debias", length=LengthTerm.of("penalty", 0.1), budget=0.5, gamma=1.0)
+    plain = select(s, "pd", length=LengthTerm.of("penalty", 0.0), budget=0.5, gamma=1.0)
+    penal = select(s, "pd", length=LengthTerm.of("penalty", 0.1), budget=0.5, gamma=1.0)
     assert nd.table["pd"].to_pylist() == plain.table["pd"].to_pylist()
     assert nd.table["pd"].to_pylist() != penal.table["pd"].to_pylist()
-    a = select(s, "all")
+    a = select(s, "all", length=NO_LENGTH)
     assert a.selected_ids == ["z1", "z2", "z3", "z4"]
     assert a.manifest["counts"] == {"in": 4, "selected": 4, "not_selected": 0, "dropped": 0}

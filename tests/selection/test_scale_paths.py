@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from pdray.errors import DataError, PdrayError
+from pdray.length_modes import NO_LENGTH, LengthTerm
 from pdray.selection import compute_pd, pd_from_gaps, select
 from pdray.selection import math as M
 from pdray.selection import parallel as P
@@ -68,7 +69,7 @@ def _bits(x):
                                             (0.95, 0.3, "learned"), (0.9, 0.0, "none")])
 def test_compute_pd_bit_identical(paths, gamma, rho, mode):
     t = _table(5000, seed=1, decimals=2)
-    r = compute_pd(t, gamma=gamma, rho=rho, length_debias=mode)
+    r = compute_pd(t, length=LengthTerm.of(mode, rho), gamma=gamma)
     want, q = _reference_pd(t, gamma, rho, mode)
     assert r.q == q                                    # exact, not approx
     assert np.array_equal(_bits(r.pd), _bits(want))    # same bits, signed zeros included
@@ -82,7 +83,7 @@ def test_compute_pd_weights_and_chunked_input(paths):
     t = _table(4000, seed=2)
     chunked = pa.concat_tables([t.slice(0, 1234), t.slice(1234, 10), t.slice(1244)])
     w = {"a": 2.0, "c": 0.5}
-    r = compute_pd(chunked, gamma=0.9, rho=0.002, aspect_weights=w)
+    r = compute_pd(chunked, length=LengthTerm.of("penalty", 0.002), gamma=0.9, aspect_weights=w)
     want, q = _reference_pd(t, 0.9, 0.002, "penalty", w)
     assert r.q == q and np.array_equal(_bits(r.pd), _bits(want))
 
@@ -99,7 +100,7 @@ def test_quantile_window_misses_fall_back_exactly(monkeypatch):
                   "chosen_len": np.zeros(n, int), "rejected_len": np.zeros(n, int),
                   "gap_a": x, "gap_b": x[::-1].copy()})
     want, q = _reference_pd(t, 0.95, 0.0, "penalty")
-    r = compute_pd(t, gamma=0.95)
+    r = compute_pd(t, length=NO_LENGTH, gamma=0.95)
     assert r.q == q and np.array_equal(_bits(r.pd), _bits(want))
 
 
@@ -164,7 +165,7 @@ def test_select_pd_ties_by_id_exact(paths):
     values and the ids alone decide who of the boundary value is selected."""
     t = _table(6000, seed=5, decimals=0)
     for strategy in ("pd", "high"):
-        res = select(t, strategy, budget=0.3, gamma=0.6)
+        res = select(t, strategy, length=NO_LENGTH, budget=0.3, gamma=0.6)
         pd, q = _reference_pd(t, 0.6, 0.0, "penalty")
         sign = 1.0 if strategy == "pd" else -1.0
         want = R.top_lowest_reference(sign * pd, np.asarray(t["id"].to_pylist(), object), 1800)
@@ -187,15 +188,15 @@ def test_contract_errors_win_before_the_arithmetic(paths):
     bad = t.set_column(t.column_names.index("gap_b"), "gap_b",
                        pa.array(np.where(np.arange(3000) == 2000, np.nan, t["gap_b"].to_numpy())))
     with pytest.raises(DataError, match="non-finite"):
-        compute_pd(bad, gamma=0.95)
+        compute_pd(bad, length=NO_LENGTH, gamma=0.95)
     nulls = t.set_column(1, "aspect", pa.array([None] + t["aspect"].to_pylist()[1:]))
     with pytest.raises(DataError, match="null aspect"):
-        compute_pd(nulls, gamma=0.95)
+        compute_pd(nulls, length=NO_LENGTH, gamma=0.95)
     missing = t.drop_columns(["gap_c"])
     with pytest.raises(DataError, match="no gap_c column"):
-        compute_pd(missing, gamma=0.95)
+        compute_pd(missing, length=NO_LENGTH, gamma=0.95)
     with pytest.raises(DataError, match="aspect_weights name unknown"):
-        compute_pd(t, gamma=0.95, aspect_weights={"q": 1.0})
+        compute_pd(t, length=NO_LENGTH, gamma=0.95, aspect_weights={"q": 1.0})
     zero = t.set_column(t.column_names.index("gap_a"), "gap_a", pa.array(np.zeros(3000)))
     with pytest.raises(PdrayError, match="aspect 'a': q_k = 0.0"):
-        compute_pd(zero, gamma=0.95)
+        compute_pd(zero, length=NO_LENGTH, gamma=0.95)
