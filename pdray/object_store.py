@@ -242,7 +242,10 @@ class Mirror:
             return []
         out = []
         for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "_ray"]
+            # subfolders in reverse order: ``shards/`` is listed before ``failures/``, so a
+            # shard listed has its failures file (committed before it) listed too
+            dirnames[:] = sorted((d for d in dirnames if not d.startswith(".") and d != "_ray"),
+                                 reverse=True)
             for f in filenames:
                 r = self._rel(Path(dirpath) / f)
                 if not _skipped(r):

@@ -59,12 +59,12 @@ SCRIPT = textwrap.dedent("""
             return n
         store.Mirror.push = push_then_die
     lines = []
-    cfg = tiny_pipeline(src, uri, "select.strategies=[pd]", "score.shard_rows=4",
-                        "score.num_actors=1", "rm.storage_path=s3://%s/ray-train")
+    cfg = tiny_pipeline(src, uri, "select.strategies=[pd]", "score.shard_rows=2",
+                        "score.num_actors=1", "rm.storage_path=s3://BUCKET/ray-train")
     res = run_pipeline(cfg, echo=lambda s: (lines.append(s), print(s, flush=True)))
     print("RESULT " + json.dumps({"store": res.store, "out": str(res.output_dir),
                                   "scores": res.manifests["score"].scores}), flush=True)
-""" % BUCKET)
+""").replace("s3://BUCKET/", f"s3://{BUCKET}/")
 
 
 def _free_server():
@@ -161,7 +161,8 @@ def test_object_store_output_resumes_a_killed_score_and_reruns_cached(s3, tmp_pa
                   out2)
     assert m, out2[-3000:]
     total, already, todo = int(m.group(2)), int(m.group(3)), int(m.group(4))
-    assert already == len(shards) and already + todo == total and todo > 0, m.group(0)
+    assert already == len(shards) and already + todo == total and todo > 0, (m.group(0),
+                                                                             len(shards))
     assert "[score] cached" not in out2 and "[select] cached" not in out2
     res = json.loads(out2.split("RESULT ", 1)[1].splitlines()[0])
     assert res["store"] == URI and res["out"] == str(mirror)
