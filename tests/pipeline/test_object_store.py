@@ -3,8 +3,8 @@ server the test starts itself (moto's server mode on 127.0.0.1, a free port), wi
 data → rm → score → select pipeline as the other pipeline tests; Ray Train's ``storage_path``
 is in the store too.
 
-1. A run is SIGKILLed (the whole driver, with the local Ray it started) once the store holds
-   some of the score stage's shards; the local mirror is then deleted.
+1. A run is SIGKILLed (the whole driver, with the local Ray it started) in the middle of a sync
+   pass, right after the first score shard reached the store; the local mirror is then deleted.
 2. The rerun, with the same URI, pulls the store into a fresh mirror: data and rm are cached,
    the score stage resumes (the shards the store holds are not rescored), select runs.
 3. A third run, again from an empty mirror, is fully cached.
@@ -47,17 +47,15 @@ SCRIPT = textwrap.dedent("""
     src, uri, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     store.SYNC_S = 0.3
     if mode == "kill":
-        # a hard kill of this driver right after a sync pass put score shards in the store
-        push = store.Mirror.push
-        def push_then_die(self, folder, **kw):
-            n = push(self, folder, **kw)
-            if "/score-" in str(folder) and not kw.get("marker", True):
-                shards = [r for r in self._listing("stages") if "/scores/shards/" in r]
-                if shards:
-                    print(f"KILLING after {len(shards)} shard(s) in the store", flush=True)
-                    os.kill(os.getpid(), 9)
-            return n
-        store.Mirror.push = push_then_die
+        # a hard kill of this driver in the middle of a sync pass, right after the first score
+        # shard reached the store (its failures file went up before it)
+        upload = store.Mirror._upload
+        def upload_then_die(self, rel):
+            upload(self, rel)
+            if "/scores/shards/part-" in rel:
+                print("KILLING after 1 shard(s) in the store", flush=True)
+                os.kill(os.getpid(), 9)
+        store.Mirror._upload = upload_then_die
     lines = []
     cfg = tiny_pipeline(src, uri, "select.strategies=[pd]", "score.shard_rows=2",
                         "score.num_actors=1", "rm.storage_path=s3://BUCKET/ray-train")
@@ -145,7 +143,7 @@ def test_object_store_output_resumes_a_killed_score_and_reruns_cached(s3, tmp_pa
     shards = [k for k in objs if "/scores/shards/part-" in k]
     markers = sorted(k.split("/")[-2].split("-")[0] for k in objs if k.endswith("/_stage.json"))
     assert markers == ["data", "rm"], markers     # score was not finished in the store
-    assert len(shards) >= killed_at >= 1
+    assert len(shards) == killed_at == 1
     assert any(k.endswith("/scores/plan.json") for k in objs)
     assert any(k.startswith(f"{BUCKET}/ray-train/") for k in objs)   # Ray Train's storage_path
     assert f"[run] output: {URI} (local mirror: {mirror}" in out1
@@ -188,6 +186,7 @@ def test_object_store_output_resumes_a_killed_score_and_reruns_cached(s3, tmp_pa
     # 4. no object holds the secret; the config the run wrote names no credential
     secret = SECRET.encode()
     for key in _objects(fs):
+        assert SECRET not in key and KEY_ID not in key
         with fs.open_input_stream(key) as f:
             assert secret not in f.read(), key
     config = fs.open_input_stream(f"{BUCKET}/tiny/run/config.yaml").read().decode()
