@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import sys
 import threading
@@ -171,3 +172,21 @@ def pipeline_echo(output_dir: str | Path | None) -> Iterator:
         printed.close_part()
         if log is not None:
             log.close()
+
+
+@contextlib.contextmanager
+def verbose_env(on: bool):
+    """While inside, ``PDRAY_VERBOSE=1`` when ``on`` (a verb's ``--verbose``: Ray's worker
+    output on the terminal, :func:`pdray.raysetup.verbose_default`); restored after."""
+    if not on:
+        yield
+        return
+    old = os.environ.get("PDRAY_VERBOSE")
+    os.environ["PDRAY_VERBOSE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PDRAY_VERBOSE", None)
+        else:
+            os.environ["PDRAY_VERBOSE"] = old

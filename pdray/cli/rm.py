@@ -20,10 +20,12 @@ def _paper(inputs: dict) -> dict | None:
 
 
 def _train(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.rm.train import train_reward_models  # torch and trl
+    from pdray.data.stage import DataManifest
+    from pdray.rm import stage  # torch and trl when it runs
 
-    s = train_reward_models(inputs["pairs"], cfg, str(output), echo=echo)
-    echo(f"reward-model set ({s.mode}, aspects {', '.join(s.aspects)}) -> {output}")
+    m = stage.run(cfg, {"data": DataManifest.from_pairs(inputs["pairs"], read=True)}, output,
+                  echo)
+    echo(f"reward-model set ({cfg.mode}, aspects {', '.join(m.aspects)}) -> {output}")
 
 
 stage_verb(

@@ -1,4 +1,5 @@
-"""``pdray score PAIRS --rm RM_DIR --output SCORES_DIR``."""
+"""``pdray score PAIRS --rm RM_DIR --output SCORES_DIR``: the score stage
+(:mod:`pdray.scoring.stage`) on a pairs file and a reward-model set given by path."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from pdray.cli.verbs import Input, Shortcut, stage_verb
 
 
 def _score(cfg, inputs: dict, output: Path, echo) -> None:
-    from pdray.scoring import score_pairs
+    from pdray.cli.common import verbose_env
+    from pdray.data.stage import DataManifest
+    from pdray.rm.stage import RMManifest
+    from pdray.scoring import stage
 
-    score_pairs(inputs["pairs"], inputs["rm"], str(output), cfg, echo=echo,
-                verbose=inputs["verbose"] or None)   # None: PDRAY_VERBOSE decides
+    given = {"data": DataManifest.from_pairs(inputs["pairs"], read=False),
+             "rm": RMManifest.from_path(inputs["rm"])}
+    with verbose_env(inputs["verbose"]):   # --verbose: PDRAY_VERBOSE=1 while the stage runs
+        stage.run(cfg, given, output, echo, flat=True)
 
 
 def register(app: typer.Typer) -> None:

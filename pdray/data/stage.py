@@ -29,9 +29,9 @@ class DataManifest(StageManifest):
     pairs: str
     train: str
     test: str
-    rows: int
-    train_rows: int
-    test_rows: int
+    rows: int | None           # None: a verb's pairs file, streamed by the stage, not counted
+    train_rows: int | None
+    test_rows: int | None
     aspects: list[str]
     source: str
     format: str | None = None
@@ -41,15 +41,20 @@ class DataManifest(StageManifest):
     achieved_conflict: float | None = None
 
     @classmethod
-    def from_pairs(cls, path: str | Path) -> DataManifest:
+    def from_pairs(cls, path: str | Path, *, read: bool) -> DataManifest:
         """The manifest of a canonical pairs file given by path (all of it the training split):
-        what a verb hands a stage. The file is checked against the pairs contract here, so a
-        bad row is one line naming the file, row and field before any work."""
+        what a verb hands a stage. ``read``: the file is read and checked against the pairs
+        contract here (a bad row is one line naming the file, row and field, before any work)
+        and counted; otherwise the stage streams it (``pdray score``: never read whole) and
+        checks it itself, and the counts and aspects are left unknown."""
+        p = str(path)
+        if not read:
+            return cls(dir=str(Path(p).parent), pairs=p, train=p, test="", rows=None,
+                       train_rows=None, test_rows=None, aspects=[], source=p)
         from pdray.data.loaders import read_pairs
 
         table = read_pairs(path)
         aspects = sorted(set(pc.unique(table["aspect"]).to_pylist()))
-        p = str(path)
         return cls(dir=str(Path(p).parent), pairs=p, train=p, test="", rows=table.num_rows,
                    train_rows=table.num_rows, test_rows=0, aspects=aspects, source=p)
 

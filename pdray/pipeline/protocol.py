@@ -39,6 +39,11 @@ Echo = Callable[[str], None]
 Run = Callable[..., StageManifest]
 """``run(section_cfg, inputs, out, echo, **args) -> manifest``: a stage package's ``stage.run``."""
 
+LAYOUT_ARGS = ("flat",)
+"""Keyword arguments of ``run`` that only a verb passes: ``flat`` puts the stage's one output
+straight into the folder the user named (``pdray select -o DIR`` → ``DIR/selected.parquet``).
+The pipeline never sets them, so they are not in the key."""
+
 
 @dataclass(frozen=True)
 class Stage:

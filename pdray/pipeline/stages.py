@@ -60,7 +60,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           cached=lambda m: f": {m.scores}"),
     Stage("select", select_stage.run, select_stage.SelectManifest, section="select",
           reads=("data", "score"), also_reads=("lossdiff",),
-          args=lambda cfg: {"dmpo": wants_dmpo(cfg), "flat": False},
+          args=lambda cfg: {"dmpo": wants_dmpo(cfg)},
           cached=lambda m: f": {', '.join(m.strategies)}"),
     Stage("dpo", dpo_stage.run, dpo_stage.DPOManifest, section="dpo", reads=("data", "select"),
           also_reads=("lossdiff",),

@@ -19,6 +19,22 @@ class RMManifest(StageManifest):
     aspects: list[str]
     no_debias_dir: str | None = None
 
+    @classmethod
+    def from_path(cls, rm_dir: str | Path) -> RMManifest:
+        """The manifest of a reward-model set given by path (``pdray score --rm DIR``): what a
+        verb hands the score stage. A folder without ``rm_set.json`` is one line."""
+        from pdray.rm.model_set import RewardModelSet
+
+        d = Path(rm_dir)
+        return cls(dir=str(d), aspects=RewardModelSet.load(d).aspects,
+                   no_debias_dir=_no_debias(d))
+
+
+def _no_debias(out: Path) -> str | None:
+    """The no-mitigation set of ablation A2 inside a set's folder, when it was trained."""
+    d = out / "no_debias"
+    return str(d) if (d / "rm_set.json").exists() else None
+
 
 def run(cfg: RMConfig, inputs: dict, out: Path, echo) -> RMManifest:
     """Train the set (all aspects concurrently on Ray Train) under ``out``."""
@@ -28,7 +44,4 @@ def run(cfg: RMConfig, inputs: dict, out: Path, echo) -> RMManifest:
     echo(f"[rm] training {cfg.mode} reward models ({cfg.backbone}) for "
          f"{len(data.aspects)} aspects in parallel")
     rm_set = train_reward_models(data.train, cfg, str(out), echo=echo)
-    no_debias = out / "no_debias"
-    return RMManifest(dir=str(out), aspects=rm_set.aspects,
-                      no_debias_dir=str(no_debias) if (no_debias / "rm_set.json").exists()
-                      else None)
+    return RMManifest(dir=str(out), aspects=rm_set.aspects, no_debias_dir=_no_debias(out))

@@ -41,13 +41,14 @@ def _term(rm_dir: str) -> LengthTerm:
     return RewardModelSet.load(rm_dir).length
 
 
-def run(cfg: ScoreConfig, inputs: dict, out: Path, echo) -> ScoreManifest:
+def run(cfg: ScoreConfig, inputs: dict, out: Path, echo, *, flat: bool = False) -> ScoreManifest:
     """Every training pair under every aspect's model (and under the no-mitigation models when
-    the rm stage trained them: ablation A2), on the Ray Data scoring runner."""
+    the rm stage trained them: ablation A2), on the Ray Data scoring runner: ``out/scores/``
+    (``flat``: ``out`` itself, ``pdray score -o DIR``) and ``out/scores_no_debias/``."""
     from pdray.scoring import score_pairs  # ray, torch: only when the stage runs
 
     data, rm = inputs["data"], inputs["rm"]
-    main = score_pairs(data.train, rm.dir, str(out / "scores"), cfg, echo=echo)
+    main = score_pairs(data.train, rm.dir, str(out if flat else out / "scores"), cfg, echo=echo)
     scores, length = str(main.output_dir), {"scores": _term(rm.dir)}
     no_debias = None
     if rm.no_debias_dir:

@@ -14,7 +14,7 @@ from pdray.length_modes import NO_LENGTH, LengthTerm
 from pdray.manifest import StageManifest, load_manifest
 from pdray.pipeline.cache import MARKER, StageCache
 from pdray.pipeline.config import PipelineConfig
-from pdray.pipeline.protocol import Stage, run_stage, stage_key_of
+from pdray.pipeline.protocol import LAYOUT_ARGS, Stage, run_stage, stage_key_of
 from pdray.pipeline.stages import STAGES
 from pdray.scoring.stage import ScoreManifest
 from pdray.selection.stage import SelectManifest
@@ -100,7 +100,8 @@ def test_a_build_returning_another_type_is_an_error(tmp_path):
 
 def test_every_stage_is_a_package_stage_run_with_the_args_it_is_keyed_on():
     """Each stage's work is its package's ``stage.run(cfg, inputs, out, echo, **args)``; the
-    wiring passes exactly the keyword arguments ``run`` declares, and those are keyed."""
+    wiring passes exactly the keyword arguments ``run`` declares, and those are keyed (less the
+    layout arguments only a verb passes)."""
     import inspect
 
     cfg = PipelineConfig()
@@ -110,7 +111,8 @@ def test_every_stage_is_a_package_stage_run_with_the_args_it_is_keyed_on():
         assert mod.__name__.startswith("pdray.") and issubclass(stage.manifest, StageManifest)
         params = inspect.signature(stage.run).parameters
         assert list(params)[:4] == ["cfg", "inputs", "out", "echo"], name
-        kw = {p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY}
+        kw = {p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY
+              and p not in LAYOUT_ARGS}
         assert kw == set(stage.args(cfg) if stage.args else {}), name
         assert get_type_hints(stage.run)["return"] is stage.manifest, name
 
