@@ -36,7 +36,7 @@ def stage_inputs(cfg, inputs: dict) -> dict:
     from pdray.scoring.stage import ScoreManifest
 
     scores, data = inputs["scores"], inputs["data"]
-    return {"data": DataManifest.from_pairs(data) if data else None,
+    return {"data": DataManifest.from_pairs(data, read=True) if data else None,
             "score": ScoreManifest.from_path(scores, cfg.length(scores)), "lossdiff": None}
 
 

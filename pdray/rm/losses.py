@@ -70,9 +70,8 @@ def margin_for(dlen, rho: float, length_debias: str, scale: float = 1.0) -> np.n
     raise ValueError(f"length_debias must be one of {LENGTH_MODES}, got {length_debias!r}")
 
 
-def bt_loss(r_w: torch.Tensor, r_l: torch.Tensor, margin: torch.Tensor | None = None,
-            length_debias: str = "penalty", coef: torch.Tensor | float | None = None
-            ) -> torch.Tensor:
+def bt_loss(r_w: torch.Tensor, r_l: torch.Tensor, margin: torch.Tensor | None,
+            length_debias: str, coef: torch.Tensor | float | None = None) -> torch.Tensor:
     """Mean Bradley–Terry loss over pairs (Eq. 11) with the length term (Eq. 17).
 
     ``margin`` is the pair's length feature (:func:`margin_for`). penalty: −log σ(Δr − margin);
@@ -123,7 +122,7 @@ class PdrayRewardTrainer(RewardTrainer):
     length modes of :func:`bt_loss`, and a separate learning rate for the fresh scalar head
     (and the learned length coefficients)."""
 
-    def __init__(self, *args, length_debias: str = "penalty", head_lr: float | None = None,
+    def __init__(self, *args, length_debias: str, head_lr: float | None = None,
                  **kwargs):
         self.length_debias, self.head_lr = length_debias, head_lr
         model = kwargs.get("model")

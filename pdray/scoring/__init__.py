@@ -15,7 +15,7 @@ from pdray.lazy import lazy_names
 
 _HOME = {
     "HFScorer": "backends", "Scorer": "backends", "VLLMScorer": "vllm_engine",
-    "make_scorer": "backends",
+    "make_scorer": "scorers",
     "ScoreConfig": "config",
     "ScoreRun": "reward_gaps", "score_pairs": "reward_gaps",
 }

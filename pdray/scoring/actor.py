@@ -12,8 +12,8 @@ import pyarrow as pa
 from pdray.models.formatting import response_token_lens
 from pdray.rm.model_set import RewardModelSet
 from pdray.schema import text_errors
-from pdray.scoring.backends import make_scorer
 from pdray.scoring.config import ScoreConfig
+from pdray.scoring.scorers import make_scorer
 
 
 class ScoringActor:

@@ -1,6 +1,7 @@
 """Scorers: one interface for the scoring actors' backends (transformers here; vLLM engines in
-:mod:`pdray.scoring.vllm_engine`). The ``ray_llm`` backend is not a per-actor scorer but a Ray
-Data pipeline of its own (:mod:`pdray.scoring.llm`) built on the same plan and encoding.
+:mod:`pdray.scoring.vllm_engine`; :mod:`pdray.scoring.scorers` picks one by ``score.backend``).
+The ``ray_llm`` backend is not a per-actor scorer but a Ray Data pipeline of its own
+(:mod:`pdray.scoring.llm`) built on the same plan (:func:`scoring_plan`) and encoding.
 
 A scorer turns a batch of pairs into r̂_k(x, y_w) and r̂_k(x, y_l) for every aspect k of a
 reward-model set: raw logits of the aspect's head, never a sigmoid. Every chosen and rejected
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pdray.errors import PdrayError
 from pdray.models.backbones import load_reward_backbone
 from pdray.models.formatting import encode_reward_inputs
 from pdray.models.reward import pad_batch, reward_forward, token_batches
@@ -84,7 +84,7 @@ class HFScorer(Scorer):
         n_labels = len(rm_set.aspects) if rm_set.mode == "multi_head" else 1
         self.models: dict[str, _Model] = {}
         # plan: (model folder, pass name, system prompt, [(key, head index)])
-        self.plan = _plan_for(rm_set, rm_dir)
+        self.plan = scoring_plan(rm_set, rm_dir)
         for folder, name, _, heads in self.plan:
             if folder not in self.models:
                 nl = n_labels if name == "multi_head" else 1
@@ -141,7 +141,7 @@ class PackedScorer(Scorer):
 
         self.rm_set, self.cfg = rm_set, cfg
         self.max_length = cfg.max_length or rm_set.max_length
-        self.plan = _plan_for(rm_set, rm_dir)
+        self.plan = scoring_plan(rm_set, rm_dir)
         self.engines, self.toks = {}, {}
         for folder, *_ in self.plan:   # every folder checked before any engine starts
             self._check(folder)
@@ -194,7 +194,9 @@ class PackedScorer(Scorer):
         return out, stats
 
 
-def _plan_for(rm_set: RewardModelSet, rm_dir: str):
+def scoring_plan(rm_set: RewardModelSet, rm_dir: str) -> list[tuple]:
+    """One pass per model folder of the set: ``(folder, key, system prompt or None,
+    [(aspect, head index), …])`` — what every backend (HF, vLLM, ray_llm) runs."""
     plan = []
     if rm_set.mode in ("separate", "all_in_one"):
         for a in rm_set.aspects:
@@ -209,14 +211,3 @@ def _plan_for(rm_set: RewardModelSet, rm_dir: str):
     return plan
 
 
-
-def make_scorer(rm_set: RewardModelSet, rm_dir: str, cfg) -> Scorer:
-    """The scoring actor's scorer for ``cfg.backend`` (``hf`` or ``vllm``)."""
-    if cfg.backend == "vllm":
-        from pdray.scoring.vllm_engine import VLLMScorer  # imports vLLM's registry on use
-
-        return VLLMScorer(rm_set, rm_dir, cfg)
-    if cfg.backend == "ray_llm":
-        raise PdrayError("backend 'ray_llm' is a Ray Data pipeline (pdray.scoring.llm), "
-                         "not a scoring actor's scorer")
-    return HFScorer(rm_set, rm_dir, cfg)

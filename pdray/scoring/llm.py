@@ -89,12 +89,12 @@ class EncodeShards:
         from transformers import AutoTokenizer
 
         from pdray.rm.model_set import RewardModelSet
-        from pdray.scoring.backends import _plan_for
+        from pdray.scoring.backends import scoring_plan
         from pdray.scoring.config import ScoreConfig
 
         self.cfg = ScoreConfig.model_validate_json(cfg_json)
         self.rm_set = RewardModelSet.load(rm_dir)
-        self.plan = _plan_for(self.rm_set, rm_dir)
+        self.plan = scoring_plan(self.rm_set, rm_dir)
         self.folders, self.entries, self.slots = folder_slots(self.plan)
         self.toks = {f: AutoTokenizer.from_pretrained(f, trust_remote_code=self.cfg.trust_remote_code)
                      for f in self.folders}
@@ -210,7 +210,7 @@ def score_ray_llm(staged: Staged, pending: list[str], out: Path, *, rm_set, rm_d
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     from pdray.raysetup import quiet_ray_data
-    from pdray.scoring.backends import _plan_for
+    from pdray.scoring.backends import scoring_plan
     from pdray.scoring.vllm_engine import on_cpu, vllm_architectures
 
     stats = RunStats()
@@ -218,7 +218,7 @@ def score_ray_llm(staged: Staged, pending: list[str], out: Path, *, rm_set, rm_d
         return stats
     # vLLM importable and every folder servable: checked by score_pairs' preflight
     quiet_ray_data(verbose)
-    plan = _plan_for(rm_set, rm_dir)
+    plan = scoring_plan(rm_set, rm_dir)
     folders, entries, slots = folder_slots(plan)
     archs = vllm_architectures()
     cpu = on_cpu()

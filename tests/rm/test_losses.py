@@ -20,13 +20,14 @@ def test_bt_loss_hand_computed():
     rw, rl = torch.tensor([1.0, 0.2]), torch.tensor([0.5, 0.7])
     dl = torch.tensor([100.0, -40.0])
     # plain BT (Eq. 11): Δr = 0.5, −0.5
-    assert bt_loss(rw, rl).item() == pytest.approx((nls(0.5) + nls(-0.5)) / 2)
+    assert bt_loss(rw, rl, None, "none").item() == pytest.approx((nls(0.5) + nls(-0.5)) / 2)
     # penalty (Eq. 17), ρ = 0.01: Δr − ρΔlen = 0.5 − 1 = −0.5, −0.5 + 0.4 = −0.1
     m = torch.tensor(margin_for(dl, 0.01, "penalty"))
     assert bt_loss(rw, rl, m, "penalty").item() == pytest.approx((nls(-0.5) + nls(-0.1)) / 2)
     # product of experts: Δr + ρΔlen = 1.5, −0.9
     assert bt_loss(rw, rl, m, "poe").item() == pytest.approx((nls(1.5) + nls(-0.9)) / 2)
-    assert bt_loss(rw, rl, torch.zeros(2), "none").item() == pytest.approx(bt_loss(rw, rl).item())
+    assert bt_loss(rw, rl, torch.zeros(2), "none").item() == pytest.approx(
+        bt_loss(rw, rl, None, "none").item())
     # learned, margin = Δlen/s with s = 100, w = 0.5: Δr + 0.5·(1, −0.4) = 1.0, −0.7
     ml = torch.tensor(margin_for(dl, 0.0, "learned", scale=100.0))
     assert bt_loss(rw, rl, ml, "learned", torch.tensor(0.5)).item() == pytest.approx(
@@ -42,9 +43,9 @@ def test_penalty_is_bt_on_length_shifted_reward():
     lw, ll = torch.randint(1, 400, (64,), generator=g).float(), torch.randint(1, 400, (64,), generator=g).float()
     rho = 0.003
     assert bt_loss(rw, rl, rho * (lw - ll), "penalty").item() == pytest.approx(
-        bt_loss(rw - rho * lw, rl - rho * ll).item(), rel=1e-6)
+        bt_loss(rw - rho * lw, rl - rho * ll, None, "none").item(), rel=1e-6)
     assert bt_loss(rw, rl, rho * (lw - ll), "poe").item() == pytest.approx(
-        bt_loss(rw + rho * lw, rl + rho * ll).item(), rel=1e-6)
+        bt_loss(rw + rho * lw, rl + rho * ll, None, "none").item(), rel=1e-6)
 
 
 def test_learned_length_loss_value_and_gradient_match_the_direct_formula():
