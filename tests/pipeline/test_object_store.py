@@ -77,9 +77,13 @@ def _free_server():
 @pytest.fixture
 def s3(tmp_path):
     """A moto S3 server on 127.0.0.1 with one bucket; the environment a run gets."""
+    import urllib.request
+
     import pyarrow.fs as pafs
 
     server, endpoint = _free_server()
+    # moto keeps its buckets in the process, across servers: start from an empty store
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
            "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_EC2_METADATA_DISABLED": "true", "PDRAY_CACHE": str(tmp_path / "cache"),
@@ -94,8 +98,16 @@ def s3(tmp_path):
         server.stop()
 
 
-def _run(env, src, mode, cwd, timeout=240):
-    """One pipeline run in its own process group; its output and return code."""
+def _run(env, src, mode, cwd, timeout=300):
+    """One pipeline run in its own process group; its output and return code (tried again
+    once when the local Ray it starts times out starting, as it may on a loaded machine)."""
+    rc, out = _run_once(env, src, mode, cwd, timeout)
+    if rc == 1 and "node timed out during startup" in out:
+        rc, out = _run_once(env, src, mode, cwd, timeout)
+    return rc, out
+
+
+def _run_once(env, src, mode, cwd, timeout):
     p = subprocess.Popen([sys.executable, "-c", SCRIPT, str(src), URI, mode], cwd=cwd, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
@@ -109,10 +121,10 @@ def _run(env, src, mode, cwd, timeout=240):
     return p.returncode, out
 
 
-def _objects(fs) -> dict[str, int]:
+def _objects(fs, prefix: str = BUCKET) -> dict[str, int]:
     import pyarrow.fs as pafs
 
-    infos = fs.get_file_info(pafs.FileSelector(BUCKET, recursive=True))
+    infos = fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
     return {i.path: i.size for i in infos if i.type == pafs.FileType.File}
 
 
@@ -259,10 +271,11 @@ def test_mirror_uploads_marker_last_prunes_syncs_and_relocates(s3, monkeypatch, 
         write_json({"stage": "score", "key": "0123456789ab", "dir": str(d),
                     "scores": str(d / "scores")}, d / store.MARKER)
         deadline = time.time() + 10
-        while f"{BUCKET}/unit/stages/score-0123456789ab/scores/plan.json" not in _objects(fs):
+        plan = f"{BUCKET}/unit/stages/score-0123456789ab/scores/plan.json"
+        while plan not in _objects(fs, f"{BUCKET}/unit"):
             assert time.time() < deadline, "the running stage was not synced"
             time.sleep(0.1)
-    objs = _objects(fs)
+    objs = _objects(fs, f"{BUCKET}/unit")
     assert not any(k.endswith(store.MARKER) for k in objs)
     assert order.index("stages/score-0123456789ab/scores/plan.json") < order.index(
         "stages/score-0123456789ab/scores/shards/part-00000-x.parquet")
@@ -273,7 +286,7 @@ def test_mirror_uploads_marker_last_prunes_syncs_and_relocates(s3, monkeypatch, 
     assert order == ["stages/score-0123456789ab/scores/shards/part-00000-x.parquet",
                      "stages/score-0123456789ab/_stage.json"], order
     objs = sorted(k.removeprefix(f"{BUCKET}/unit/stages/score-0123456789ab/")
-                  for k in _objects(fs))
+                  for k in _objects(fs, f"{BUCKET}/unit"))
     assert objs == ["_stage.json", "scores/shards/part-00000-x.parquet"], objs
     # another mirror folder: the marker's paths follow it
     b = tmp_path / "b"
