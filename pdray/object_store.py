@@ -302,10 +302,15 @@ class Mirror:
         t.start()
         try:
             yield
-        finally:
+        except BaseException:   # what the stage committed goes up; its own error is the one
             stop.set()
             t.join(timeout=30)
-            self.push(folder, marker=False, prune=False)
+            with contextlib.suppress(Exception):
+                self.push(folder, marker=False, prune=False)
+            raise
+        stop.set()
+        t.join(timeout=30)
+        self.push(folder, marker=False, prune=False)
 
 
 def _reason(e: BaseException) -> str:

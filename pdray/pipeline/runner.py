@@ -107,7 +107,8 @@ def run_pipeline(cfg: PipelineConfig, *, echo=print, upto: str | None = None) ->
     # actors write their shards; docs/cluster.md)
     key = f"run.local_dir (the mirror of {mirror.uri})" if mirror else "run.output_dir"
     if nodes := check_shared_storage(out, key=key):
-        echo(f"[run] {out}: shared by all {nodes} nodes")
+        echo(f"[run] {out}{f' (mirror of {mirror.uri})' if mirror else ''}: shared by all "
+             f"{nodes} nodes")
     if quiet:
         echo("[run] Ray's worker output: its session logs (/tmp/ray/session_latest/logs by "
              "default), the scorers' under each score stage's logs/; PDRAY_VERBOSE=1 shows it "

@@ -299,3 +299,11 @@ def test_mirror_uploads_marker_last_prunes_syncs_and_relocates(s3, monkeypatch, 
     store.Mirror(uri, b).pull("stages")   # again: the marker still names this mirror
     assert json.loads((b / "stages" / "score-0123456789ab" / store.MARKER).read_text()) == rec
     assert store.default_mirror(uri) == store.default_mirror(uri + "/")
+    # a stage that fails: what it committed goes up, and its own error is the one raised
+    d2 = a / "stages" / "select-0123456789ab"
+    d2.mkdir()
+    with pytest.raises(RuntimeError, match="the stage failed"), m.syncing(d2):
+        (d2 / "committed.parquet").write_bytes(b"part")
+        raise RuntimeError("the stage failed")
+    assert f"{BUCKET}/unit/stages/select-0123456789ab/committed.parquet" in _objects(
+        fs, f"{BUCKET}/unit")
