@@ -87,7 +87,7 @@ def build_set(root: Path):
         AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(root / a)
     RewardModelSet("separate", ["harmlessness", "helpfulness"],
                    {"helpfulness": "helpfulness", "harmlessness": "harmlessness"},
-                   max_length=256).save(root)
+                   max_length=256, length_debias="penalty", rho=0.0).save(root)
     return root
 
 
@@ -177,7 +177,7 @@ def build_pku_set(root: Path) -> Path:
     model.save_pretrained(root / "multi_head", safe_serialization=True)
     tok.save_pretrained(root / "multi_head")
     RewardModelSet("multi_head", aspects, {a: "multi_head" for a in aspects},
-                   max_length=256).save(root)
+                   max_length=256, length_debias="penalty", rho=0.0).save(root)
     return root
 
 
@@ -343,7 +343,7 @@ def main() -> None:
             build_tiny_reward_model(tmp / "tiny" / a)
         RewardModelSet("separate", ["helpfulness", "honesty"],
                        {"helpfulness": "helpfulness", "honesty": "honesty"},
-                       max_length=128).save(tmp / "tiny")
+                       max_length=128, length_debias="penalty", rho=0.0).save(tmp / "tiny")
         for n in (args.scale // 10, args.scale):
             path = tmp / f"syn{n}.parquet"
             write_synthetic(str(path), n, ["helpfulness", "honesty"])

@@ -26,6 +26,7 @@ from pdray.align.downstream import headline
 from pdray.config import apply_overrides, dump_config
 from pdray.errors import ConfigError
 from pdray.io import read_table, write_json, write_text
+from pdray.object_store import is_uri
 from pdray.pipeline.config import PipelineConfig
 from pdray.pipeline.runner import run_pipeline
 from pdray.pipeline.summary import selection_row
@@ -111,6 +112,10 @@ def run_tune(cfg: PipelineConfig, *, echo=print) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    if is_uri(cfg.run.output_dir):   # trials share the upstream stages through a folder
+        raise ConfigError(f"pdray tune: run.output_dir={cfg.run.output_dir!r} is an "
+                          "object-store URI; tune needs a folder every trial sees (pdray run "
+                          "takes a URI)")
     t = cfg.tune
     base = cfg.model_dump(mode="json")
     out = Path(cfg.run.output_dir).resolve()

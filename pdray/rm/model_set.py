@@ -41,8 +41,9 @@ class RewardModelSet:
     # aspect maps to the same folder.
     paths: dict[str, str]
     system_prompts: dict[str, str] = field(default_factory=dict)
-    rho: float = 0.0
-    length_debias: LengthDebias = "penalty"
+    # the length term the models were trained with (Eq. 17); the scores carry it on (Eq. 18)
+    rho: float = field(kw_only=True)
+    length_debias: LengthDebias = field(kw_only=True)
     max_length: int = 1024
     response_share: float = 0.75
     holistic_path: str | None = None
@@ -87,7 +88,8 @@ class RewardModelSet:
             raise PdrayError(f"{path}: unreadable reward-model manifest: expected a JSON object, "
                              f"got {type(data).__name__}")
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        missing = [k for k in ("mode", "aspects", "paths") if k not in data]
+        missing = [k for k in ("mode", "aspects", "paths", "rho", "length_debias")
+                   if k not in data]
         if unknown or missing:
             raise PdrayError(f"{path}: unreadable reward-model manifest: "
                              + (f"unknown key {unknown[0]!r}" if unknown

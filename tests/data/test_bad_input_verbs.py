@@ -140,7 +140,8 @@ def rm_set(tmp_path_factory, tiny_rm):
     root = tmp_path_factory.mktemp("rmset") / "rm"
     for a in ASPECTS:
         shutil.copytree(tiny_rm, root / a)
-    RewardModelSet("separate", ASPECTS, {a: a for a in ASPECTS}, max_length=64).save(root)
+    RewardModelSet("separate", ASPECTS, {a: a for a in ASPECTS}, max_length=64,
+                   length_debias="penalty", rho=0.0).save(root)
     return root
 
 

@@ -26,9 +26,9 @@ def test_holistic_and_no_debias_select_on_their_own_models(ray_local, tmp_path):
     assert set(sel.counts) == {"pd", "holistic", "no_debias"}
     # no_debias: PD on the no-mitigation models' scores (their own ρ and length mode)
     nd = read_scores(score.scores_no_debias)
-    rho, mode = length_term(score.scores_no_debias)
-    assert (rho, mode) == (0.0, "none")
-    want = select(nd, "no_debias", length=LengthTerm.of(mode, rho), budget=cfg.select.budget,
+    term = length_term(score.scores_no_debias)
+    assert term == LengthTerm.of("none", 0.0) == score.length["scores_no_debias"]
+    want = select(nd, "no_debias", length=term, budget=cfg.select.budget,
                   gamma=cfg.select.gamma, seed=cfg.select.seed).selected_ids
     got = read_table(f"{sel.selections['no_debias']}/selected.parquet")["id"].to_pylist()
     assert sorted(got) == sorted(want)

@@ -73,7 +73,7 @@ def test_cross_matrix_on_tiny_sets(tmp_path):
     for i, a in enumerate(aspects):
         build_tiny_reward_model(root / a, seed=10 + i)
     RewardModelSet(mode="separate", aspects=aspects, paths={a: a for a in aspects},
-                   max_length=128).save(root)
+                   max_length=128, length_debias="penalty", rho=0.0).save(root)
     m = evaluate_set(root, t, echo=lambda *_: None)
     assert set(m["cross_accuracy"]) == set(aspects) and m["heldout_pairs"] == 6
     for k in aspects:
@@ -92,7 +92,7 @@ def test_cross_matrix_on_tiny_sets(tmp_path):
     mh = tmp_path / "mh"
     build_tiny_reward_model(mh / "multi_head", seed=3, num_labels=2)
     RewardModelSet(mode="multi_head", aspects=aspects, paths={a: "multi_head" for a in aspects},
-                   max_length=128).save(mh)
+                   max_length=128, length_debias="penalty", rho=0.0).save(mh)
     m2 = evaluate_set(mh, t, echo=lambda *_: None, write=False)
     for h, k in enumerate(aspects):
         want = float(np.mean(_direct_margin(mh / "multi_head", t.slice(3 * h, 3), head=h) > 0))
@@ -111,7 +111,8 @@ def test_rm_eval_cli(tmp_path):
     for i, a in enumerate(["helpfulness", "honesty"]):
         build_tiny_reward_model(root / a, seed=10 + i)
     RewardModelSet(mode="separate", aspects=["helpfulness", "honesty"],
-                   paths={"helpfulness": "helpfulness", "honesty": "honesty"}, max_length=128).save(root)
+                   paths={"helpfulness": "helpfulness", "honesty": "honesty"}, max_length=128,
+                   length_debias="penalty", rho=0.0).save(root)
     write_table(_pairs(), str(tmp_path / "held.parquet"))
     res = CliRunner().invoke(app, ["rm", "eval", str(root), str(tmp_path / "held.parquet"),
                                    "--output", str(tmp_path / "m.json")])

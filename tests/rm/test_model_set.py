@@ -18,7 +18,7 @@ def test_reading_a_set_imports_neither_torch_nor_trl():
 
 def test_round_trip_and_lazy_names(tmp_path):
     s = RewardModelSet("multi_head", ["a", "b"], {"a": "multi_head", "b": "multi_head"},
-                       rho=0.5, extra={"nan": float("nan")})
+                       rho=0.5, extra={"nan": float("nan")}, length_debias="penalty")
     s.save(tmp_path)
     assert json.loads((tmp_path / MANIFEST).read_text())["extra"] == {"nan": None}  # strict JSON
     back = RewardModelSet.load(tmp_path)

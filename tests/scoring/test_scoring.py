@@ -23,15 +23,16 @@ def rm_sets(tmp_path_factory):
         build_tiny_reward_model(sep / a, seed=i)
     build_tiny_reward_model(sep / "holistic", seed=7)
     RewardModelSet("separate", ASPECTS, {a: a for a in ASPECTS}, rho=0.001, max_length=128,
-                   holistic_path="holistic").save(sep)
+                   holistic_path="holistic", length_debias="penalty").save(sep)
     mh = root / "mh"
     build_tiny_reward_model(mh / "multi_head", seed=3, num_labels=2)
-    RewardModelSet("multi_head", ASPECTS, {a: "multi_head" for a in ASPECTS}, max_length=128).save(mh)
+    RewardModelSet("multi_head", ASPECTS, {a: "multi_head" for a in ASPECTS}, max_length=128,
+                   length_debias="penalty", rho=0.0).save(mh)
     aio = root / "aio"
     build_tiny_reward_model(aio / "all_in_one", seed=4)
     RewardModelSet("all_in_one", ASPECTS, {a: "all_in_one" for a in ASPECTS},
                    system_prompts={"helpfulness": "Be helpful.", "honesty": "Be honest."},
-                   max_length=128).save(aio)
+                   max_length=128, length_debias="penalty", rho=0.0).save(aio)
     return {"separate": sep, "multi_head": mh, "all_in_one": aio}
 
 

@@ -43,16 +43,16 @@ def rm_sets(tmp_path_factory):
     _rm(sep / "honesty", seed=2, pooling="native")
     _rm(sep / "holistic", seed=3, pooling="mean")
     RewardModelSet("separate", ASPECTS, {a: a for a in ASPECTS}, max_length=96,
-                   holistic_path="holistic").save(sep)
+                   holistic_path="holistic", length_debias="penalty", rho=0.0).save(sep)
     mh = root / "multi_head"    # the shipped pku recipe's shape: one mean-pooled folder, κ heads
     _rm(mh / "multi_head", seed=4, pooling="mean", num_labels=2)
     RewardModelSet("multi_head", ASPECTS, {a: "multi_head" for a in ASPECTS},
-                   max_length=96).save(mh)
+                   max_length=96, length_debias="penalty", rho=0.0).save(mh)
     aio = root / "all_in_one"   # one folder, one system prompt per aspect
     _rm(aio / "all_in_one", seed=5, pooling="native")
     RewardModelSet("all_in_one", ASPECTS, {a: "all_in_one" for a in ASPECTS},
                    system_prompts={"helpfulness": "Be helpful.", "honesty": "Be honest."},
-                   max_length=96).save(aio)
+                   max_length=96, length_debias="penalty", rho=0.0).save(aio)
     return {"separate": sep, "multi_head": mh, "all_in_one": aio}
 
 
@@ -163,7 +163,7 @@ def test_unservable_models_end_pdray_score_in_one_line(tmp_path, monkeypatch):
         # a whole folder (weights, tokenizer): the folder checks pass, vLLM's refusal is what ends it
         save_file({"w": np.zeros(1, np.float32)}, str(rms / "a" / "model.safetensors"))
         (rms / "a" / "tokenizer.json").write_text("{}")
-        RewardModelSet("separate", ["a"], {"a": "a"}).save(rms)
+        RewardModelSet("separate", ["a"], {"a": "a"}, length_debias="penalty", rho=0.0).save(rms)
         for backend in ("vllm", "ray_llm"):
             err = io.StringIO()
             with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:

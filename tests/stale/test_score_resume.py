@@ -20,7 +20,7 @@ def _rm_set(root, seed):
     for i, a in enumerate(ASPECTS):
         build_tiny_reward_model(root / a, seed=seed + i)
     RewardModelSet("separate", ASPECTS, {a: a for a in ASPECTS}, rho=0.001,
-                   max_length=128).save(root)
+                   max_length=128, length_debias="penalty").save(root)
     return root
 
 
