@@ -1,8 +1,8 @@
 """Evaluation metrics: the win score of Eq. 19, AW, average length, AlpacaEval WR and LC.
 
 * ``win_score = (wins − losses) / |D_t| + 1`` (Eq. 19), in [0, 2]; 1 means on par with the
-  baseline. ``|D_t|`` counts the prompts whose two judgments were both parsed; parse failures
-  are reported separately (``failed``), never counted as ties.
+  baseline. ``|D_t|`` counts every prompt of the set: a prompt whose judgments could not be
+  parsed counts as a tie and is reported (``failed``), never dropped.
 * ``AW`` = mean of the win scores over the test sets (Sec. 5.1).
 * ``AL`` = average response length (words by default), reported next to every score.
 * AlpacaEval win rate ``WR`` = 100 · mean preference for the model over the reference (ties 0.5).
