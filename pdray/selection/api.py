@@ -27,7 +27,6 @@ from pdray.selection.selectors import DESCRIPTIONS, SELECTORS, Context
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class SelectionResult:
     strategy: str
@@ -109,6 +108,7 @@ def select(scores: pa.Table, strategy: str = default("strategy"), *, length: Len
         "counts": {"in": n_in, "selected": n_sel, "not_selected": n_in - n_sel - dropped,
                    "dropped": dropped},
         "q": choice.q, "info": choice.info,
+        "inputs": {"scores": source, "pairs": pairs_source},
         "input_hashes": {"scores": table_hash(scores),
                          "pairs": table_hash(pairs) if pairs is not None else None},
         "pdray_version": __version__,

@@ -84,7 +84,8 @@ def compute_pd(scores: pa.Table, *, gamma: float, length: LengthTerm,
     pd, qs = M.pd_columns(cols, own_codes, [code[k] for k in aspects], gamma, labels=aspects,
                           chosen_len=cl, rejected_len=rl, rho=rho, weights=w)
     q = dict(zip(aspects, qs))
-    return PDResult(pd, q, _normalized(scores, q, rho, length_debias), list(aspects))
+    # ``scores`` already has any fit removed: the normalised gaps apply Eq. 18's own term only
+    return PDResult(pd, q, _normalized(scores, q, length.with_fit(None)), list(aspects))
 
 
 def recorded_pd(scores: pa.Table, pd: np.ndarray, q: dict[str, float], length: LengthTerm
@@ -92,18 +93,20 @@ def recorded_pd(scores: pa.Table, pd: np.ndarray, q: dict[str, float], length: L
     """The PD a selection recorded (its ``pd`` per row of ``scores``, its q_k and length term),
     as a :class:`PDResult` whose Δr̃_k (Eq. 14) are computed from those values on first use:
     what the report shows, with no PD of its own."""
-    if length.fits:
-        scores = remove_length(scores, length.fitted)[0]
-    return PDResult(np.asarray(pd, dtype=np.float64), dict(q),
-                    _normalized(scores, q, length.rho, length.mode), sorted(q))
+    return PDResult(np.asarray(pd, dtype=np.float64), dict(q), _normalized(scores, q, length),
+                    sorted(q))
 
 
-def _normalized(scores: pa.Table, q: dict[str, float], rho: float, mode: str) -> _Lazy:
-    """Δr̃_k = clip(Δr̂_k / q_k) per aspect, Δr̂_k of Eq. 18 (each computed on first use)."""
+def _normalized(scores: pa.Table, q: dict[str, float], length: LengthTerm) -> _Lazy:
+    """Δr̃_k = clip(Δr̂_k / q_k) per aspect, Δr̂_k of Eq. 18 after any fitted ρ̂_k (each
+    computed on first use: the report needs a few rows of them, never a whole refit)."""
     def one(k):
         dlen = (scores["chosen_len"].to_numpy(zero_copy_only=False).astype(np.float64)
                 - scores["rejected_len"].to_numpy(zero_copy_only=False).astype(np.float64))
-        return M.normalize_gap(M.length_adjusted_gap(gap(scores, k), dlen, rho, mode), q[k])
+        g = gap(scores, k)
+        if length.fits and k in length.fitted:   # as remove_length: Δr̂_k − ρ̂_k·Δlen
+            g = g - length.fitted[k] * dlen
+        return M.normalize_gap(M.length_adjusted_gap(g, dlen, length.rho, length.mode), q[k])
 
     return _Lazy(list(q), one)
 

@@ -104,9 +104,10 @@ def run(cfg: SelectStageConfig, inputs: dict, out: Path, echo, *,
         dirs[strategy], counts[strategy] = str(where), len(res.selected_ids)
         echo(f"[select] {strategy}: kept {counts[strategy]} of {res.manifest['counts']['in']}")
     scores, length = selection_scores("pd", inputs, memo)
-    _, used = fitted_term(scores, length, cfg.fit_length)
+    table, used = fitted_term(scores, length, cfg.fit_length)   # the fit once, as select()'s
     try:
-        pdr = compute_pd(scores, gamma=cfg.gamma, length=used, aspect_weights=cfg.aspect_weights)
+        pdr = compute_pd(table, gamma=cfg.gamma, length=used.with_fit(None),
+                         aspect_weights=cfg.aspect_weights)
     except PdrayError as e:   # no strategy ranked by PD either (they would have failed first)
         echo(f"[select] no PD of these scores: {e}")
         pdr = None
