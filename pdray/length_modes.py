@@ -39,11 +39,17 @@ class LengthTerm(BaseModel):
     @classmethod
     def of(cls, mode: str, rho: float) -> LengthTerm:
         """The term of reward models trained with ``mode`` and ``rho`` (ρ kept for ``penalty``
-        only); an unknown mode is one readable line."""
+        only); an unknown mode or a ρ that is not a number ≥ 0 is one readable line."""
         if mode not in LENGTH_MODES:
             raise ConfigError(f"length_debias {mode!r} is not a length mode (known: "
                               f"{', '.join(LENGTH_MODES)})")
-        return cls(mode=mode, rho=float(rho) if mode == "penalty" else 0.0)
+        try:
+            value = float(rho)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not value >= 0:
+            raise ConfigError(f"rho {rho!r} is not a number ≥ 0 (ρ per token of Eq. 18)")
+        return cls(mode=mode, rho=value if mode == "penalty" else 0.0)
 
     @property
     def fits(self) -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pdray.errors import DataError
+from pdray.errors import ConfigError, DataError
 from pdray.io import read_table
 from pdray.length_modes import LENGTH_MODES, LengthTerm
 
@@ -138,8 +138,11 @@ def length_term(path, rho: float | None = None, length_debias: str | None = None
                         file=str(path), field="length")
     mode = length_debias or recorded or "none"
     if rho is None:  # the manifest's ρ belongs to the manifest's mode only
-        rho = float(term.get("rho", 0.0)) if mode == recorded else 0.0
-    return LengthTerm.of(mode, rho)
+        rho = term.get("rho", 0.0) if mode == recorded else 0.0
+    try:
+        return LengthTerm.of(mode, rho)
+    except ConfigError as e:
+        raise DataError(str(e), file=str(path), field="length") from None
 
 
 def rm_metrics_for(path) -> dict | None:

@@ -84,3 +84,24 @@ def test_learned_mode_selection_is_length_neutral_by_default():
     assert dlen[idx(raw)].mean() > dlen.mean() + 100
     assert fit.length.fits and not raw.length.fits   # the term used travels with the selection
     assert fit.manifest["length"]["fitted"]["a"] == pytest.approx(0.01, rel=0.1)
+
+
+def test_a_bad_length_term_in_a_scores_manifest_is_one_line_naming_it(tmp_path):
+    """The length term a scores manifest records is checked when read: a negative ρ or an
+    unknown mode names the scores and the field, never a validation traceback."""
+    import json
+
+    from pdray.errors import DataError
+    from pdray.selection.scores import length_term
+
+    for term, words in (({"mode": "penalty", "rho": -1}, "rho -1"),
+                        ({"mode": "penalty", "rho": "x"}, "rho 'x'"),
+                        ({"mode": "bogus", "rho": 0.1}, "unknown length mode 'bogus'")):
+        (tmp_path / "manifest.json").write_text(json.dumps({"length": term}))
+        with pytest.raises(DataError, match=words) as e:
+            length_term(tmp_path)
+        assert str(tmp_path) in str(e.value) and "length" in str(e.value)
+    (tmp_path / "manifest.json").write_text(json.dumps({"length": {"mode": "penalty",
+                                                                   "rho": 0.01}}))
+    assert length_term(tmp_path) == LengthTerm.of("penalty", 0.01)
+    assert length_term(tmp_path, length_debias="learned").rho == 0.0   # ρ: penalty only
