@@ -20,7 +20,7 @@ from pdray.errors import StorageError, os_reason
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML config file.", exists=False)
 PAIRS_HELP = "Canonical pairs (.parquet/.jsonl)."
-OVERRIDES_ARG = typer.Argument(None, help="Overrides as key.sub=value (applied after --config).")
+OVERRIDES_ARG = typer.Argument(None, help="Overrides as key.sub=value (applied after --config and the options).")
 
 
 def fail(e: BaseException) -> NoReturn:

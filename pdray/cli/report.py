@@ -54,4 +54,5 @@ def register(app: typer.Typer) -> None:
                    Shortcut("length_debias", help=f"learned | penalty | poe | none "
                             f"{MANIFEST_DEFAULT}"),
                    Shortcut("seed", int)],
-        help="Compare strategies on the same scores: HTML page, PNG plots and metrics.json.")
+        help="Compare strategies on the same scores (the select stage, then the report stage): "
+             "HTML page, PNG plots and metrics.json; the selections in OUTPUT/selections/.")

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from pdray.pipeline import PipelineConfig, run_pipeline
 
         extra = [f"run.ray_address={ray_address}"] if ray_address else []
-        cfg = load_config(PipelineConfig, config, list(overrides or []) + extra)
+        cfg = load_config(PipelineConfig, config, extra + list(overrides or []))   # key=value wins
         with pipeline_echo(cfg.run.output_dir) as echo:
             res = run_pipeline(cfg, echo=echo, upto=upto)
             rm = res.manifests.get("rm")

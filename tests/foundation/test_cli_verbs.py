@@ -184,3 +184,27 @@ def test_help_of_every_verb_imports_no_heavy_package():
             "file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
+
+
+@pytest.mark.parametrize("flag, seen", [([], None), (["--verbose"], "1")])
+def test_score_verbose_shows_ray_output_while_the_stage_runs_only(monkeypatch, tmp_path, flag,
+                                                                  seen):
+    """``pdray score --verbose`` is PDRAY_VERBOSE=1 for the score stage it runs (Ray's worker
+    output on the terminal), and the variable is restored afterwards."""
+    import os
+
+    from pdray.cli import app
+    from pdray.rm.model_set import RewardModelSet
+    from pdray.scoring import stage
+
+    monkeypatch.delenv("PDRAY_VERBOSE", raising=False)
+    RewardModelSet("separate", ["a", "b"], {"a": "a", "b": "b"}, length_debias="penalty",
+                   rho=0.0).save(tmp_path)
+    calls = []
+    monkeypatch.setattr(stage, "run", lambda cfg, inputs, out, echo, flat: calls.append(
+        (os.environ.get("PDRAY_VERBOSE"), inputs["rm"].aspects, inputs["data"].train, flat)))
+    r = runner.invoke(app, ["score", "p.jsonl", "--rm", str(tmp_path), "-o",
+                            str(tmp_path / "s"), *flag])
+    assert r.exit_code == 0, r.output
+    assert calls == [(seen, ["a", "b"], "p.jsonl", True)]
+    assert "PDRAY_VERBOSE" not in os.environ
